@@ -1,0 +1,121 @@
+"""Typed frozen-dataclass configs: YAML/TOML files loaded at the edge, unknown keys rejected."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+from compress.errors import UserInputError
+
+C = TypeVar("C")
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a ``.yaml``/``.yml``/``.toml``/``.json`` file into a dict (keys may use - or _)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"Config file '{path}' does not exist; pass an existing .yaml or .toml file.")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            import json
+
+            data = json.loads(text)
+        else:
+            raise UserInputError(f"Config file '{path}' has suffix '{suffix}'; use .yaml, .yml, .toml or .json.")
+    except UserInputError:
+        raise
+    except Exception as exc:  # parse errors of three libraries
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserInputError(f"Config file '{path}' cannot be parsed: {first}") from exc
+    if not isinstance(data, dict):
+        raise UserInputError(f"Config file '{path}' must hold a mapping of keys to values at the top level.")
+    return data
+
+
+def _norm_key(key: str) -> str:
+    return str(key).strip().replace("-", "_")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Coerce YAML/TOML/CLI values to the annotated field type (paths, tuples, optionals)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if value is None:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        last: Exception | None = None
+        for a in non_none:
+            try:
+                return _coerce(value, a, where)
+            except UserInputError as exc:
+                last = exc
+        raise last or UserInputError(f"{where}: bad value {value!r}")
+    if tp is Any:
+        return value
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        inner = args[0] if args else Any
+        if origin is tuple and len(args) >= 2 and args[1] is not Ellipsis:
+            return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+        seq = [_coerce(v, inner, where) for v in value]
+        return tuple(seq) if origin is tuple else seq
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise UserInputError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Path:
+        return Path(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise UserInputError(f"{where}: expected true/false, got {value!r}")
+    if tp in (int, float, str):
+        try:
+            if tp is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return tp(value)
+        except (TypeError, ValueError) as exc:
+            raise UserInputError(f"{where}: expected {tp.__name__}, got {value!r}") from exc
+    return value
+
+
+def build_config(cls: type[C], values: Mapping[str, Any] | None = None, *, section: str = "config") -> C:
+    """Build frozen dataclass ``cls`` from a mapping; unknown keys raise a UserInputError listing valid ones."""
+    values = {_norm_key(k): v for k, v in (values or {}).items()}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise UserInputError(
+            f"Unknown key(s) {', '.join(unknown)} in {section}. Valid keys: {', '.join(sorted(fields))}."
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise UserInputError(f"{section}: {exc}") from exc
+
+
+def merge(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """File values overridden by CLI flags; ``None`` in overrides means 'not given'."""
+    merged = {_norm_key(k): v for k, v in file_values.items()}
+    merged.update({_norm_key(k): v for k, v in overrides.items() if v is not None})
+    return merged

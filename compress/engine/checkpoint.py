@@ -1,0 +1,201 @@
+"""Checkpoint format: a folder with ``model.safetensors`` (weights) and ``manifest.json``.
+
+Export and profile read only this; ``torch.load`` of pickles is never used. Writes are atomic.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from compress.errors import CheckpointError
+from compress.io import read_json, sha256_file, to_jsonable, write_json_atomic
+
+FORMAT = "compress-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+MANIFEST = "manifest.json"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded with every checkpoint and report."""
+    import compress
+
+    out = {"compress": compress.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    for mod in ("torchvision", "timm", "numpy", "onnx", "onnxruntime"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # optional or broken install: simply not recorded
+            pass
+    return out
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything needed to rebuild, preprocess for and describe a trained model."""
+
+    architecture: str
+    num_classes: int
+    in_chans: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+    method: str = "ce"
+    role: str = "student"  # teacher | student | baseline | member
+    task: str = "classification"  # classification | embedding
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    split_hash: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+    versions: dict[str, str] = field(default_factory=library_versions)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "manifest") -> "Manifest":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise CheckpointError(f"{source} is not a compress checkpoint manifest (no \"format\": \"{FORMAT}\").")
+        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{source} has format_version {data['format_version']}, newer than this toolkit reads "
+                f"({FORMAT_VERSION}); upgrade compress."
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = [n for n in ("architecture", "num_classes", "in_chans", "image_size", "mean", "std", "class_names")
+                   if n not in data]
+        if missing:
+            raise CheckpointError(f"{source} lacks required field(s) {', '.join(missing)}; the checkpoint is corrupt.")
+        kwargs = {k: v for k, v in data.items() if k in names}
+        for key in ("mean", "std", "class_names"):
+            kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "Manifest":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (eval mode, on ``device``) and its manifest."""
+
+    model: nn.Module
+    manifest: Manifest
+    path: Path
+
+
+def resolve_checkpoint_dir(path: str | Path) -> Path:
+    """Accept the checkpoint folder, its manifest/weights file, or a run folder (→ ``checkpoints/best``)."""
+    p = Path(path)
+    if p.is_file() and p.name in (WEIGHTS, MANIFEST):
+        p = p.parent
+    if p.is_dir() and not (p / MANIFEST).exists() and (p / "checkpoints" / "best" / MANIFEST).exists():
+        p = p / "checkpoints" / "best"
+    if not p.exists():
+        raise CheckpointError(f"Checkpoint '{path}' does not exist; pass a checkpoint folder or a run folder.")
+    if not (p / MANIFEST).is_file() or not (p / WEIGHTS).is_file():
+        raise CheckpointError(
+            f"'{path}' is not a compress checkpoint: expected a folder with {MANIFEST} and {WEIGHTS} "
+            "(as written under runs/<name>/checkpoints/)."
+        )
+    return p
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    ckpt_dir = resolve_checkpoint_dir(path)
+    try:
+        data = read_json(ckpt_dir / MANIFEST)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{ckpt_dir / MANIFEST} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc}); "
+                              "the checkpoint is corrupt.") from exc
+    return Manifest.from_dict(data, source=str(ckpt_dir / MANIFEST))
+
+
+def state_dict_for_save(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies; tied tensors are cloned so safetensors accepts them."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for k, v in model.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        if t.data_ptr() in seen and t.numel() > 0:
+            t = t.clone()
+        seen.add(t.data_ptr())
+        out[k] = t
+    return out
+
+
+def save_checkpoint(directory: str | Path, model: nn.Module, manifest: Manifest) -> Path:
+    """Write weights then manifest atomically into ``directory``; returns the folder."""
+    from safetensors.torch import save_file
+
+    from compress.io import atomic_path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / WEIGHTS) as tmp:
+        save_file(state_dict_for_save(model), str(tmp), metadata={"format": FORMAT})
+    write_json_atomic(directory / MANIFEST, manifest.to_dict())
+    return directory
+
+
+def weights_hash(path: str | Path) -> str:
+    """SHA-256 of the checkpoint's weights file (recorded by exports)."""
+    return sha256_file(resolve_checkpoint_dir(path) / WEIGHTS)
+
+
+def build_model(manifest: Manifest) -> nn.Module:
+    """An untrained model of the manifest's architecture (no pretrained download)."""
+    from compress.models import create_model
+
+    return create_model(manifest.architecture, num_classes=manifest.num_classes, in_chans=manifest.in_chans,
+                        **manifest.model_kwargs)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                    expect: Manifest | None = None) -> Checkpoint:
+    """Load a checkpoint; with ``expect`` also check architecture and class list match."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    ckpt_dir = resolve_checkpoint_dir(path)
+    manifest = read_manifest(ckpt_dir)
+    if expect is not None:
+        check_compatible(manifest, expect, str(ckpt_dir))
+    model = build_model(manifest)
+    try:
+        state = load_file(str(ckpt_dir / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{ckpt_dir / WEIGHTS} cannot be read ({exc}); the checkpoint is corrupt.") from exc
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{ckpt_dir / WEIGHTS} does not fit architecture '{manifest.architecture}': "
+            f"missing {list(result.missing_keys)[:5]}, unexpected {list(result.unexpected_keys)[:5]}."
+        )
+    return Checkpoint(model=model.to(device).eval(), manifest=manifest, path=ckpt_dir)
+
+
+def check_compatible(found: Manifest, expect: Manifest, source: str) -> None:
+    """Reject a checkpoint of another architecture or class list (used on resume and fine-tune)."""
+    if found.architecture != expect.architecture:
+        raise CheckpointError(
+            f"{source} holds a '{found.architecture}' model but '{expect.architecture}' was asked for; "
+            "pick the matching --student/--teacher or another checkpoint."
+        )
+    if tuple(found.class_names) != tuple(expect.class_names):
+        raise CheckpointError(
+            f"{source} was trained on classes {list(found.class_names)[:6]}... which differ from this data's "
+            f"{list(expect.class_names)[:6]}...; use a checkpoint trained on the same classes."
+        )

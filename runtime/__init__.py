@@ -1,0 +1,4 @@
+"""Runners (PyTorch, ONNX Runtime, TensorRT) behind one interface, and latency measurement."""
+from runtime.base import Runner
+
+__all__ = ["Runner"]

@@ -1,0 +1,11 @@
+"""Training/distillation methods, one file each, registered in ``METHODS``."""
+import importlib
+
+from compress.methods.base import METHODS, Method, StepOutput, build_method
+
+# Importing a module registers its methods; the list is the single place that names them.
+_MODULES = ["ce", "kd"]
+for _m in _MODULES:
+    importlib.import_module(f"compress.methods.{_m}")
+
+__all__ = ["METHODS", "Method", "StepOutput", "build_method"]

@@ -1,0 +1,49 @@
+"""Typed training configuration shared by ``compress train`` and ``compress distill``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compress.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and loop settings (units: epochs, images per batch, learning rate per step)."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    optimizer: str = "sgd"  # sgd | adamw
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | step | multistep | constant
+    milestones: tuple[int, ...] = ()  # epochs for 'multistep'
+    step_size: int = 30  # epochs for 'step'
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | off | bf16 | fp16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    eval_every: int = 1
+    drop_last: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be ≥ 1, got {self.batch_size}"),
+            (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
+            (self.optimizer in ("sgd", "adamw"), f"optimizer must be sgd or adamw, got '{self.optimizer}'"),
+            (self.schedule in ("cosine", "step", "multistep", "constant"),
+             f"schedule must be cosine, step, multistep or constant, got '{self.schedule}'"),
+            (self.amp in ("auto", "off", "bf16", "fp16"), f"amp must be auto, off, bf16 or fp16, got '{self.amp}'"),
+            (self.grad_clip >= 0, f"grad_clip must be ≥ 0, got {self.grad_clip}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.warmup_epochs >= 0, f"warmup_epochs must be ≥ 0, got {self.warmup_epochs}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UserInputError(msg + ".")

@@ -1,0 +1,120 @@
+"""The method interface: a method turns a batch into named loss terms; the engine sums them.
+
+Adding a method is adding a file with a ``Method`` subclass decorated ``@METHODS.register("name")``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Mapping
+
+import torch
+from torch import nn
+
+from compress.config import build_config
+from compress.registry import Registry
+
+METHODS: Registry[type["Method"]] = Registry("method")
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """Methods without hyper-parameters."""
+
+
+@dataclass
+class StepOutput:
+    """``losses``: name → scalar (already weighted); ``logits``/``targets`` for the running train accuracy.
+
+    ``targets`` are hard labels ``[B]``; leave ``logits`` None when the batch has no single label
+    (mixed images), then the engine skips train accuracy for it.
+    """
+
+    losses: dict[str, torch.Tensor]
+    logits: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+
+class Method(nn.Module, ABC):
+    """Base class. ``self.student`` is trained; the teacher is frozen, kept outside ``state_dict``.
+
+    Class attributes: ``requires_teacher`` (distill needs a teacher checkpoint or trains one),
+    ``Params`` (frozen dataclass of hyper-parameters, filled from the config's ``method_params``),
+    ``whole_batch`` (its losses relate samples of a batch to each other: under DDP they see only the
+    local batch unless gathered — recorded so data-parallel training can warn or gather).
+    """
+
+    requires_teacher: ClassVar[bool] = False
+    whole_batch: ClassVar[bool] = False
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | None = None, params: Any = None, *,
+                 num_classes: int, image_size: int, in_chans: int) -> None:
+        super().__init__()
+        self.student = student
+        self.params = params if params is not None else self.Params()
+        self.num_classes, self.image_size, self.in_chans = num_classes, image_size, in_chans
+        # A plain attribute (not a submodule): excluded from parameters(), state_dict() and train().
+        self.__dict__["teacher"] = teacher
+        if teacher is not None:
+            teacher.eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+        self.epoch, self.epochs = 0, 1
+
+    # ---- hooks the engine calls -------------------------------------------------------------
+    @abstractmethod
+    def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
+        """Loss terms for one batch ``images [B, C, H, W]``, ``targets [B]`` (class indices)."""
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        self.epoch, self.epochs = epoch, epochs
+
+    def train_transform(self, image_size: int, bands: int):
+        """A per-sample training transform replacing the data config's augmentation (None: keep it)."""
+        return None
+
+    def batch_sampler(self, labels, batch_size: int, seed: int, epoch: int):
+        """An iterable of index batches replacing the shuffled loader (None: plain shuffling)."""
+        return None
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """Student parameters plus the method's own (e.g. a FitNet regressor); never the teacher's."""
+        return (p for p in self.parameters() if p.requires_grad)
+
+    def extra_state_dict(self) -> dict[str, torch.Tensor]:
+        """The method's own learnable state (saved for resume), without the student's weights."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("student.")}
+
+    def to(self, *args, **kwargs):  # noqa: D102 - the teacher travels with the method
+        out = super().to(*args, **kwargs)
+        if self.teacher is not None:
+            self.teacher.to(*args, **kwargs)
+        return out
+
+    def train(self, mode: bool = True):  # noqa: D102 - the teacher stays in eval mode
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    # ---- helpers for subclasses -------------------------------------------------------------
+    @torch.no_grad()
+    def teacher_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Teacher outputs on the SAME (augmented) batch; never part of the autograd graph."""
+        with torch.inference_mode():
+            out = self.teacher(images)
+        return out.clone()  # an inference tensor cannot be saved for the student's backward
+
+
+def build_method(name: str, student: nn.Module, teacher: nn.Module | None, params: Mapping[str, Any] | None, *,
+                 num_classes: int, image_size: int, in_chans: int) -> Method:
+    """Instantiate a registered method with its typed params (unknown keys rejected)."""
+    cls = METHODS.get(name)
+    p = build_config(cls.Params, params or {}, section=f"method_params ({name})")
+    return cls(student, teacher, p, num_classes=num_classes, image_size=image_size, in_chans=in_chans)
+
+
+def method_params_dict(method: Method) -> dict[str, Any]:
+    return dataclasses.asdict(method.params) if dataclasses.is_dataclass(method.params) else {}

@@ -18,7 +18,7 @@ from compress.engine import distributed as dist
 from compress.engine.checkpoint import Manifest, save_checkpoint
 from compress.engine.config import TrainConfig
 from compress.engine.device import amp_dtype, autocast, resolve_device
-from compress.engine.evaluate import evaluate_classifier, write_classification_outputs
+from compress.engine.evaluate import write_classification_outputs
 from compress.engine.optim import build_optimizer, lr_at, set_lr
 from compress.engine.progress import NullProgress, ProgressSink
 from compress.engine.state import load_state, save_state
@@ -48,6 +48,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Tensors, or tuples/lists/dicts of them (paired multi-source batches), moved to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    return obj
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -134,7 +145,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         for i, (x, y) in enumerate(loader):
             lr = lr_at(cfg, epoch * steps_per_epoch + i, steps_per_epoch)
             set_lr(optimizer, lr)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = to_device(x, device), to_device(y, device)
             with autocast(device, amp):
                 out = method.training_step(x, y)
                 loss = sum(out.losses.values())
@@ -155,8 +166,9 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
             if out.logits is not None and out.targets is not None:
                 correct += int((out.logits.argmax(1) == out.targets).sum())
                 counted += int(out.targets.numel())
-            seen_images += x.shape[0]
-            epoch_images += x.shape[0]
+            n_img = len(y)
+            seen_images += n_img
+            epoch_images += n_img
             progress.advance(1, f"loss {sums['loss'] / n_batches:.3f} lr {lr:.2e}")
         progress.stop()
         epoch_time = time.perf_counter() - t0
@@ -169,16 +181,16 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         is_last = epoch + 1 == cfg.epochs
         eval_set = data.val if data.val is not None else None
         if eval_set is not None and ((epoch + 1) % cfg.eval_every == 0 or is_last):
-            m = evaluate_classifier(method.student, eval_set, data.class_names, device, amp=amp)
-            row["val_oa"] = m.oa
-            improved = m.oa > best_val
+            score, _, _ = method.evaluate(eval_set, data.class_names, device, amp)
+            row["val_score"] = score
+            improved = score > best_val
         else:
             improved = eval_set is None
         history.append(row)
         if dist.is_main():
-            man = manifest.replace(epoch=epoch + 1, metrics={"val_oa": row.get("val_oa")})
+            man = manifest.replace(epoch=epoch + 1, metrics={"val_score": row.get("val_score")})
             if improved:
-                best_val = row.get("val_oa", best_val) if eval_set is not None else best_val
+                best_val = row.get("val_score", best_val) if eval_set is not None else best_val
                 best_epoch = epoch + 1
                 save_checkpoint(ckpt_dir / "best", method.student, man)
             save_checkpoint(ckpt_dir / "last", method.student, man)
@@ -195,26 +207,30 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
 def _finish(method, data, run_dir: Path, manifest: Manifest, device, amp, history, best_epoch, cfg, seconds,
             ips, workers) -> FitResult:
     """Evaluate the best checkpoint on the test split and write metrics + confusion matrix."""
-    from compress.engine.checkpoint import load_checkpoint
 
     ckpt_dir = run_dir / "checkpoints"
     if not (ckpt_dir / "best").is_dir():
         raise CheckpointError(f"No checkpoint was written under {ckpt_dir}; the run ended before its first epoch.")
-    best = load_checkpoint(ckpt_dir / "best", device=device).model
-    test = evaluate_classifier(best, data.test, data.class_names, device, amp=amp, workers=workers)
-    val = evaluate_classifier(best, data.val, data.class_names, device, amp=amp) if data.val is not None else None
-    metrics = {"test": test.to_dict(), "val": val.to_dict() if val else None, "best_epoch": best_epoch,
+    from safetensors.torch import load_file
+
+    # Evaluate through the method so embedding methods report their own metrics.
+    method.student.load_state_dict(load_file(str(ckpt_dir / "best" / "model.safetensors")))
+    method.eval()
+    _, test_d, test = method.evaluate(data.test, data.class_names, device, amp)
+    val_d = method.evaluate(data.val, data.class_names, device, amp)[1] if data.val is not None else None
+    metrics = {"test": test_d, "val": val_d, "best_epoch": best_epoch,
                "epochs": len(history), "seconds": round(seconds, 2), "images_per_second": round(ips, 1),
                "selected_on": "val" if data.val is not None else "last epoch (no validation images)"}
     if dist.is_main():
         write_json_atomic(run_dir / "metrics.json", metrics)
-        write_classification_outputs(run_dir, test, data.class_names)
+        if hasattr(test, "confusion"):
+            write_classification_outputs(run_dir, test, data.class_names)
         # The manifests of the final checkpoints carry the test metrics export/profile report.
         for name in ("best", "last"):
             from compress.engine.checkpoint import read_manifest
 
             m = read_manifest(ckpt_dir / name)
-            extra = {"test_oa": test.oa, "test_kappa": test.kappa} if name == "best" else {}
+            extra = {f"test_{k}": v for k, v in test_d.items() if isinstance(v, (int, float))} if name == "best" else {}
             write_json_atomic(ckpt_dir / name / "manifest.json", m.replace(metrics={**m.metrics, **extra}).to_dict())
     return FitResult(run_dir=str(run_dir), best_checkpoint=str(ckpt_dir / "best"), last_checkpoint=str(ckpt_dir / "last"),
                      best_epoch=best_epoch, epochs=len(history), seconds=seconds, images_per_second=ips,

@@ -24,9 +24,9 @@ class StageSummary:
     architecture: str
     method: str
     params_m: float
-    test_oa: float
+    test_oa: float | None
     test_kappa: float | None
-    test_macro_f1: float
+    test_macro_f1: float | None
     best_epoch: int
     epochs: int
     seconds: float
@@ -85,7 +85,7 @@ def _with_transform(ds, transform):
 
 def _summary(role: str, arch: str, method: str, r: FitResult, n_params: int) -> StageSummary:
     return StageSummary(role=role, architecture=arch, method=method, params_m=round(n_params / 1e6, 4),
-                        test_oa=r.test["oa"], test_kappa=r.test["kappa"], test_macro_f1=r.test["macro_f1"],
+                        test_oa=r.test.get("oa"), test_kappa=r.test.get("kappa"), test_macro_f1=r.test.get("macro_f1"),
                         best_epoch=r.best_epoch, epochs=r.epochs, seconds=round(r.seconds, 1),
                         checkpoint=r.best_checkpoint)
 
@@ -96,6 +96,7 @@ def _summary_from_disk(role: str, arch: str, method: str, run_dir: Path) -> Stag
     m = read_json(run_dir / "metrics.json")
     model = load_checkpoint(run_dir / "checkpoints" / "best").model
     return StageSummary(role=role, architecture=arch, method=method, params_m=round(count_params(model) / 1e6, 4),
-                        test_oa=m["test"]["oa"], test_kappa=m["test"]["kappa"], test_macro_f1=m["test"]["macro_f1"],
+                        test_oa=m["test"].get("oa"), test_kappa=m["test"].get("kappa"),
+                        test_macro_f1=m["test"].get("macro_f1"),
                         best_epoch=m["best_epoch"], epochs=m["epochs"], seconds=m["seconds"],
                         checkpoint=str(run_dir / "checkpoints" / "best"))

@@ -79,6 +79,18 @@ class Method(nn.Module, ABC):
         """An iterable of index batches replacing the shuffled loader (None: plain shuffling)."""
         return None
 
+    def evaluate(self, dataset, class_names: list[str], device: torch.device,
+                 amp: torch.dtype | None = None) -> tuple[float, dict[str, Any], Any]:
+        """Model-selection score (higher is better), JSON metrics, and the raw metrics object.
+
+        Default: classification of ``self.student`` (score = OA). Embedding methods override it to
+        add retrieval metrics; the raw object is passed to confusion-matrix writing when it has one.
+        """
+        from compress.engine.evaluate import evaluate_classifier
+
+        m = evaluate_classifier(self.student, dataset, class_names, device, amp=amp)
+        return m.oa, m.to_dict(), m
+
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Student parameters plus the method's own (e.g. a FitNet regressor); never the teacher's."""
         return (p for p in self.parameters() if p.requires_grad)

@@ -65,6 +65,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise last or UserInputError(f"{where}: bad value {value!r}")
     if tp is Any:
         return value
+    if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value):
+            return value
+        if not isinstance(value, Mapping):
+            raise UserInputError(f"{where}: expected a section of keys, got {value!r}")
+        return build_config(tp, value, section=where)
     if origin in (tuple, list):
         if isinstance(value, str):
             value = [v for v in value.replace(",", " ").split() if v]

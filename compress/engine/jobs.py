@@ -108,12 +108,13 @@ def _prepare(cfg: JobConfig, command: str, progress) -> tuple[Path, DataBundle, 
     return run, data, resolved
 
 
-def run_distill(cfg: JobConfig, progress: ProgressSink | None = None, workers: int = 0) -> DistillResult:
+def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> DistillResult:
     """Teacher (given or trained) → baseline student (CE) → distilled student (``cfg.method``)."""
     from compress.methods import METHODS
 
     method_cls = METHODS.get(cfg.method)
     run, data, resolved = _prepare(cfg, "distill", progress)
+    workers = cfg.data.workers
     rows: list[StageSummary] = []
     teacher_model: nn.Module | None = None
     if method_cls.requires_teacher or cfg.teacher:
@@ -145,7 +146,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None, workers: i
     return result
 
 
-def run_train(cfg: JobConfig, progress: ProgressSink | None = None, workers: int = 0) -> DistillResult:
+def run_train(cfg: JobConfig, progress: ProgressSink | None = None) -> DistillResult:
     """Train one model with a no-teacher method (``ce`` by default): teachers, ensemble members, baselines."""
     from compress.methods import METHODS
 
@@ -153,6 +154,7 @@ def run_train(cfg: JobConfig, progress: ProgressSink | None = None, workers: int
     if METHODS.get(method).requires_teacher and not cfg.teacher:
         raise UserInputError(f"Method '{method}' needs a teacher: use `compress distill`, or pass --teacher CKPT.")
     run, data, resolved = _prepare(cfg, "train", progress)
+    workers = cfg.data.workers
     teacher = load_teacher(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
     arch = _arch(cfg.student, "teacher", data)
     row = run_stage(role="model", arch=arch, method_name=method, method_params=cfg.method_params, data=data,

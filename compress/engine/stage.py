@@ -70,9 +70,26 @@ def run_stage(*, role: str, arch: str, method_name: str, method_params: dict[str
     if custom is not None:
         data = dataclasses.replace(data, train=_with_transform(data.train, custom))
     manifest = base_manifest(arch, data, role=role, method=method_name, config=config)
-    result = fit(method, data, train, run_dir, manifest, resume=resume, workers=workers, progress=progress,
+    result = fit(method, data, train, run_dir, manifest, resume=resume, workers=workers,
+                 progress=_Prefixed(progress, role) if progress else None,
                  stop_after_epochs=stop_after_epochs)
     return _summary(role, arch, method_name, result, count_params(model))
+
+
+class _Prefixed:
+    """Progress sink that names the stage (teacher / baseline / student) in each description."""
+
+    def __init__(self, sink: ProgressSink, prefix: str) -> None:
+        self.sink, self.prefix = sink, prefix
+
+    def start(self, description: str, total: int) -> None:
+        self.sink.start(f"{self.prefix} {description}", total)
+
+    def advance(self, n: int = 1, info: str = "") -> None:
+        self.sink.advance(n, info)
+
+    def stop(self) -> None:
+        self.sink.stop()
 
 
 def _with_transform(ds, transform):

@@ -1,0 +1,28 @@
+"""Rich tables for job results."""
+from __future__ import annotations
+
+from rich.table import Table
+
+from compress.cli.common import console
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.2f}"
+
+
+def render_job(result, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col, just in (("role", "left"), ("model", "left"), ("method", "left"), ("params (M)", "right"),
+                      ("test OA %", "right"), ("kappa", "right"), ("macro-F1 %", "right"), ("best ep.", "right"),
+                      ("time (s)", "right")):
+        table.add_column(col, justify=just)
+    for r in result.rows:
+        table.add_row(r.role, r.architecture, r.method, f"{r.params_m:.3f}", _pct(r.test_oa),
+                      "—" if r.test_kappa is None else f"{r.test_kappa:.4f}", _pct(r.test_macro_f1),
+                      f"{r.best_epoch}/{r.epochs}", f"{r.seconds:.1f}")
+    console.print(table)
+    d = result.data
+    console.print(f"data: {d['source']} — {d['classes']} classes, {d['bands']} band(s) at {d['image_size']} px; "
+                  f"train {d['train']} / test {d['test']} images" +
+                  (f"; {d['bad_files']} unreadable file(s) skipped (see bad_files.txt)" if d.get("bad_files") else ""))
+    console.print(f"run folder: [bold]{result.run_dir}[/bold]")

@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny class-per-folder data sets written on the fly (no external data)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def write_folder(root: Path, classes: int = 3, per_class: int = 6, size: int = 12, bands: int = 3,
+                 fmt: str = "png", seed: int = 0) -> Path:
+    """Class-per-folder images whose mean brightness depends on the class (learnable)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        d = root / f"class_{c}"
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = 40 + 80 * c
+            arr = np.clip(rng.normal(base, 20, size=(size, size, bands)), 0, 255).astype(np.uint8)
+            if fmt == "tif":
+                import tifffile
+
+                tifffile.imwrite(d / f"img_{i}.tif", arr)
+            else:
+                Image.fromarray(arr[:, :, 0] if bands == 1 else arr).save(d / f"img_{i}.{fmt}")
+    return root
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    return write_folder(tmp_path / "data")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    has_cuda = torch.cuda.is_available()
+    for item in items:
+        if ("gpu" in item.keywords or "trt" in item.keywords) and not has_cuda:
+            item.add_marker(skip_gpu)

@@ -199,3 +199,43 @@ def check_compatible(found: Manifest, expect: Manifest, source: str) -> None:
             f"{source} was trained on classes {list(found.class_names)[:6]}... which differ from this data's "
             f"{list(expect.class_names)[:6]}...; use a checkpoint trained on the same classes."
         )
+
+
+def commit_dir(final: str | Path, write, complete_marker: str = MANIFEST) -> Path:
+    """Write a whole checkpoint folder under a temporary name, then swap it in.
+
+    ``write(tmp_dir)`` fills the folder; a kill at any point leaves either the old or the new
+    folder complete (``recover_dir`` finishes an interrupted swap on the next start).
+    """
+    import os
+    import shutil
+
+    final = Path(final)
+    new, old = final.with_name(f".{final.name}.new"), final.with_name(f".{final.name}.old")
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir(parents=True)
+    write(new)
+    if not (new / complete_marker).is_file():
+        raise CheckpointError(f"internal: {new} was written without {complete_marker}")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def recover_dir(final: str | Path, complete_marker: str = MANIFEST) -> None:
+    """Finish or roll back a swap that ``commit_dir`` did not complete (after a kill)."""
+    import os
+    import shutil
+
+    final = Path(final)
+    new, old = final.with_name(f".{final.name}.new"), final.with_name(f".{final.name}.old")
+    if not final.exists():
+        if (new / complete_marker).is_file():
+            os.replace(new, final)
+        elif old.exists():
+            os.replace(old, final)
+    shutil.rmtree(new, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)

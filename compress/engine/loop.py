@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from compress.data.bundle import DataBundle
 from compress.engine import distributed as dist
-from compress.engine.checkpoint import Manifest, save_checkpoint
+from compress.engine.checkpoint import Manifest, commit_dir, recover_dir, save_checkpoint
 from compress.engine.config import TrainConfig
 from compress.engine.device import amp_dtype, autocast, resolve_device
 from compress.engine.evaluate import write_classification_outputs
@@ -109,6 +109,9 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
     history: list[dict[str, Any]] = []
     start_epoch, best_val, best_epoch = 0, -1.0, 0
 
+    if resume:
+        recover_dir(ckpt_dir / "best")
+        recover_dir(ckpt_dir / "last", complete_marker="train_state.json")
     if resume and (ckpt_dir / "last" / "train_state.json").is_file():
         from safetensors.torch import load_file
 
@@ -192,13 +195,16 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
             if improved:
                 best_val = row.get("val_score", best_val) if eval_set is not None else best_val
                 best_epoch = epoch + 1
-                save_checkpoint(ckpt_dir / "best", method.student, man)
-            save_checkpoint(ckpt_dir / "last", method.student, man)
-            save_state(ckpt_dir / "last", {
-                "epoch": epoch + 1, "best_val": best_val, "best_epoch": best_epoch, "history": history,
-                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "method": method.extra_state_dict(),
-            })
+                commit_dir(ckpt_dir / "best", lambda d: save_checkpoint(d, method.student, man))
+            state = {"epoch": epoch + 1, "best_val": best_val, "best_epoch": best_epoch, "history": history,
+                     "optimizer": optimizer.state_dict(), "method": method.extra_state_dict(),
+                     "scaler": scaler.state_dict() if scaler.is_enabled() else None}
+
+            def write_last(d: Path) -> None:
+                save_checkpoint(d, method.student, man)
+                save_state(d, state)  # train_state.json last: its presence marks a complete folder
+
+            commit_dir(ckpt_dir / "last", write_last, complete_marker="train_state.json")
             _write_history(run_dir, history)
     return _finish(method, data, run_dir, manifest, device, amp, history, best_epoch, cfg,
                    time.perf_counter() - t_run, seen_images / max(train_seconds, 1e-9), workers)

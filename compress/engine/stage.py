@@ -63,6 +63,9 @@ def run_stage(*, role: str, arch: str, method_name: str, method_params: dict[str
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume and (run_dir / "metrics.json").is_file() and (run_dir / "checkpoints" / "best").is_dir():
         return _summary_from_disk(role, arch, method_name, run_dir)
+    from compress.engine.loop import seed_everything
+
+    seed_everything(train.seed)  # the initial weights are part of what the seed fixes
     model = make_student(arch, data, pretrained=pretrained and not resume, weights=None if resume else weights)
     method = build_method(method_name, model, teacher, method_params, num_classes=len(data.class_names),
                           image_size=data.image_size, in_chans=data.in_chans)

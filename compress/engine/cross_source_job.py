@@ -1,0 +1,150 @@
+"""``run_cross_source``: Xiong et al.'s two-stage discriminative distillation network on paired folders.
+
+Stage 1 trains F on source 1 (JOC by default) on the paired split, unless a stage-1 checkpoint is
+given; stage 2 trains G on source 2 with ``cross-source``; then test images query the training
+images within and across sources (s1→s1, s2→s2, s1→s2, s2→s1).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from compress.data.bundle import DataBundle, DataConfig, build_data
+from compress.data.paired import PairedData, SourcePrep, build_paired_data
+from compress.data.split import find_split_file, load_split, save_split
+from compress.engine.config import TrainConfig
+from compress.engine.embedding_eval import embed_dataset, score_embeddings, write_outputs
+from compress.engine.jobs import _run_dir
+from compress.engine.progress import ProgressSink
+from compress.engine.retrieval_jobs import EMBEDDING_MODEL, _fit_model
+from compress.errors import CheckpointError, UserInputError
+from compress.io import to_jsonable, write_json_atomic
+
+
+@dataclass(frozen=True)
+class CrossSourceConfig:
+    """Everything ``compress cross-source`` accepts."""
+
+    source1: str = ""
+    source2: str = ""
+    teacher: str | None = None  # stage-1 checkpoint F; None → trained here with stage1_method
+    stage1_method: str = "joc"
+    stage1_params: dict[str, Any] = field(default_factory=dict)
+    stage1_train: TrainConfig | None = None  # None → same as train
+    backbone: str = "resnet18"
+    embedding: str = "pre-bn"
+    pretrained: bool = False
+    weights: str | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    method_params: dict[str, Any] = field(default_factory=dict)  # cross-source params
+    train_ratio: float = 0.8
+    image_size1: int | None = None
+    image_size2: int | None = None
+    eval_metric: str = "euclidean"
+    eval_ks: tuple[int, ...] = (1, 5, 10, 20)
+    out: str | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.source1 or not self.source2:
+            raise UserInputError("cross-source needs both --source1 DIR and --source2 DIR (paired folders).")
+
+
+@dataclass
+class CrossSourceResult:
+    run_dir: str
+    stage1_checkpoint: str
+    stage2_checkpoint: str
+    map: dict[str, float]  # direction → mAP (test queries, training gallery)
+    evaluation: dict[str, Any]
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+def paired_bundle(p: PairedData) -> DataBundle:
+    """The engine's view of the pairs: G's input (source 2) describes the data."""
+    s2 = p.source2
+    return DataBundle(train=p.train, val=p.val, test=p.test, class_names=p.class_names, in_chans=s2.bands,
+                      image_size=s2.image_size, mean=list(s2.mean), std=list(s2.std), split=p.split, bad_files=[],
+                      source_name=p.roots[1])
+
+
+def _stage1(cfg: CrossSourceConfig, paired: PairedData, run, resolved, progress, workers):
+    """Train F on source 1 over the paired split; returns the loaded checkpoint."""
+    from compress.engine.checkpoint import load_checkpoint
+
+    if cfg.stage1_method not in EMBEDDING_MODEL:
+        raise UserInputError(f"stage-1 method must train an embedding model ({', '.join(EMBEDDING_MODEL)}), "
+                             f"got '{cfg.stage1_method}'.")
+    d1 = run / "stage1"
+    d1.mkdir(parents=True, exist_ok=True)
+    if (d1 / "metrics.json").is_file() and (d1 / "checkpoints" / "best").is_dir() and cfg.resume:
+        return load_checkpoint(d1 / "checkpoints" / "best")
+    save_split(paired.split1, d1)  # build_data reuses it: F never sees G's test images
+    data = build_data(DataConfig(data=cfg.source1, image_size=cfg.image_size1, val_fraction=0.0), seed=cfg.train.seed,
+                      run_dir=d1, reuse_split=True)
+    arch = EMBEDDING_MODEL[cfg.stage1_method]
+    kwargs = {"backbone": cfg.backbone, **({"embedding": cfg.embedding} if arch == "embed-bnneck" else {})}
+    train = cfg.stage1_train or cfg.train
+    result, _ = _fit_model(arch=arch, model_kwargs=kwargs, init_kwargs={"pretrained": cfg.pretrained,
+                           "backbone_weights": cfg.weights}, method_name=cfg.stage1_method,
+                           method_params=cfg.stage1_params, data=data, train=train, run_dir=d1, config=resolved,
+                           resume=cfg.resume, workers=workers, progress=progress, role="teacher")
+    return load_checkpoint(result.best_checkpoint)
+
+
+def run_cross_source(cfg: CrossSourceConfig, progress: ProgressSink | None = None, workers: int = 0) -> CrossSourceResult:
+    """Stage 1 (or ``cfg.teacher``) → stage 2 → retrieval in all four directions; files under ``runs/<name>/``."""
+    from compress.engine.checkpoint import load_checkpoint
+
+    run = _run_dir(cfg.out, "cross-source", cfg.resume)
+    resolved = to_jsonable(cfg)
+    if not cfg.resume:
+        write_json_atomic(run / "config.json", resolved)
+    split = None
+    if cfg.teacher:
+        ck = load_checkpoint(cfg.teacher)
+        sf = find_split_file(ck.path)
+        split = load_split(sf) if sf is not None else None
+    saved = run / "stage1" / "split.json"
+    if split is None and cfg.resume and saved.is_file():
+        split = load_split(saved)
+    paired = build_paired_data(cfg.source1, cfg.source2, train_ratio=cfg.train_ratio, seed=cfg.train.seed, split=split,
+                               image_size1=cfg.image_size1, image_size2=cfg.image_size2)
+    if not cfg.teacher:
+        ck = _stage1(cfg, paired, run, resolved, progress, workers)
+    f_man = ck.manifest
+    if not callable(getattr(ck.model, "embed", None)):
+        raise CheckpointError(f"Stage-1 checkpoint '{ck.path}' is a '{f_man.architecture}' classifier; cross-source "
+                              "needs an embedding model trained by `compress metric-learn --method joc`.")
+    if list(f_man.class_names) != paired.class_names:
+        raise CheckpointError(f"Stage-1 checkpoint '{ck.path}' was trained on other classes than '{cfg.source1}'.")
+    paired = paired.with_source1(SourcePrep(f_man.in_chans, f_man.image_size, tuple(f_man.mean), tuple(f_man.std)))
+    data = paired_bundle(paired)
+    d2 = run / "stage2"
+    d2.mkdir(parents=True, exist_ok=True)
+    save_split(paired.split, d2)
+    fit_result, method = _fit_model(arch=f_man.architecture, model_kwargs=dict(f_man.model_kwargs), init_kwargs={},
+                                    method_name="cross-source", method_params=cfg.method_params, data=data,
+                                    train=cfg.train, run_dir=d2, config=resolved, teacher=ck.model,
+                                    resume=cfg.resume, workers=workers, progress=progress, role="student")
+    F, G = ck.model, method.student
+    tr, te = paired.train.eval_view(), paired.test
+    s1q, s1g = embed_dataset(F, te, part=0)[:2], embed_dataset(F, tr, part=0)[:2]
+    s2q, s2g = embed_dataset(G, te, part=1)[:2], embed_dataset(G, tr, part=1)[:2]
+    ev = score_embeddings(s1q, s1g, "retrieval", metric=cfg.eval_metric, ks=cfg.eval_ks,
+                          cross={"s1->s2": (s1q, s2g), "s2->s1": (s2q, s1g), "s2->s2": (s2q, s2g)})
+    ev.checkpoint = fit_result.best_checkpoint
+    ev = write_outputs(ev, run)
+    maps = {("s1->s1" if k == "single" else k): float(v["map"]) for k, v in ev.retrieval.items()}
+    result = CrossSourceResult(run_dir=str(run), stage1_checkpoint=str(ck.path),
+                               stage2_checkpoint=fit_result.best_checkpoint, map=maps, evaluation=ev.to_dict(),
+                               data={"source1": cfg.source1, "source2": cfg.source2, "classes": len(paired.class_names),
+                                     "train_pairs": len(paired.train), "test_pairs": len(paired.test),
+                                     "source1_prep": dataclasses.asdict(paired.source1),
+                                     "source2_prep": dataclasses.asdict(paired.source2)})
+    write_json_atomic(run / "result.json", result.to_dict())
+    return result

@@ -1,0 +1,228 @@
+"""Evaluating embedding models: retrieval (single- and cross-source), kNN accuracy, k-means NMI/ACC.
+
+Protocol (Kang et al. §4.2–4.3, Xiong et al. §IV-A): the run's test part are the queries, its
+training part the database; kNN classifies test embeddings by their K nearest training
+embeddings; k-means clusters the test embeddings. When query and gallery are the same set, each
+query is left out of its own ranking. Cross-source: source-1 queries embedded by F against a
+source-2 gallery embedded by G, and the reverse.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from compress.engine.device import autocast
+from compress.errors import DataError, UserInputError
+from compress.io import to_jsonable, write_json_atomic
+
+TASKS = ("retrieval", "knn", "clustering", "all")
+
+
+@torch.no_grad()
+def embed_dataset(model: torch.nn.Module, dataset: Dataset, device: torch.device | str = "cpu", *,
+                  batch_size: int = 128, amp: torch.dtype | None = None, part: int | None = None,
+                  with_logits: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``model.embed`` over ``dataset`` in order → embeddings ``[N, D]`` float32, labels ``[N]``, logits or None.
+
+    ``part`` picks ``x[part]`` from a paired data set's ``((x1, x2), y)`` items.
+    """
+    if not callable(getattr(model, "embed", None)):
+        raise UserInputError(f"{type(model).__name__} has no embed(); retrieval needs an embedding model "
+                             "(embed-bnneck or embed-cosine).")
+    device = torch.device(device)
+    was = model.training
+    model.eval()
+    embs, labels, logits = [], [], []
+    try:
+        for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            x = (x[part] if part is not None else x).to(device)
+            with autocast(device, amp):
+                embs.append(model.embed(x).float().cpu())
+                if with_logits:
+                    logits.append(model(x).float().cpu())
+            labels.append(torch.as_tensor(y))
+    finally:
+        model.train(was)
+    return (torch.cat(embs).numpy(), torch.cat(labels).numpy(),
+            torch.cat(logits).numpy() if with_logits else None)
+
+
+def _ks_for(ks: Sequence[int], n_ranked: int) -> tuple[int, ...]:
+    out = tuple(k for k in ks if k <= n_ranked)
+    return out or (1,)
+
+
+def within_set_scores(model: torch.nn.Module, dataset: Dataset, device, amp=None, *,
+                      ks: Sequence[int] = (1, 5, 10, 20), metric: str = "euclidean") -> tuple[float, dict[str, Any]]:
+    """Selection score (leave-one-out mAP over ``dataset``) and metrics incl. the classifier's OA."""
+    from compress.metrics.retrieval import retrieval_report
+
+    emb, y, logits = embed_dataset(model, dataset, device, amp=amp, with_logits=True)
+    r = retrieval_report(emb, y, emb, y, metric=metric, ks=_ks_for(ks, len(y) - 1), exclude_self=True)
+    out = {"map": r.map, "map_at_r": r.map_at_r, "oa": float((logits.argmax(1) == y).mean())}
+    out.update({f"p@{k}": v for k, v in r.precision_at_k.items()})
+    return r.map, out
+
+
+@dataclass
+class EmbeddingEvalResult:
+    """``retrieval`` maps a direction name (``single``, ``s1->s2`` …) to ``RetrievalMetrics.to_dict()``."""
+
+    task: str
+    metric: str
+    n_query: int
+    n_gallery: int
+    retrieval: dict[str, dict[str, Any]] = field(default_factory=dict)
+    knn_accuracy: float | None = None
+    knn_k: int | None = None
+    clustering: dict[str, Any] | None = None
+    files: list[str] = field(default_factory=list)
+    checkpoint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+EmbSet = tuple[np.ndarray, np.ndarray]
+
+
+def score_embeddings(query: EmbSet, gallery: EmbSet, task: str = "all", *, metric: str = "euclidean",
+                     ks: Sequence[int] = (1, 5, 10, 20), knn_k: int = 10, seed: int = 0,
+                     cross: dict[str, tuple[EmbSet, EmbSet]] | None = None) -> EmbeddingEvalResult:
+    """All requested metrics from embeddings already computed (``query``/``gallery`` = (emb, labels)).
+
+    ``cross`` adds more retrieval directions, name → (query set, gallery set).
+    """
+    from compress.metrics.clustering import kmeans_nmi_acc, knn_accuracy
+    from compress.metrics.retrieval import retrieval_report
+
+    if task not in TASKS:
+        raise UserInputError(f"task must be one of {', '.join(TASKS)}, got '{task}'.")
+    (qe, ql), (ge, gl) = query, gallery
+    same = qe is ge
+    res = EmbeddingEvalResult(task=task, metric=metric, n_query=len(ql), n_gallery=len(gl))
+    if task in ("retrieval", "all"):
+        dirs = {"single": (query, gallery), **(cross or {})}
+        for name, ((a, al), (b, bl)) in dirs.items():
+            excl = a is b
+            r = retrieval_report(a, al, b, bl, metric=metric, ks=_ks_for(ks, len(bl) - int(excl)), exclude_self=excl)
+            res.retrieval[name] = r.to_dict()
+    if task in ("knn", "all"):
+        k = min(knn_k, len(gl) - int(same))
+        res.knn_k = k
+        res.knn_accuracy = (knn_accuracy(ge, gl, k=k, metric=metric, leave_one_out=True) if same
+                            else knn_accuracy(ge, gl, qe, ql, k=k, metric=metric))
+    if task in ("clustering", "all"):
+        res.clustering = kmeans_nmi_acc(qe, ql, seed=seed).to_dict()
+    return res
+
+
+def write_outputs(result: EmbeddingEvalResult, out_dir: str | Path, prefix: str = "") -> EmbeddingEvalResult:
+    """``{prefix}embedding_eval.json`` and, for retrieval, the PR curves as CSV + PNG."""
+    from compress.metrics.retrieval import PRCurve, plot_pr_curve_png, write_pr_curve_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if result.retrieval:
+        curves = {n: PRCurve(tuple(r["pr_curve"]["recall"]), tuple(r["pr_curve"]["precision"]))
+                  for n, r in result.retrieval.items()}
+        result.files += [str(write_pr_curve_csv(out / f"{prefix}pr_curve.csv", curves)),
+                         str(plot_pr_curve_png(out / f"{prefix}pr_curve.png", curves))]
+    path = out / f"{prefix}embedding_eval.json"
+    result.files.append(str(path))
+    write_json_atomic(path, result.to_dict())
+    return result
+
+
+def eval_copy(ds):
+    """The same subset without augmentation (for embedding training images)."""
+    from compress.data.transforms import EvalTransform
+
+    out = copy.copy(ds)
+    if hasattr(out, "eval_view"):
+        return out.eval_view()
+    out.transform, out.augment = EvalTransform(int(getattr(ds.transform, "size", 0) or _size_of(ds))), False
+    return out
+
+
+def _size_of(ds) -> int:
+    x = ds[0][0]
+    return int(x.shape[-1])
+
+
+def _checkpoint_sets(checkpoint: str, data: str | None, query_split: str, gallery_split: str):
+    """The checkpoint's model and (query, gallery) data sets preprocessed as its manifest says."""
+    from compress.data.dataset import SubsetDataset
+    from compress.data.folder import DIGITS, load_digits_source, scan_folder
+    from compress.data.split import find_split_file, load_split
+    from compress.data.transforms import EvalTransform, Normalize
+    from compress.engine.checkpoint import load_checkpoint, resolve_checkpoint_dir
+
+    ck = load_checkpoint(checkpoint)
+    man = ck.manifest
+    split_file = find_split_file(resolve_checkpoint_dir(checkpoint))
+    split = load_split(split_file) if split_file is not None else None
+    root = data or (split.root if split is not None else None)
+    if root is None:
+        raise DataError(f"No split.json above '{checkpoint}' says which images to use; pass the data folder.")
+    source = load_digits_source() if root == DIGITS else scan_folder(root)
+    if source.bands != man.in_chans:
+        raise DataError(f"'{root}' has {source.bands}-band images but the checkpoint takes {man.in_chans}; "
+                        "pass the folder of the source this model was trained on.")
+    index = {k: i for i, k in enumerate(source.keys)}
+
+    def part(name: str) -> np.ndarray:
+        if split is None or name == "all":
+            return np.arange(len(source.keys))
+        if name not in ("train", "val", "test"):
+            raise UserInputError(f"split part must be train, val, test or all, got '{name}'.")
+        keys = getattr(split, name)
+        missing = [k for k in keys if k not in index]
+        if missing:
+            raise DataError(f"'{root}' lacks {len(missing)} image(s) of the run's {name} split, e.g. '{missing[0]}'.")
+        return np.array([index[k] for k in keys], dtype=np.int64)
+
+    tf, norm = EvalTransform(int(man.image_size)), Normalize(man.mean, man.std)
+    q = SubsetDataset(source, part(query_split), tf, norm)
+    g = q if gallery_split == query_split else SubsetDataset(source, part(gallery_split), tf, norm)
+    return ck, q, g
+
+
+def evaluate_embeddings(checkpoint: str, task: str = "all", *, data: str | None = None, query_split: str = "test",
+                        gallery_split: str = "train", metric: str = "euclidean",
+                        ks: Sequence[int] = (1, 5, 10, 20), knn_k: int = 10, cross_checkpoint: str | None = None,
+                        cross_data: str | None = None, out_dir: str | None = None, device: str = "cpu",
+                        batch_size: int = 128, seed: int = 0) -> EmbeddingEvalResult:
+    """Embed the run's ``query_split`` (default test) and ``gallery_split`` (default train) and score them.
+
+    ``data`` overrides the image folder recorded in the run's ``split.json`` (``all`` as split part
+    uses every image). With ``cross_checkpoint`` (the second-source network G) and ``cross_data``
+    (the second-source folder, same relative paths), retrieval adds ``s1->s2``, ``s2->s1`` and
+    ``s2->s2``. Outputs go to ``out_dir`` when given.
+    """
+    if task not in TASKS:
+        raise UserInputError(f"task must be one of {', '.join(TASKS)}, got '{task}'.")
+    ck, q, g = _checkpoint_sets(checkpoint, data, query_split, gallery_split)
+    qe = embed_dataset(ck.model, q, device, batch_size=batch_size)[:2]
+    ge = qe if g is q else embed_dataset(ck.model, g, device, batch_size=batch_size)[:2]
+    cross = None
+    if cross_checkpoint is not None:
+        if cross_data is None:
+            raise UserInputError("cross-source evaluation needs the second source's folder too (cross_data).")
+        ck2, q2, g2 = _checkpoint_sets(cross_checkpoint, cross_data, query_split, gallery_split)
+        from compress.data.paired import pair_stem
+
+        if [pair_stem(k) for k in q2.keys] != [pair_stem(k) for k in q.keys]:
+            raise DataError("the two sources do not hold the same images in the same split; use paired folders.")
+        q2e = embed_dataset(ck2.model, q2, device, batch_size=batch_size)[:2]
+        g2e = q2e if g2 is q2 else embed_dataset(ck2.model, g2, device, batch_size=batch_size)[:2]
+        cross = {"s1->s2": (qe, g2e), "s2->s1": (q2e, ge), "s2->s2": (q2e, g2e)}
+    result = score_embeddings(qe, ge, task, metric=metric, ks=ks, knn_k=knn_k, seed=seed, cross=cross)
+    result.checkpoint = str(ck.path)
+    return write_outputs(result, out_dir) if out_dir is not None else result

@@ -1,0 +1,288 @@
+"""``export_checkpoint``: checkpoint → ONNX (+FP16, +INT8 QDQ) → parity → TensorRT engine or build script.
+
+Everything is written into a hidden sibling folder that is renamed onto the output folder only
+at the end, so an interrupted export never leaves a folder that looks complete. A parity failure
+keeps the files but marks the folder (``PARITY_FAILED`` and ``"passed": false``).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from compress.errors import MissingDependencyError, UserInputError
+from compress.io import write_json_atomic, write_text_atomic
+from export.onnx import EXPORTERS, OUTPUT_NAMES, OnnxInfo, OnnxOptions, export_module, export_onnx, metadata_props
+from export.quantize import MIN_CALIB_IMAGES, QuantizeInfo, convert_fp16, preprocess_node_names, quantize_int8
+from export.targets import TrtTarget, choose_ir_version, choose_opset, resolve_target
+from export.verify import ParityCriteria, ParityReport, check_parity
+
+FAILED_MARKER = "PARITY_FAILED"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Every option of ``compress export`` (see the CLI for their meaning)."""
+
+    batch: int = 1
+    dynamic_batch: bool = False
+    max_batch: int = 32  # top of the TensorRT profile for --dynamic-batch
+    image_size: int | None = None
+    opset: int | None = None
+    exporter: str = "torchscript"
+    simplify: bool = True
+    embed_preprocess: bool = False
+    task: str = "classify"
+    fp16: bool = False
+    int8: bool = False
+    calib_images: int = 256
+    calib_method: str = "entropy"
+    trt: bool = False
+    trt_version: str | None = None
+    dla: int | None = None
+    workspace_mb: int = 1024
+    remote: str | None = None
+    criteria: ParityCriteria = field(default_factory=ParityCriteria)
+    parity_samples: int = 256
+    repeats: int = 10
+    force: bool = False
+
+
+@dataclass
+class ExportResult:
+    """What an export produced. ``passed`` is parity; ``engine_status`` says what happened to TensorRT."""
+
+    out_dir: Path
+    files: list[str]
+    onnx: OnnxInfo
+    parity: ParityReport
+    quantize: QuantizeInfo | None = None
+    engine_status: str = "not requested"  # built | built-remote | script-only | not requested
+    engine_note: str = ""
+    engine_onnx: str = ""  # the ONNX file build_engine.sh builds from
+    passed: bool = True
+
+
+class EngineNotBuiltError(MissingDependencyError):
+    """``--trt`` without TensorRT/GPU: everything else was written; ``result`` holds it."""
+
+    def __init__(self, message: str, result: ExportResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def default_samples_loader(checkpoint_dir: Path, manifest: Any, split: str, limit: int) -> Any:
+    from compress.data.samples import load_samples
+
+    return load_samples(checkpoint_dir, manifest, split=split, limit=limit)
+
+
+def _validate(cfg: ExportConfig) -> None:
+    if cfg.batch < 1:
+        raise UserInputError(f"--batch must be >= 1, got {cfg.batch}.")
+    if cfg.dynamic_batch and cfg.max_batch < cfg.batch:
+        raise UserInputError(f"--max-batch ({cfg.max_batch}) must be >= --batch ({cfg.batch}).")
+    if cfg.task not in OUTPUT_NAMES:
+        raise UserInputError(f"Unknown --task '{cfg.task}'. Known: {', '.join(OUTPUT_NAMES)}.")
+    EXPORTERS.get(cfg.exporter)
+    if cfg.image_size is not None and cfg.image_size < 8:
+        raise UserInputError(f"--image-size must be >= 8, got {cfg.image_size}.")
+    if cfg.int8 and cfg.calib_images < MIN_CALIB_IMAGES:
+        raise UserInputError(f"--calib-images {cfg.calib_images} is too few for INT8 calibration; use at least "
+                             f"{MIN_CALIB_IMAGES} (256-1000 is typical).")
+    if not cfg.trt and (cfg.dla is not None or cfg.remote):
+        raise UserInputError("--dla and --remote build TensorRT engines; add --trt.")
+    if cfg.parity_samples < 1:
+        raise UserInputError("parity needs at least 1 sample.")
+
+
+def _resize(x: np.ndarray, size: int, channels_last: bool) -> np.ndarray:
+    """Resize a sample batch when --image-size overrides the manifest's size."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(x)
+    if channels_last:
+        t = t.permute(0, 3, 1, 2).float()
+    t = F.interpolate(t.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    if channels_last:
+        return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return t.numpy()
+
+
+def _inputs_of(samples: Any, embed_preprocess: bool, size: int, what: str) -> np.ndarray:
+    if embed_preprocess:
+        if samples.raw is None:
+            raise UserInputError(f"--embed-preprocess needs 8-bit images but the {what} ({samples.source}) are not "
+                                 "8-bit; export without --embed-preprocess.")
+        arr = np.asarray(samples.raw)
+    else:
+        imgs = samples.images
+        arr = imgs.numpy() if hasattr(imgs, "numpy") else np.asarray(imgs)
+        arr = arr.astype(np.float32)
+    have = arr.shape[1] if embed_preprocess else arr.shape[2]
+    return _resize(arr, size, embed_preprocess) if have != size else arr
+
+
+def _ort_candidates(path: Path, precision: str) -> list[tuple[str, Any, str]]:
+    from runtime.onnxrt import OnnxrtRunner, available_providers
+
+    have = available_providers()
+    out = [(f"onnxrt-cpu-{precision}", OnnxrtRunner(path, providers="cpu"), precision)]
+    for short, full in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
+        if full in have:
+            out.append((f"onnxrt-{short}-{precision}", OnnxrtRunner(path, providers=short), precision))
+    return out
+
+
+def _install(tmp: Path, out_dir: Path) -> None:
+    """Rename ``tmp`` onto ``out_dir``; a forced overwrite moves the old folder aside first."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportConfig,
+                      samples_loader: Callable[..., Any] | None = None) -> ExportResult:
+    """Export ``checkpoint`` into ``out_dir``; see the module docstring for the guarantees."""
+    from compress.engine.checkpoint import load_checkpoint, weights_hash
+
+    _validate(cfg)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not cfg.force:
+        raise UserInputError(f"output folder '{out_dir}' already exists; pass --force to replace it or pick another -o.")
+    ckpt = load_checkpoint(checkpoint)
+    man = ckpt.manifest
+    if out_dir.resolve() == ckpt.path.resolve():
+        raise UserInputError("the output folder is the checkpoint folder; pick another -o.")
+    target: TrtTarget | None = resolve_target(cfg.trt_version) if (cfg.trt or cfg.trt_version) else None
+    from export.onnx import DYNAMO_MIN_OPSET
+
+    default = DYNAMO_MIN_OPSET if cfg.exporter == "dynamo" else None
+    opset = choose_opset(cfg.opset if cfg.opset is not None else default, target)
+    size = cfg.image_size or man.image_size
+    opts = OnnxOptions(batch=cfg.batch, dynamic_batch=cfg.dynamic_batch, image_size=size, in_chans=man.in_chans,
+                       opset=opset, ir_version=choose_ir_version(opset, target), exporter=cfg.exporter,
+                       simplify=cfg.simplify, embed_preprocess=cfg.embed_preprocess, task=cfg.task)
+    if cfg.trt:  # validates --dla/--workspace-mb before any work is done
+        from export.tensorrt import TrtBuildConfig
+
+        precision = "int8" if cfg.int8 else "fp16" if cfg.fp16 else "fp32"
+        in_shape = (cfg.batch, size, size, man.in_chans) if cfg.embed_preprocess else (cfg.batch, man.in_chans, size, size)
+        trt_cfg = TrtBuildConfig(target=target, precision=precision, input_shape=in_shape,
+                                 dynamic_batch=cfg.dynamic_batch, min_batch=1 if cfg.dynamic_batch else cfg.batch,
+                                 max_batch=cfg.max_batch if cfg.dynamic_batch else cfg.batch, dla_core=cfg.dla,
+                                 workspace_mb=cfg.workspace_mb)
+    loader = samples_loader or default_samples_loader
+    samples = loader(ckpt.path, man, "test", cfg.parity_samples)
+    inputs = _inputs_of(samples, cfg.embed_preprocess, size, "test samples")
+    labels = np.asarray(samples.labels).astype(np.int64) if samples.labels is not None else None
+
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        result = _export_into(tmp, out_dir, ckpt, weights_hash(ckpt.path), cfg, opts, inputs, labels,
+                              samples.source, loader, trt_cfg if cfg.trt else None)
+        _install(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    result.out_dir = out_dir
+    if cfg.trt and cfg.remote:
+        from export.remote import plan_remote_build, run_remote_build
+
+        run_remote_build(plan_remote_build(cfg.remote, out_dir.resolve(), result.engine_onnx))
+        result.engine_status, result.engine_note = "built-remote", f"built on {cfg.remote}"
+        result.files = sorted(p.name for p in out_dir.iterdir())
+    elif cfg.trt and result.engine_status == "script-only":
+        raise EngineNotBuiltError(
+            f"TensorRT engine not built ({result.engine_note}); the ONNX, parity.json and build_engine.sh are in "
+            f"{out_dir} — copy that folder to the target and run `bash build_engine.sh` there, or pass --remote user@host.",
+            result)
+    return result
+
+
+def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfig, opts: OnnxOptions,
+                 inputs: np.ndarray, labels: np.ndarray | None, source: str, loader: Callable[..., Any],
+                 trt_cfg: Any) -> ExportResult:
+    import onnx
+
+    from export.onnx import set_metadata
+    from runtime.torch_runner import TorchRunner
+
+    man = ckpt.manifest
+    module = export_module(ckpt.model, cfg.task, cfg.embed_preprocess, man.mean, man.std)
+    info = export_onnx(module, tmp / "model.onnx", opts, metadata_props(man, sha, opts, "fp32"))
+    info.path = out_dir / "model.onnx"
+    candidates = _ort_candidates(tmp / "model.onnx", "fp32")
+    qinfo = None
+    if cfg.fp16:
+        proto = onnx.load(str(tmp / "model.onnx"))
+        keep = preprocess_node_names(proto) if cfg.embed_preprocess else []
+        half = convert_fp16(proto, keep_io_types=True, node_block_list=keep)
+        set_metadata(half, {"precision": "fp16"})
+        onnx.save(half, str(tmp / "model_fp16.onnx"))
+        candidates += _ort_candidates(tmp / "model_fp16.onnx", "fp16")
+    if cfg.int8:
+        calib = loader(ckpt.path, man, "train", cfg.calib_images)
+        calib_x = _inputs_of(calib, cfg.embed_preprocess, opts.image_size, "calibration images")
+        if len(calib_x) < cfg.calib_images:
+            raise UserInputError(f"--calib-images {cfg.calib_images} asked for but the training split has only "
+                                 f"{len(calib_x)} images; lower --calib-images.")
+        qinfo = quantize_int8(tmp / "model.onnx", tmp / "model_int8.onnx", calib_x, cfg.calib_method,
+                              batch=1 if cfg.dynamic_batch else cfg.batch)
+        q = onnx.load(str(tmp / "model_int8.onnx"))
+        q.ir_version = info.ir_version  # keep the target's IR version
+        set_metadata(q, {"precision": "int8", "calibration": f"{cfg.calib_method}:{qinfo.calib_images}"})
+        onnx.save(q, str(tmp / "model_int8.onnx"))
+        candidates += _ort_candidates(tmp / "model_int8.onnx", "int8")
+
+    status, note, engine_onnx = "not requested", "", ""
+    if trt_cfg is not None:
+        status, note, engine_onnx = _tensorrt_step(tmp, trt_cfg, candidates, build_here=not cfg.remote)
+    in_shape = info.input_shape
+    ref = TorchRunner(module, input_shape=[d if isinstance(d, int) else -1 for d in in_shape],
+                      input_dtype=info.input_dtype, output_names=(info.output_name,))
+    report = check_parity(ref, candidates, inputs, labels, cfg.task, cfg.batch, cfg.dynamic_batch,
+                          cfg.criteria, source, cfg.repeats)
+    write_json_atomic(tmp / "parity.json", report)
+    if not report.passed:
+        failed = ", ".join(r.name for r in report.rows if not r.passed)
+        write_text_atomic(tmp / FAILED_MARKER, f"parity failed for: {failed}; see parity.json\n")
+    result = ExportResult(out_dir=out_dir, files=[], onnx=info, parity=report, quantize=qinfo,
+                          engine_status=status, engine_note=note, engine_onnx=engine_onnx,
+                          passed=report.passed)
+    write_json_atomic(tmp / "export.json", {"checkpoint": str(ckpt.path), "checkpoint_sha256": sha,
+                                            "config": cfg, "result": result})
+    result.files = sorted(p.name for p in tmp.iterdir())
+    return result
+
+
+def _tensorrt_step(tmp: Path, trt_cfg: Any, candidates: list, build_here: bool) -> tuple[str, str, str]:
+    """Write build_engine.sh; build in-process when TensorRT and a GPU are here (adds a parity row)."""
+    from export.tensorrt import SCRIPT_NAME, build_engine, static_sidecar, tensorrt_status, write_build_script
+
+    t = trt_cfg.target
+    # 8.x/10.x: FP16 is a builder flag on the FP32 graph; INT8 and every 11.x build read the typed graph.
+    onnx_name = {"fp32": "model.onnx", "fp16": "model.onnx" if t.precision_flags else "model_fp16.onnx",
+                 "int8": "model_int8.onnx"}[trt_cfg.precision]
+    write_build_script(tmp / SCRIPT_NAME, trt_cfg, onnx_name, static_sidecar(trt_cfg, tmp / onnx_name))
+    if not build_here:
+        return "script-only", "to be built on the remote target", onnx_name
+    ok, why = tensorrt_status()
+    if not ok:
+        return "script-only", why, onnx_name
+    from runtime.tensorrt_runner import TrtRunner
+
+    built = build_engine(tmp / onnx_name, tmp / "model.engine", trt_cfg)
+    candidates.append((f"tensorrt-{trt_cfg.precision}", TrtRunner(built.engine), trt_cfg.precision))
+    return "built", f"TensorRT {built.meta['tensorrt_version']} on {built.meta['gpu_name']}", onnx_name

@@ -1,0 +1,110 @@
+"""TensorRT targets: what ONNX opset / IR version each TensorRT parser reads and which build API it has.
+
+Sources for the limits (first line of ``docs/operators.md`` on each onnx-tensorrt release branch,
+and the ONNX package each parser was built against, which fixes the newest IR version it knows):
+
+- 8.2 (JetPack 4.6: Nano, TX2, Xavier): "TensorRT 8.2 supports operators up to Opset 13"
+  (onnx-tensorrt ``release/8.2-GA``); parser built with ONNX 1.8 → IR version 7.
+- 8.5 (JetPack 5.1: Xavier, Orin): "TensorRT 8.5 supports operators up to Opset 17"
+  (``release/8.5-GA``); ONNX 1.12 → IR version 8.
+- 10.x (JetPack 6: Orin 10.3; desktop): "TensorRT 10.0 supports operators in the inclusive range
+  of opset 9 to opset 20"; ONNX 1.16 → IR version 10 (we write 9, enough for opset 20).
+- 11.x (PyPI ``tensorrt`` today): opset ≤ 25 with ONNX 1.20 (TensorRT ONNX opset guide); strongly
+  typed networks only — FP16/INT8 builder flags and implicit calibrators were removed, precision
+  comes from the graph (FP16 ONNX, Q/DQ). JetPack and DLA are not supported by 11.x.
+
+The default export opset is 17: the newest opset that every target above from JetPack 5 on and
+ONNX Runtime accept, and one that the TorchScript exporter emits natively (opset 18 moved Reduce*
+axes to inputs, which breaks down-conversion). A target with a lower ceiling lowers it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from compress.errors import UserInputError
+
+DEFAULT_OPSET = 17
+# ONNX Runtime 1.17+ reads everything up to opset 20; a newer exporter may go further.
+ORT_MAX_OPSET = 21
+
+
+@dataclass(frozen=True)
+class TrtTarget:
+    """The parser/builder capabilities of one TensorRT major.minor line."""
+
+    version: str  # as given, e.g. "8.5" or "10.3.0"
+    major: int
+    minor: int
+    max_opset: int
+    max_ir_version: int
+    jetpack: str  # the JetPack line that ships it, or "" for desktop-only versions
+    precision_flags: bool  # --fp16/--int8 and BuilderFlag.FP16/INT8 exist (weakly typed builds)
+    tensor_api: bool  # name-based I/O tensor API (TRT >= 8.5) rather than bindings
+    dla: bool  # DLA cores may be targeted
+
+    @property
+    def label(self) -> str:
+        return f"TensorRT {self.version}" + (f" (JetPack {self.jetpack})" if self.jetpack else "")
+
+
+# (major, minor lower bound) → limits; the first row whose bound is <= the version applies.
+_TABLE: list[tuple[tuple[int, int], dict]] = [
+    ((11, 0), dict(max_opset=25, max_ir_version=10, jetpack="", precision_flags=False, tensor_api=True, dla=False)),
+    ((10, 0), dict(max_opset=20, max_ir_version=9, jetpack="6.x", precision_flags=True, tensor_api=True, dla=True)),
+    ((8, 6), dict(max_opset=17, max_ir_version=8, jetpack="", precision_flags=True, tensor_api=True, dla=True)),
+    ((8, 5), dict(max_opset=17, max_ir_version=8, jetpack="5.1", precision_flags=True, tensor_api=True, dla=True)),
+    ((8, 2), dict(max_opset=13, max_ir_version=7, jetpack="4.6", precision_flags=True, tensor_api=False, dla=True)),
+]
+DEFAULT_TRT_VERSION = "10.3"  # Jetson Orin, JetPack 6
+KNOWN_TARGETS = ("8.2", "8.5", "10.3", "11")
+
+
+def resolve_target(version: str | None) -> TrtTarget:
+    """Parse ``"8.5"``, ``"10.3.0"``, ``"11"`` … into a ``TrtTarget``; ``None`` → the Orin default."""
+    text = (version or DEFAULT_TRT_VERSION).strip()
+    m = re.fullmatch(r"(\d+)(?:\.(\d+))?(?:\.\d+)*", text)
+    if not m:
+        raise UserInputError(
+            f"--trt-version '{text}' is not a version number; use e.g. 8.2 (JetPack 4.6), 8.5 (JetPack 5.1), "
+            "10.3 (JetPack 6) or 11."
+        )
+    major, minor = int(m.group(1)), int(m.group(2) or 0)
+    for (bmaj, bmin), limits in _TABLE:
+        if (major, minor) >= (bmaj, bmin):
+            return TrtTarget(version=text, major=major, minor=minor, **limits)
+    raise UserInputError(
+        f"TensorRT {text} is older than the oldest supported target 8.2 (JetPack 4.6); "
+        f"known targets: {', '.join(KNOWN_TARGETS)}."
+    )
+
+
+def choose_opset(requested: int | None, target: TrtTarget | None) -> int:
+    """The export opset: ``requested`` if the target's parser reads it, else the default capped by the target."""
+    ceiling = min(ORT_MAX_OPSET, target.max_opset) if target else ORT_MAX_OPSET
+    if requested is None:
+        return min(DEFAULT_OPSET, ceiling)
+    if requested < 11:
+        raise UserInputError(f"--opset {requested} is too old; use 11 or newer (default {DEFAULT_OPSET}).")
+    if requested > ceiling:
+        who = target.label if target and target.max_opset < ORT_MAX_OPSET else "ONNX Runtime"
+        raise UserInputError(f"--opset {requested} is newer than {who} parses (at most {ceiling}); "
+                             f"use --opset {ceiling} or lower.")
+    return requested
+
+
+def choose_ir_version(opset: int, target: TrtTarget | None) -> int:
+    """The lowest IR version valid for ``opset``, capped by what the target's parser knows.
+
+    Older parsers reject models whose IR version is newer than the ONNX release they were built
+    with, and a lower IR version loses nothing for a graph that only uses ``opset``.
+    """
+    from onnx import helper
+
+    needed = min(ir for _, ir, op, *_ in helper.VERSION_TABLE if op >= opset)
+    if target is not None and needed > target.max_ir_version:
+        raise UserInputError(
+            f"opset {opset} needs ONNX IR version {needed}, newer than {target.label} reads "
+            f"({target.max_ir_version}); lower --opset to {target.max_opset}."
+        )
+    return needed

@@ -1,0 +1,206 @@
+"""Parity of exported models against PyTorch on real samples (``parity.json`` and its table).
+
+Element rule (Polygraphy's): an element fails only when it exceeds BOTH the absolute and the
+relative tolerance, ``|a - r| > atol and |a - r| / |r| > rtol`` with ``r`` the PyTorch output.
+FP32 and FP16 pass when no element fails; INT8 is judged on predictions instead (top-1
+agreement and accuracy drop), since quantisation moves every logit a little by design.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from compress.errors import UserInputError
+from runtime.base import Runner
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class ParityCriteria:
+    """Pass/fail thresholds per precision (all overridable from the CLI)."""
+
+    atol: dict[str, float] = field(default_factory=lambda: {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-1})
+    rtol: dict[str, float] = field(default_factory=lambda: {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-1})
+    int8_min_top1_agreement: float = 0.99  # fraction of samples whose top-1 matches PyTorch
+    int8_max_accuracy_drop: float = 1.0  # percentage points of OA
+    int8_min_cosine: float = 0.99  # embeddings: mean cosine similarity to PyTorch
+
+    def with_overrides(self, atol: dict[str, float] | None = None, rtol: dict[str, float] | None = None,
+                       **others: float) -> "ParityCriteria":
+        for table in (atol or {}, rtol or {}):
+            for prec, val in table.items():
+                if prec not in PRECISIONS or val < 0:
+                    raise UserInputError(f"tolerance '{prec}={val}' is invalid: precision must be one of "
+                                         f"{', '.join(PRECISIONS)} and the value >= 0.")
+        return replace(self, atol={**self.atol, **(atol or {})}, rtol={**self.rtol, **(rtol or {})},
+                       **{k: v for k, v in others.items() if v is not None})
+
+
+@dataclass
+class ErrorStats:
+    """Elementwise error of one output against the reference."""
+
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    mean_rel: float
+    num_failed: int
+    num_elements: int
+
+    @property
+    def passed(self) -> bool:
+        return self.num_failed == 0
+
+
+def compare_arrays(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float) -> ErrorStats:
+    """Polygraphy's rule: an element fails when ``abs > atol`` AND ``rel > rtol`` (rel w.r.t. ``ref``)."""
+    if ref.shape != out.shape:
+        raise UserInputError(f"output shapes differ: reference {ref.shape} vs candidate {out.shape}.")
+    r, o = ref.astype(np.float64), out.astype(np.float64)
+    absd = np.abs(o - r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(absd == 0, 0.0, absd / np.abs(r))  # 0/0 → 0; x/0 → inf
+    failed = (absd > atol) & (rel > rtol)
+    finite_rel = rel[np.isfinite(rel)]
+    return ErrorStats(max_abs=float(absd.max(initial=0.0)), mean_abs=float(absd.mean()) if absd.size else 0.0,
+                      max_rel=float(rel.max(initial=0.0)),
+                      mean_rel=float(finite_rel.mean()) if finite_rel.size else 0.0,
+                      num_failed=int(failed.sum()), num_elements=int(absd.size))
+
+
+@dataclass
+class ParityRow:
+    """One runner's outputs compared with PyTorch."""
+
+    name: str
+    precision: str
+    backend: dict[str, Any]
+    max_abs: float | None = None
+    mean_abs: float | None = None
+    max_rel: float | None = None
+    mean_rel: float | None = None
+    failed_elements: int | None = None
+    top1_agreement: float | None = None  # classification only
+    mean_cosine: float | None = None  # embedding only
+    accuracy: float | None = None  # OA in %, when labels are known
+    accuracy_drop: float | None = None  # reference OA − this OA, percentage points
+    latency_ms: float | None = None  # median of repeated calls on one batch
+    speedup_vs_fp32: float | None = None  # ONNX Runtime FP32 latency / this latency
+    passed: bool = True
+    rule: str = ""
+
+
+@dataclass
+class ParityReport:
+    """All rows plus what they were measured on; ``passed`` is the AND over candidate rows."""
+
+    rows: list[ParityRow]
+    num_samples: int
+    sample_source: str
+    task: str
+    batch: int
+    criteria: ParityCriteria
+    passed: bool = True
+
+    def row(self, name: str) -> ParityRow:
+        return next(r for r in self.rows if r.name == name)
+
+
+def run_batched(runner: Runner, x: np.ndarray, batch: int, dynamic: bool, input_name: str = "input") -> np.ndarray:
+    """Run ``x`` through ``runner`` in chunks of ``batch``; a static graph gets its last chunk zero-padded."""
+    outs = []
+    for i in range(0, len(x), batch):
+        chunk = x[i:i + batch]
+        n = len(chunk)
+        if not dynamic and n < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - n,) + chunk.shape[1:], chunk.dtype)])
+        res = runner.infer({input_name: chunk})
+        outs.append(next(iter(res.values()))[:n])
+    return np.concatenate(outs)
+
+
+def median_latency_ms(runner: Runner, feed: np.ndarray, repeats: int = 10, warmup: int = 2,
+                      input_name: str = "input") -> float:
+    """Median wall time of ``infer`` (host in → host out) over ``repeats`` calls after ``warmup``."""
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        runner.infer({input_name: feed})
+        runner.synchronize()
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _accuracy(pred: np.ndarray, labels: np.ndarray | None) -> float | None:
+    return None if labels is None else float((pred == labels).mean() * 100.0)
+
+
+def check_parity(reference: Runner, candidates: Sequence[tuple[str, Runner, str]], inputs: np.ndarray,
+                 labels: np.ndarray | None, task: str, batch: int, dynamic: bool,
+                 criteria: ParityCriteria | None = None, sample_source: str = "", repeats: int = 10) -> ParityReport:
+    """Compare every ``(name, runner, precision)`` with ``reference`` on ``inputs`` (``[N, ...]``).
+
+    Runners are activated and deactivated here. Latency is timed on one batch of ``inputs``.
+    """
+    criteria = criteria or ParityCriteria()
+    if len(inputs) == 0:
+        raise UserInputError("parity needs at least one sample; the sample set is empty.")
+    if labels is not None and len(labels) != len(inputs):
+        raise UserInputError(f"{len(labels)} labels for {len(inputs)} samples.")
+    feed = inputs[:batch]
+    if len(feed) < batch:
+        feed = np.concatenate([feed, np.repeat(feed[-1:], batch - len(feed), axis=0)])
+    with reference:
+        ref = run_batched(reference, inputs, batch, dynamic)
+        ref_ms = median_latency_ms(reference, feed, repeats)
+    classify = task == "classify"
+    ref_pred = ref.argmax(1) if classify else None
+    ref_acc = _accuracy(ref_pred, labels) if classify else None
+    rows = [ParityRow(name="pytorch", precision="fp32", backend=reference.describe(), accuracy=ref_acc,
+                      top1_agreement=1.0 if classify else None, latency_ms=ref_ms, rule="reference")]
+    fp32_ms = None
+    for name, runner, precision in candidates:
+        with runner:
+            out = run_batched(runner, inputs, batch, dynamic).astype(np.float32)
+            ms = median_latency_ms(runner, feed, repeats)
+            desc = runner.describe()
+        atol, rtol = criteria.atol[precision], criteria.rtol[precision]
+        st = compare_arrays(ref, out, atol, rtol)
+        row = ParityRow(name=name, precision=precision, backend=desc, max_abs=st.max_abs, mean_abs=st.mean_abs,
+                        max_rel=st.max_rel, mean_rel=st.mean_rel, failed_elements=st.num_failed, latency_ms=ms)
+        if classify:
+            pred = out.argmax(1)
+            row.top1_agreement = float((pred == ref_pred).mean())
+            row.accuracy = _accuracy(pred, labels)
+            row.accuracy_drop = None if ref_acc is None else ref_acc - row.accuracy
+        else:
+            num = (ref * out).sum(1)
+            den = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1) + 1e-12
+            row.mean_cosine = float((num / den).mean())
+        if precision == "int8":
+            if classify:
+                row.rule = (f"top-1 agreement >= {criteria.int8_min_top1_agreement:.2%}"
+                            + (f", OA drop <= {criteria.int8_max_accuracy_drop} pt" if labels is not None else ""))
+                row.passed = row.top1_agreement >= criteria.int8_min_top1_agreement and (
+                    row.accuracy_drop is None or row.accuracy_drop <= criteria.int8_max_accuracy_drop)
+            else:
+                row.rule = f"mean cosine >= {criteria.int8_min_cosine}"
+                row.passed = row.mean_cosine >= criteria.int8_min_cosine
+        else:
+            row.rule = f"no element with abs > {atol:g} and rel > {rtol:g}"
+            row.passed = st.passed
+        if precision == "fp32" and desc.get("backend") == "onnxrt" and fp32_ms is None:
+            fp32_ms = ms
+        rows.append(row)
+    if fp32_ms:
+        for row in rows:
+            if row.latency_ms:
+                row.speedup_vs_fp32 = fp32_ms / row.latency_ms
+    return ParityReport(rows=rows, num_samples=len(inputs), sample_source=sample_source, task=task, batch=batch,
+                        criteria=criteria, passed=all(r.passed for r in rows))

@@ -1,0 +1,184 @@
+"""``profile_targets``: the one library call behind ``compress profile``.
+
+For each target: analysis (PyTorch hooks for models, the ONNX graph for .onnx, the sidecar's ONNX for
+engines when present), then latency: MEASURED here (``--device cpu|cuda``), on this Jetson
+(``--device jetson``, with tegrastats power), over SSH (``--remote``), or ESTIMATED from a device
+profile (``--device <profile>``), each entry labelled with its kind.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from compress.errors import DeviceError, UserInputError
+from profiles.analysis import ModelAnalysis
+from profiles.targets import Target, resolve_target
+
+LOCAL_DEVICES = ("cpu", "cuda", "jetson")
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    device: str | None = None  # cpu | cuda | jetson | <profile name> | path/to/profile.yaml
+    power_mode: str | None = None
+    num_classes: int | None = None
+    input_size: int | None = None
+    in_chans: int | None = None
+    batches: tuple[int, ...] = (1,)
+    precision: str = "fp32"
+    per_layer: bool = False
+    remote: str | None = None
+    warmup: int = 10
+    iters: int = 50
+    threads: int | None = None
+
+
+@dataclass
+class TargetReport:
+    target: str
+    kind: str
+    name: str
+    input_shape: list[int]
+    analysis: dict[str, Any] | None
+    file_bytes: int | None
+    accuracy: float | None
+    accuracy_source: str | None
+    latency: list[dict[str, Any]] = field(default_factory=list)  # kind: measured | estimate
+    power: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ProfileReport:
+    targets: list[TargetReport]
+    device: dict[str, Any] | None
+    config: dict[str, Any]
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def analyze_target(t: Target, batch: int) -> ModelAnalysis | None:
+    shape = (batch, t.in_chans, t.image_size, t.image_size)
+    if t.model is not None:
+        from profiles.torch_count import analyze_torch
+
+        meta_model = copy.deepcopy(t.model).to("meta")  # shapes only: no compute, no memory
+        return analyze_torch(meta_model, shape).with_file_size(t.file_bytes)
+    onnx_path = t.path if t.kind == "onnx" else None
+    if t.kind == "engine" and t.meta.get("onnx"):
+        from pathlib import Path
+
+        cand = Path(t.meta["onnx"])
+        cand = cand if cand.is_absolute() else t.path.parent / cand
+        onnx_path = cand if cand.is_file() else None
+    if onnx_path is None:
+        return None
+    from profiles.onnx_count import analyze_onnx
+
+    return analyze_onnx(onnx_path, shape).with_file_size(t.file_bytes)
+
+
+def _runner_for(t: Target, device: str, batch: int, threads: int | None):
+    if t.kind in ("checkpoint", "zoo"):
+        from runtime.torch_runner import TorchRunner
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        return TorchRunner(t.model, device="cuda" if device == "cuda" else "cpu",
+                           input_shape=(-1, t.in_chans, t.image_size, t.image_size))
+    if t.kind == "onnx":
+        from runtime.onnxrt import OnnxrtRunner
+
+        return OnnxrtRunner(t.path, providers=["cuda", "cpu"] if device in ("cuda", "jetson") else ["cpu"], threads=threads)
+    from runtime.tensorrt_runner import TrtRunner
+
+    return TrtRunner(t.path)
+
+
+def _measure_local(t: Target, cfg: ProfileConfig, device: str, batch: int) -> tuple[dict[str, Any], dict | None]:
+    import numpy as np
+
+    from runtime.latency import measure_latency
+
+    runner = _runner_for(t, device, batch, cfg.threads)
+    with runner:
+        spec = runner.input_specs()[0]
+        shape = (batch, t.in_chans, t.image_size, t.image_size)
+        feeds = {spec.name: np.random.default_rng(0).standard_normal(shape).astype(spec.dtype if "float" in spec.dtype else "float32")}
+        if device == "jetson":
+            from runtime.jetson import TegrastatsMonitor, summarize_power
+
+            with TegrastatsMonitor() as mon:
+                stats = measure_latency(runner, feeds, cfg.warmup, cfg.iters, batch)
+            power = summarize_power(mon.samples(), stats.mean_ms, batch)
+            return stats.__dict__, power.__dict__
+        stats = measure_latency(runner, feeds, cfg.warmup, cfg.iters, batch)
+    return stats.__dict__, None
+
+
+def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[str], None] | None = None) -> ProfileReport:
+    """Analyse and time (or estimate) every target; see the module docstring for what runs where."""
+    if not specs:
+        raise UserInputError("no TARGET given: pass checkpoints, .onnx/.engine files or model names.")
+    if any(b < 1 for b in cfg.batches):
+        raise UserInputError(f"--batch values must be >= 1, got {list(cfg.batches)}.")
+    device_key = (cfg.device or "cpu").strip()
+    profile = None
+    jetson_info = None
+    if device_key == "jetson":
+        from runtime.jetson import detect_jetson
+
+        jetson_info = detect_jetson()
+        if jetson_info is None and not cfg.remote:
+            raise DeviceError("--device jetson measures on a Jetson, but this machine is not one; pass a profile "
+                              "(e.g. --device jetson-orin-nano-8gb) for an estimate, or --remote user@jetson.")
+    elif device_key not in LOCAL_DEVICES:
+        from profiles.device import load_device_profile
+
+        profile = load_device_profile(device_key)
+        profile.mode(cfg.power_mode)  # fail early on a bad mode
+    reports = []
+    for spec in specs:
+        if progress:
+            progress(spec)
+        t = resolve_target(spec, cfg.num_classes, cfg.input_size, cfg.in_chans)
+        analysis = analyze_target(t, cfg.batches[0])
+        rep = TargetReport(spec, t.kind, t.name, [cfg.batches[0], t.in_chans, t.image_size, t.image_size],
+                           analysis.to_dict(cfg.per_layer) if analysis else None, t.file_bytes, t.accuracy, t.accuracy_source)
+        if analysis is None:
+            rep.notes.append("no analysis: an engine without its ONNX beside it (sidecar 'onnx') has no readable graph")
+        for b in cfg.batches:
+            if profile is not None:
+                from profiles.estimate import estimate_latency
+
+                a_b = analysis if (analysis and analysis.batch == b) else analyze_target(t, b)
+                if a_b is None:
+                    rep.notes.append(f"no estimate at batch {b}: no graph to estimate from")
+                else:
+                    rep.latency.append(estimate_latency(a_b, profile, cfg.precision, cfg.power_mode).to_dict(cfg.per_layer))
+            if cfg.remote:
+                from runtime.remote import profile_remote
+
+                if t.kind not in ("onnx", "engine"):
+                    raise UserInputError(f"--remote needs an .onnx or .engine target; export '{spec}' first "
+                                         "(compress export) and profile the file.")
+                res = profile_remote(cfg.remote, t.path, cfg.precision, None, None, iterations=max(cfg.iters, 50))
+                rep.latency.append({**res.latency.__dict__, "where": f"remote {cfg.remote}", "power_mode": res.power_mode})
+                rep.power = res.power.__dict__ if res.power else None
+            elif profile is None:
+                stats, power = _measure_local(t, cfg, device_key, b)
+                stats["where"] = "this Jetson" if device_key == "jetson" else "this machine"
+                if jetson_info is not None:
+                    from runtime.jetson import query_power_mode
+
+                    stats["power_mode"] = query_power_mode()
+                    stats["jetson"] = jetson_info.__dict__
+                rep.latency.append(stats)
+                rep.power = power or rep.power
+        reports.append(rep)
+    return ProfileReport(reports, profile.summary() if profile else ({"name": device_key} if not jetson_info else
+                                                                     {"name": "jetson", **jetson_info.__dict__}),
+                         {k: getattr(cfg, k) for k in cfg.__dataclass_fields__})

@@ -1,0 +1,203 @@
+"""Device profiles: data files (``profiles/devices/*.yaml``) loaded into a frozen ``DeviceProfile``.
+
+Every scalar is written ``{value: ..., source: "..."}`` so a report can say where a number came from.
+Power modes switch SMs off as well as capping clocks, so peaks and bandwidth are scaled per mode:
+``peak(mode) = peak_max × active_sms / sm_count × gpu_mhz / gpu_max_mhz`` and
+``bandwidth(mode) = bandwidth_max × emc_mhz / emc_max_mhz``.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress.errors import UserInputError
+
+DEVICES_DIR = Path(__file__).parent / "devices"
+_SOURCED = ("architecture", "compute_capability", "sm_count", "cuda_cores", "tensor_cores", "gpu_max_mhz",
+            "peak_fp32_tflops", "peak_fp16_tflops", "peak_int8_tops", "memory_gb", "memory_bandwidth_gbs",
+            "memory_max_mhz", "dla_cores", "jetpack", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class PowerMode:
+    """One nvpmodel mode: how many SMs stay on and the GPU / memory (EMC) clock caps."""
+
+    name: str
+    id: int
+    active_sms: int
+    gpu_max_mhz: float
+    emc_max_mhz: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A target device. ``values`` holds the sourced scalars (see ``_SOURCED``), ``sources`` their origin."""
+
+    name: str
+    display_name: str
+    kind: str  # jetson | gpu | cpu
+    values: dict[str, Any]
+    sources: dict[str, str]
+    power_modes: tuple[PowerMode, ...]
+    default_power_mode: str
+    match: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    path: str | None = None
+
+    def __getattr__(self, item: str) -> Any:
+        values = object.__getattribute__(self, "values")
+        if item in values:
+            return values[item]
+        raise AttributeError(item)
+
+    def mode(self, name: str | int | None = None) -> PowerMode:
+        """The named (or numbered) power mode; ``None`` gives the default one."""
+        key = self.default_power_mode if name is None else str(name)
+        for m in self.power_modes:
+            if m.name.lower() == key.lower() or str(m.id) == key:
+                return m
+        raise UserInputError(f"Device '{self.name}' has no power mode '{name}'. "
+                             f"Known: {', '.join(f'{m.id}={m.name}' for m in self.power_modes)}.")
+
+    def peak_ops(self, precision: str, mode: str | int | None = None) -> float | None:
+        """Dense peak in ops/s (FLOP/s; INT8 ops/s) for ``precision`` in a power mode, or None if unsupported."""
+        if precision not in PRECISIONS:
+            raise UserInputError(f"Unknown precision '{precision}'. Known: {', '.join(PRECISIONS)}.")
+        unit = "tops" if precision == "int8" else "tflops"
+        peak = self.values.get(f"peak_{precision}_{unit}")
+        if peak is None:
+            return None
+        m = self.mode(mode)
+        sms, mhz = self.values.get("sm_count") or m.active_sms, self.values.get("gpu_max_mhz") or m.gpu_max_mhz
+        return float(peak) * 1e12 * (m.active_sms / sms) * (min(m.gpu_max_mhz, mhz) / mhz)
+
+    def bandwidth(self, mode: str | int | None = None) -> float:
+        """Memory bandwidth in bytes/s in a power mode (EMC cap scales the device maximum)."""
+        m = self.mode(mode)
+        bw = float(self.values["memory_bandwidth_gbs"]) * 1e9
+        emc_max = self.values.get("memory_max_mhz")
+        if m.emc_max_mhz is None or not emc_max:
+            return bw
+        return bw * min(m.emc_max_mhz, emc_max) / emc_max
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able record (values, their sources, power modes)."""
+        return {"name": self.name, "display_name": self.display_name, "kind": self.kind,
+                "values": dict(self.values), "sources": dict(self.sources),
+                "power_modes": [m.__dict__ for m in self.power_modes], "default_power_mode": self.default_power_mode,
+                "notes": list(self.notes), "path": self.path}
+
+
+def parse_device_profile(data: dict[str, Any], source: str) -> DeviceProfile:
+    """Validate one YAML mapping; every value must carry a source."""
+    if not isinstance(data, dict):
+        raise UserInputError(f"{source}: a device profile must be a mapping.")
+    missing = [k for k in ("name", "kind", "memory_bandwidth_gbs", "power_modes") if k not in data]
+    if missing:
+        raise UserInputError(f"{source}: missing key(s) {', '.join(missing)}; see profiles/devices/*.yaml for the format.")
+    unknown = sorted(set(data) - set(_SOURCED) - {"name", "display_name", "kind", "match", "power_modes",
+                                                  "default_power_mode", "notes"})
+    if unknown:
+        raise UserInputError(f"{source}: unknown key(s) {', '.join(unknown)}. Valid: {', '.join(_SOURCED)}, name, "
+                             "display_name, kind, match, power_modes, default_power_mode, notes.")
+    values, sources = {}, {}
+    for key in _SOURCED:
+        if key not in data:
+            values[key], sources[key] = None, "not given"
+            continue
+        item = data[key]
+        if not isinstance(item, dict) or "value" not in item or not item.get("source"):
+            raise UserInputError(f"{source}: '{key}' must be written as {{value: ..., source: \"where it comes from\"}}.")
+        values[key], sources[key] = item["value"], str(item["source"])
+    modes = []
+    for i, m in enumerate(data["power_modes"] or []):
+        try:
+            modes.append(PowerMode(name=str(m["name"]), id=int(m.get("id", i)), active_sms=int(m["active_sms"]),
+                                   gpu_max_mhz=float(m["gpu_max_mhz"]),
+                                   emc_max_mhz=None if m.get("emc_max_mhz") is None else float(m["emc_max_mhz"]),
+                                   source=str(m["source"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserInputError(f"{source}: power mode {i} needs name, active_sms, gpu_max_mhz, emc_max_mhz and "
+                                 f"source ({exc}).") from exc
+    if not modes:
+        raise UserInputError(f"{source}: at least one power mode is needed.")
+    default = str(data.get("default_power_mode") or modes[0].name)
+    prof = DeviceProfile(name=str(data["name"]), display_name=str(data.get("display_name") or data["name"]),
+                         kind=str(data["kind"]), values=values, sources=sources, power_modes=tuple(modes),
+                         default_power_mode=default, match=tuple(data.get("match") or ()),
+                         notes=tuple(data.get("notes") or ()), path=source)
+    prof.mode(None)  # the default must exist
+    return prof
+
+
+def _load_file(path: Path) -> DeviceProfile:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}).") from exc
+    return parse_device_profile(data, str(path))
+
+
+def host_cpu_profile() -> DeviceProfile:
+    """This machine's CPU, read from /proc/cpuinfo; no peak is claimed unless the clock is known."""
+    model, mhz, flags = platform.processor() or "unknown CPU", None, ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            key, _, val = line.partition(":")
+            key, val = key.strip(), val.strip()
+            if key == "model name" and model in ("unknown CPU", platform.processor()):
+                model = val
+            elif key == "cpu MHz" and mhz is None:
+                mhz = float(val)
+            elif key == "flags" and not flags:
+                flags = val
+    except OSError:
+        pass
+    cores = os.cpu_count() or 1
+    simd = 64 if "avx512f" in flags.split() else 32 if "avx2" in flags.split() else 8
+    peak = cores * mhz * 1e6 * simd / 1e12 if mhz else None
+    src = "read from /proc/cpuinfo and os.cpu_count() on this machine"
+    values = {k: None for k in _SOURCED}
+    values.update(architecture=model, cuda_cores=0, sm_count=None, peak_fp32_tflops=peak,
+                  memory_bandwidth_gbs=20.0, dla_cores=0)
+    sources = {k: "not applicable to a CPU" for k in _SOURCED}
+    sources.update(architecture=src, peak_fp32_tflops=(f"derived: {cores} cores x {mhz} MHz x {simd} FP32 FLOP/cycle "
+                                                        "(2 FMA units x SIMD width) — a theoretical bound" if peak else "clock unknown"),
+                   memory_bandwidth_gbs="assumption: 20 GB/s (one DDR4 channel); not measured")
+    mode = PowerMode(name="default", id=0, active_sms=1, gpu_max_mhz=float(mhz or 1), emc_max_mhz=None, source=src)
+    return DeviceProfile(name="host-cpu", display_name=f"host CPU ({model}, {cores} cores)", kind="cpu", values=values,
+                         sources=sources, power_modes=(mode,), default_power_mode="default",
+                         notes=("built from this machine at run time",))
+
+
+def list_device_profiles() -> list[DeviceProfile]:
+    """Every shipped profile plus the host CPU, sorted by name."""
+    profs = [_load_file(p) for p in sorted(DEVICES_DIR.glob("*.yaml"))]
+    return sorted(profs, key=lambda p: p.name) + [host_cpu_profile()]
+
+
+def load_device_profile(name_or_path: str | Path) -> DeviceProfile:
+    """A shipped profile by name (``jetson-orin-nano-8gb``), ``host-cpu``, or a user YAML file path."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        path = Path(text)
+        if not path.is_file():
+            raise UserInputError(f"Device profile file '{path}' does not exist.")
+        return _load_file(path)
+    if text.strip().lower() in ("host-cpu", "host_cpu"):
+        return host_cpu_profile()
+    key = text.strip().lower().replace("_", "-")
+    path = DEVICES_DIR / f"{key}.yaml"
+    if path.is_file():
+        return _load_file(path)
+    known = sorted(p.stem for p in DEVICES_DIR.glob("*.yaml")) + ["host-cpu"]
+    raise UserInputError(f"Unknown device profile '{name_or_path}'. Known: {', '.join(known)}; "
+                         "or pass a path to your own .yaml (see profiles/devices/ for the format).")

@@ -1,0 +1,110 @@
+"""Resolve a profile TARGET: a checkpoint folder, an ``.onnx`` file, an ``.engine`` (+ JSON sidecar) or a zoo name."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress.errors import UserInputError
+
+
+@dataclass
+class Target:
+    """What ``compress profile`` works on. ``model`` is set for checkpoints and zoo names."""
+
+    spec: str
+    kind: str  # checkpoint | onnx | engine | zoo
+    name: str
+    in_chans: int
+    image_size: int
+    num_classes: int | None
+    model: Any = None
+    path: Path | None = None
+    file_bytes: int | None = None
+    accuracy: float | None = None
+    accuracy_source: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def accuracy_from_metrics(metrics: dict[str, Any]) -> tuple[float | None, str | None]:
+    """Overall accuracy from a manifest's metrics ({"test": {"oa": ...}} first, then val, then top level)."""
+    for split in ("test", "val", "valid", "validation"):
+        sub = metrics.get(split)
+        if isinstance(sub, dict):
+            for key in ("oa", "accuracy", "acc", "top1"):
+                if isinstance(sub.get(key), (int, float)):
+                    return float(sub[key]), f"manifest metrics.{split}.{key}"
+    for key in ("oa", "accuracy", "acc", "top1"):
+        if isinstance(metrics.get(key), (int, float)):
+            return float(metrics[key]), f"manifest metrics.{key}"
+    return None, None
+
+
+def _dir_size(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+
+
+def _onnx_input(path: Path) -> tuple[int | None, int | None]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+        if len(dims) == 4:
+            return dims[1], dims[3] or dims[2]
+    return None, None
+
+
+def _sibling_accuracy(path: Path) -> tuple[float | None, str | None]:
+    """An export folder may hold the checkpoint manifest (copied by ``compress export``)."""
+    man = path.parent / "manifest.json"
+    if man.is_file():
+        try:
+            data = json.loads(man.read_text(encoding="utf-8"))
+            acc, src = accuracy_from_metrics(data.get("metrics") or {})
+            return acc, (f"{man}: {src}" if src else None)
+        except (json.JSONDecodeError, OSError):
+            pass
+    return None, None
+
+
+def resolve_target(spec: str, num_classes: int | None = None, input_size: int | None = None,
+                   in_chans: int | None = None) -> Target:
+    """Load/inspect one target; CLI overrides (``--input-size`` …) win over what the files say."""
+    p = Path(spec)
+    if p.is_dir() or p.name in ("manifest.json", "model.safetensors"):
+        from compress.engine.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(p)
+        man = ckpt.manifest
+        acc, src = accuracy_from_metrics(man.metrics or {})
+        return Target(spec, "checkpoint", man.architecture, in_chans or man.in_chans, input_size or man.image_size,
+                      man.num_classes, model=ckpt.model, path=ckpt.path, file_bytes=_dir_size(ckpt.path / "model.safetensors"),
+                      accuracy=acc, accuracy_source=src, meta={"role": man.role, "method": man.method})
+    if p.suffix.lower() == ".onnx":
+        if not p.is_file():
+            raise UserInputError(f"ONNX file '{spec}' does not exist.")
+        c, s = _onnx_input(p)
+        acc, src = _sibling_accuracy(p)
+        return Target(spec, "onnx", p.stem, in_chans or c or 3, input_size or s or 224, num_classes, path=p,
+                      file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src)
+    if p.suffix.lower() in (".engine", ".plan"):
+        if not p.is_file():
+            raise UserInputError(f"Engine file '{spec}' does not exist.")
+        side = p.with_name(p.name + ".json")
+        meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else {}
+        shape = meta.get("input_shape") or [1, 3, 224, 224]
+        acc, src = _sibling_accuracy(p)
+        return Target(spec, "engine", p.stem, in_chans or int(shape[1]), input_size or int(shape[-1]), num_classes,
+                      path=p, file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src, meta=meta)
+    if p.suffix or "/" in spec:
+        raise UserInputError(f"'{spec}' is not a checkpoint folder, .onnx, .engine or model name.")
+    from compress.models import create_model
+
+    nc = num_classes or 1000
+    model = create_model(spec, num_classes=nc, in_chans=in_chans or 3)
+    return Target(spec, "zoo", spec, in_chans or 3, input_size or 224, nc, model=model.eval())

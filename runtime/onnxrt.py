@@ -1,0 +1,134 @@
+"""``OnnxrtRunner``: an ONNX model in ONNX Runtime on one of its execution providers."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from compress.errors import DeviceError, UserInputError, require
+from runtime.base import Runner, TensorSpec
+
+# Short names as typed on the CLI → ONNX Runtime provider names.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+}
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32", "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime providers usable here (e.g. ``['CPUExecutionProvider']`` on a CPU wheel)."""
+    ort = require("onnxruntime", "ONNX Runtime inference")
+    return list(ort.get_available_providers())
+
+
+def resolve_providers(providers: Sequence[str] | str | None) -> list[str]:
+    """Map short names to provider names and check each exists; ``None`` → CPU only."""
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str):
+        providers = [providers]
+    have = available_providers()
+    out = []
+    for p in providers:
+        full = PROVIDER_ALIASES.get(p.lower(), p)
+        if full not in have:
+            raise DeviceError(
+                f"ONNX Runtime provider '{p}' is not available here (available: {', '.join(have)}); "
+                "install onnxruntime-gpu with a matching CUDA/TensorRT, or use 'cpu'."
+            )
+        out.append(full)
+    if "CPUExecutionProvider" not in out:  # ORT falls back to CPU for unsupported nodes anyway
+        out.append("CPUExecutionProvider")
+    return out
+
+
+def model_precision(model: Any) -> str:
+    """``int8`` for a Q/DQ graph, ``fp16`` when any float initializer is half, else ``fp32``."""
+    ops = {n.op_type for n in model.graph.node}
+    if "QuantizeLinear" in ops or "DequantizeLinear" in ops:
+        return "int8"
+    from onnx import TensorProto
+
+    if any(t.data_type == TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+class OnnxrtRunner(Runner):
+    """ONNX Runtime session over a model path or serialized bytes.
+
+    ``providers``: short names (``cpu``, ``cuda``, ``tensorrt``) or ORT names, in priority order.
+    ``threads``: intra-op threads (``None`` = ORT's default, all physical cores).
+    """
+
+    backend = "onnxrt"
+
+    def __init__(self, path_or_bytes: str | Path | bytes, providers: Sequence[str] | str | None = None,
+                 threads: int | None = None, name: str | None = None) -> None:
+        super().__init__(name)
+        if not isinstance(path_or_bytes, (bytes, bytearray)) and not Path(path_or_bytes).is_file():
+            raise UserInputError(f"ONNX model '{path_or_bytes}' does not exist; export one with `compress export`.")
+        if threads is not None and threads < 1:
+            raise UserInputError(f"threads must be >= 1, got {threads}.")
+        self.source = path_or_bytes
+        self.providers = resolve_providers(providers)
+        self.threads = threads
+        self.session: Any = None
+        self._precision = "unknown"
+
+    def activate_impl(self) -> None:
+        ort = require("onnxruntime", "ONNX Runtime inference")
+        import onnx
+
+        opts = ort.SessionOptions()
+        if self.threads is not None:
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+        src = bytes(self.source) if isinstance(self.source, (bytes, bytearray)) else str(self.source)
+        try:
+            self.session = ort.InferenceSession(src, sess_options=opts, providers=self.providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise UserInputError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from exc
+        proto = onnx.load_from_string(src) if isinstance(src, bytes) else onnx.load(src, load_external_data=False)
+        self._precision = model_precision(proto)
+
+    def deactivate_impl(self) -> None:
+        self.session = None
+
+    def input_specs_impl(self) -> list[TensorSpec]:
+        return [TensorSpec(i.name, tuple(d if isinstance(d, int) else (d or -1) for d in i.shape),
+                           _ORT_TYPES.get(i.type, i.type)) for i in self.session.get_inputs()]
+
+    def output_names(self) -> list[str]:
+        self._check_active()
+        return [o.name for o in self.session.get_outputs()]
+
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+        specs = {s.name: s for s in self.input_specs_impl()}
+        cast = {}
+        for k, v in feeds.items():
+            want = np.dtype(specs[k].dtype)
+            if v.dtype != want and not (v.dtype.kind == "f" and want.kind == "f"):
+                raise UserInputError(f"{self.name}: input '{k}' is {v.dtype} but the model expects {want} "
+                                     "(an --embed-preprocess model takes uint8 NHWC images).")
+            cast[k] = np.ascontiguousarray(v, dtype=want)
+        names = [o.name for o in self.session.get_outputs()]
+        return OrderedDict(zip(names, self.session.run(names, cast)))
+
+    def describe(self) -> dict[str, Any]:
+        out = {**super().describe(), "providers": list(self.providers), "threads": self.threads,
+               "precision": self._precision}
+        if self.session is not None:
+            out["providers"] = self.session.get_providers()
+            out["provider"] = out["providers"][0]
+            out["device"] = "cpu" if out["provider"] == "CPUExecutionProvider" else "cuda"
+        return out

@@ -1,0 +1,111 @@
+"""``TrtRunner``: a serialized TensorRT engine run through the name-based tensor API (TRT 8.5+, 10, 11).
+
+``tensorrt`` is imported on activation only. Device buffers are torch CUDA tensors, so no pycuda
+or cuda-python is needed; the engine runs on a private CUDA stream with ``execute_async_v3``.
+Tested against the TensorRT 10 API surface; TRT 8.2 (JetPack 4.6) lacks the tensor API — there,
+run engines with ``trtexec --loadEngine``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compress.errors import DeviceError, UserInputError, require
+from runtime.base import Runner, TensorSpec
+
+
+class TrtRunner(Runner):
+    """Run ``engine_path`` on CUDA device ``device`` (inputs/outputs are host numpy arrays)."""
+
+    backend = "tensorrt"
+
+    def __init__(self, engine_path: str | Path, device: int = 0, name: str | None = None) -> None:
+        super().__init__(name)
+        self.engine_path = Path(engine_path)
+        if not self.engine_path.is_file():
+            raise UserInputError(f"TensorRT engine '{engine_path}' does not exist; build it with `compress export --trt`.")
+        self.device = device
+        self._trt: Any = None
+        self.engine: Any = None
+        self.context: Any = None
+        self.stream: Any = None
+        self._inputs: list[str] = []
+        self._outputs: list[str] = []
+
+    def activate_impl(self) -> None:
+        import torch
+
+        trt = require("tensorrt", "Running TensorRT engines", "pip install tensorrt (or use JetPack's python3-libnvinfer)")
+        if not torch.cuda.is_available():
+            raise DeviceError("TrtRunner needs a CUDA GPU, and none is visible here.")
+        if not hasattr(trt.ICudaEngine, "num_io_tensors"):
+            raise DeviceError(f"TensorRT {trt.__version__} lacks the I/O tensor API (needs 8.5+); "
+                              "run this engine with `trtexec --loadEngine` on the target instead.")
+        self._trt = trt
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+        if self.engine is None:
+            raise DeviceError(f"{self.engine_path} cannot be deserialized by TensorRT {trt.__version__}: engines "
+                              "only load with the TensorRT version and GPU they were built with; rebuild it here.")
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream(device=self.device)
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self._inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self._outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+
+    def deactivate_impl(self) -> None:
+        self.context = None
+        self.engine = None
+        self.stream = None
+
+    def _np_dtype(self, name: str) -> np.dtype:
+        return np.dtype(self._trt.nptype(self.engine.get_tensor_dtype(name)))
+
+    def input_specs_impl(self) -> list[TensorSpec]:
+        return [TensorSpec(n, tuple(int(d) for d in self.engine.get_tensor_shape(n)), self._np_dtype(n).name)
+                for n in self._inputs]
+
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+        import torch
+
+        dev = torch.device("cuda", self.device)
+        keep = []  # device buffers must outlive the enqueue
+        with torch.cuda.stream(self.stream):
+            for n in self._inputs:
+                host = np.ascontiguousarray(feeds[n], dtype=self._np_dtype(n))
+                buf = torch.from_numpy(host).to(dev, non_blocking=False)
+                if not self.context.set_input_shape(n, tuple(host.shape)):
+                    raise UserInputError(f"{self.name}: input '{n}' shape {host.shape} is outside the engine's "
+                                         f"optimisation profile {self.engine.get_tensor_profile_shape(n, 0)}.")
+                self.context.set_tensor_address(n, buf.data_ptr())
+                keep.append(buf)
+            outs = OrderedDict()
+            for n in self._outputs:
+                shape = tuple(self.context.get_tensor_shape(n))
+                buf = torch.empty(shape, dtype=getattr(torch, self._np_dtype(n).name), device=dev)
+                self.context.set_tensor_address(n, buf.data_ptr())
+                outs[n] = buf
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise DeviceError(f"{self.name}: TensorRT execution failed (see the TensorRT log above).")
+        self.stream.synchronize()
+        return OrderedDict((n, b.cpu().numpy()) for n, b in outs.items())
+
+    def synchronize(self) -> None:
+        if self.stream is not None:
+            self.stream.synchronize()
+
+    def describe(self) -> dict[str, Any]:
+        out = {**super().describe(), "engine": str(self.engine_path), "device": f"cuda:{self.device}"}
+        sidecar = self.engine_path.with_name(self.engine_path.name + ".json")
+        if sidecar.is_file():
+            import json
+
+            meta = json.loads(sidecar.read_text())
+            out.update({k: meta.get(k) for k in ("precision", "tensorrt_version", "gpu_name")})
+        if self._trt is not None:
+            out["tensorrt_version"] = self._trt.__version__
+        return out

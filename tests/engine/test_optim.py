@@ -1,0 +1,28 @@
+import math
+
+import pytest
+
+from compress.engine.config import TrainConfig
+from compress.engine.optim import lr_at
+from compress.errors import UserInputError
+
+
+def test_cosine_with_warmup_values():
+    cfg = TrainConfig(epochs=10, lr=0.1, warmup_epochs=1, schedule="cosine")
+    assert lr_at(cfg, 0, 10) == pytest.approx(0.01)  # (0+1)/(1·10)·0.1
+    assert lr_at(cfg, 9, 10) == pytest.approx(0.1)
+    # halfway through the cosine part (epoch 5.5 of 1..10): 0.5·0.1·(1+cos(π/2)) = 0.05
+    assert lr_at(cfg, 55, 10) == pytest.approx(0.05)
+
+
+def test_multistep_like_the_pskd_preset():
+    cfg = TrainConfig(epochs=200, lr=0.1, schedule="multistep", milestones=(60, 120, 160), gamma=0.1)
+    assert [lr_at(cfg, e * 5, 5) for e in (0, 59, 60, 120, 199)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 1e-4])
+
+
+def test_bad_values():
+    with pytest.raises(UserInputError, match="optimizer must be sgd or adamw"):
+        TrainConfig(optimizer="adam")
+    with pytest.raises(UserInputError, match="epochs must be"):
+        TrainConfig(epochs=0)
+    assert math.isclose(lr_at(TrainConfig(schedule="constant", lr=0.3), 1000, 10), 0.3)

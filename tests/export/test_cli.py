@@ -1,0 +1,95 @@
+"""``compress export`` end to end through typer's CliRunner on the digits checkpoint."""
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from compress.cli.export import register
+
+
+@pytest.fixture(scope="module")
+def app():
+    a = typer.Typer()
+    register(a)
+
+    @a.command("noop")
+    def _noop() -> None:  # a second command keeps typer in sub-command mode
+        pass
+
+    return a
+
+
+def _run(app, *args):
+    return CliRunner().invoke(app, ["export", *map(str, args)])
+
+
+def test_full_export_trt_without_tensorrt(app, digits_ckpt, tmp_path):
+    out = tmp_path / "exp"
+    res = _run(app, digits_ckpt, "-o", out, "--batch", "4", "--dynamic-batch", "--fp16", "--int8",
+               "--calib-images", "32", "--calib-method", "percentile", "--trt", "--trt-version", "8.5",
+               "--samples", "48", "--json")
+    assert res.exit_code == 1
+    assert "TensorRT engine not built" in res.output and "run `bash build_engine.sh`" in res.output
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["build_engine.sh", "export.json", "model.onnx", "model_fp16.onnx", "model_int8.onnx",
+                     "parity.json"]
+    assert not any(p.name.startswith(".exp") for p in tmp_path.iterdir())  # no temp folder left
+    parity = json.loads((out / "parity.json").read_text())
+    names = [r["name"] for r in parity["rows"]]
+    assert names == ["pytorch", "onnxrt-cpu-fp32", "onnxrt-cpu-fp16", "onnxrt-cpu-int8"]
+    assert parity["num_samples"] == 48 and parity["passed"] is True
+    assert parity["rows"][1]["max_abs"] < 1e-4 and parity["rows"][1]["speedup_vs_fp32"] == 1.0
+    m = onnx.load(str(out / "model_int8.onnx"))
+    assert m.ir_version == 8 and {p.key: p.value for p in m.metadata_props}["compress.precision"] == "int8"
+    assert "trtexec --onnx=model_int8.onnx" in (out / "build_engine.sh").read_text()
+
+
+def test_existing_dir_needs_force(app, digits_ckpt, tmp_path):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "old.txt").write_text("x")
+    res = _run(app, digits_ckpt, "-o", out, "--samples", "8")
+    assert res.exit_code == 1 and "already exists; pass --force" in res.output
+    res = _run(app, digits_ckpt, "-o", out, "--samples", "8", "--force", "--json")
+    assert res.exit_code == 0, res.output
+    assert not (out / "old.txt").exists() and (out / "model.onnx").exists()
+
+
+def test_parity_failure_keeps_marked_files(app, digits_ckpt, tmp_path):
+    out = tmp_path / "exp"
+    res = _run(app, digits_ckpt, "-o", out, "--samples", "8", "--atol", "0", "--rtol", "fp32=0")
+    assert res.exit_code == 1 and "parity failed for onnxrt-cpu-fp32" in res.output
+    assert (out / "PARITY_FAILED").exists() and json.loads((out / "parity.json").read_text())["passed"] is False
+
+
+def test_bad_checkpoints(app, tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "weights.pt").write_bytes(b"\x80pickle")
+    res = _run(app, foreign, "-o", tmp_path / "o1")
+    assert res.exit_code == 1 and "is not a compress checkpoint" in res.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    (broken / "model.safetensors").write_bytes(b"")
+    res = _run(app, broken, "-o", tmp_path / "o2")
+    assert res.exit_code == 1 and "is not valid JSON" in res.output
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_option_errors(app, digits_ckpt, tmp_path):
+    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--int8", "--calib-images", "4")
+    assert res.exit_code == 1 and "--calib-images 4 is too few" in res.output
+    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--dla", "0")
+    assert res.exit_code == 1 and "add --trt" in res.output
+    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--trt", "--trt-version", "8.2", "--opset", "17")
+    assert res.exit_code == 1 and "at most 13" in res.output
+    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--atol", "fp16=abc")
+    assert res.exit_code == 1 and "is not PRECISION=VALUE" in res.output
+    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--int8", "--calib-images", "400")
+    assert res.exit_code == 1 and "training split has only" in res.output
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,60 @@
+"""Device profiles: shipped data (power modes switch SMs off), user YAML files, validation."""
+import pytest
+import yaml
+
+from compress.errors import UserInputError
+from profiles.device import DEVICES_DIR, list_device_profiles, load_device_profile
+
+EXPECTED = {"jetson-nano", "jetson-tx2", "jetson-xavier-nx", "jetson-agx-xavier", "jetson-orin-nano-4gb",
+            "jetson-orin-nano-8gb", "jetson-orin-nx-8gb", "jetson-orin-nx-16gb", "jetson-agx-orin-32gb",
+            "jetson-agx-orin-64gb", "rtx-4090", "host-cpu"}
+
+
+def test_all_profiles_load_with_sources():
+    profs = {p.name: p for p in list_device_profiles()}
+    assert EXPECTED <= set(profs)
+    for name in EXPECTED - {"host-cpu"}:
+        p = profs[name]
+        assert all(p.sources[k] and p.sources[k] != "not given" for k in p.values), name
+        assert all(m.source for m in p.power_modes)
+
+
+def test_agx_orin_15w_switches_sms_off():
+    p = load_device_profile("jetson-agx-orin-64gb")
+    m = p.mode("MODE_15W")
+    assert (m.active_sms, m.gpu_max_mhz, m.emc_max_mhz) == (6, 408, 2133)
+    assert p.sm_count == 16
+    # peak scales with active SMs and clock: 42.6 TFLOPS * 6/16 * 408/1300
+    assert p.peak_ops("fp16", "MODE_15W") == pytest.approx(p.peak_fp16_tflops * 1e12 * 6 / 16 * 408 / 1300)
+    assert p.bandwidth("MODE_15W") == pytest.approx(204.8e9 * 2133 / 3199)
+    assert p.mode("1").name == "MODE_15W"  # by nvpmodel id
+    nx = load_device_profile("jetson-orin-nx-16gb").mode("15W")
+    assert (nx.active_sms, nx.gpu_max_mhz) == (4, 612)
+
+
+def test_nano_has_no_int8_and_unknown_mode():
+    p = load_device_profile("jetson_nano")
+    assert p.peak_ops("int8") is None
+    with pytest.raises(UserInputError, match="no power mode 'turbo'.*MAXN"):
+        p.mode("turbo")
+    with pytest.raises(UserInputError, match="Unknown device profile 'jetson-nanoo'.*jetson-nano"):
+        load_device_profile("jetson-nanoo")
+
+
+def _user_profile(tmp_path, **over):
+    data = yaml.safe_load((DEVICES_DIR / "jetson-orin-nano-8gb.yaml").read_text())
+    data.update(name="my-board", **over)
+    path = tmp_path / "my-board.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_user_yaml(tmp_path):
+    p = load_device_profile(str(_user_profile(tmp_path)))
+    assert p.name == "my-board" and p.mode().name == "15W"
+    with pytest.raises(UserInputError, match="must be written as"):
+        load_device_profile(str(_user_profile(tmp_path, sm_count=8)))
+    with pytest.raises(UserInputError, match="unknown key.*colour"):
+        load_device_profile(str(_user_profile(tmp_path, colour="green")))
+    with pytest.raises(UserInputError, match="does not exist"):
+        load_device_profile(str(tmp_path / "missing.yaml"))

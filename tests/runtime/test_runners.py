@@ -1,0 +1,85 @@
+"""Runners behind the Runner interface: TorchRunner, OnnxrtRunner, TrtRunner (lazy), RUNNERS."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from compress.errors import DeviceError, MissingDependencyError, UserInputError
+from runtime.onnxrt import OnnxrtRunner
+from runtime.registry import RUNNERS
+from runtime.tensorrt_runner import TrtRunner
+from runtime.torch_runner import TorchRunner
+
+
+def _linear() -> torch.nn.Module:
+    m = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]]))
+        m.bias.copy_(torch.tensor([0.5, -0.5]))
+    return m.eval()
+
+
+@pytest.fixture
+def onnx_path(tmp_path):
+    path = tmp_path / "lin.onnx"
+    torch.onnx.export(_linear(), (torch.zeros(1, 3),), str(path), input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+    return path
+
+
+def test_registry_names():
+    assert RUNNERS.names() == ["onnxrt", "tensorrt", "torch"]
+    assert RUNNERS.get("onnxrt") is OnnxrtRunner
+    with pytest.raises(UserInputError, match="Unknown runner 'onnx'. Known: onnxrt, tensorrt, torch"):
+        RUNNERS.get("onnx")
+
+
+def test_torch_runner_values_and_describe():
+    x = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 2.0]], np.float32)
+    r = TorchRunner(_linear(), input_shape=(-1, 3))
+    with pytest.raises(RuntimeError, match="call activate"):
+        r.infer({"input": x})
+    with r:
+        out = r.infer({"input": x})
+        assert list(out) == ["logits"]
+        np.testing.assert_allclose(out["logits"], [[6.5, -0.5], [6.5, 1.5]])  # by hand: W·x + b
+        d = r.describe()
+    assert d["backend"] == "torch" and d["device"] == "cpu" and d["precision"] == "fp32" and d["threads"] >= 1
+
+
+def test_onnxrt_runner_matches_and_checks_inputs(onnx_path):
+    x = np.array([[1.0, 1.0, 1.0]], np.float32)
+    with OnnxrtRunner(onnx_path, providers=["cpu"], threads=1) as r:
+        np.testing.assert_allclose(r.infer({"input": x})["logits"], [[6.5, -0.5]], rtol=1e-6)
+        assert r.infer({"input": np.zeros((7, 3), np.float64)})["logits"].shape == (7, 2)  # float64 → float32
+        with pytest.raises(UserInputError, match="missing \\['input'\\], unexpected \\['x'\\]"):
+            r.infer({"x": x})
+        with pytest.raises(UserInputError, match="rank 1"):
+            r.infer({"input": x[0]})
+        d = r.describe()
+    assert d["provider"] == "CPUExecutionProvider" and d["threads"] == 1 and d["precision"] == "fp32"
+
+
+def test_onnxrt_runner_from_bytes_and_bad_provider(onnx_path):
+    with OnnxrtRunner(onnx_path.read_bytes()) as r:
+        assert r.input_specs()[0].shape == ("batch", 3)
+    with pytest.raises(DeviceError, match="provider 'rocm' is not available here"):
+        OnnxrtRunner(onnx_path, providers="rocm")
+    with pytest.raises(UserInputError, match="does not exist"):
+        OnnxrtRunner(onnx_path.with_name("missing.onnx"))
+
+
+def test_trt_runner_errors_without_tensorrt(tmp_path):
+    with pytest.raises(UserInputError, match="does not exist"):
+        TrtRunner(tmp_path / "none.engine")
+    (tmp_path / "m.engine").write_bytes(b"PLAN")
+    r = TrtRunner(tmp_path / "m.engine")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingDependencyError, match="'tensorrt'"):
+            r.activate()
+        assert not r.is_active
+    else:
+        pytest.skip("tensorrt is importable here; covered by the trt tests")

@@ -14,7 +14,7 @@ app = typer.Typer(
 )
 
 # Each module defines register(app); the order is the order in --help.
-COMMAND_MODULES = ["distill", "train", "evaluate", "export", "profile", "ensemble"]
+COMMAND_MODULES = ["distill", "train", "evaluate", "export", "profile", "ensemble", "retrieval", "data"]
 
 
 def _register_all() -> None:

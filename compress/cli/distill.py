@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
                                                              help="Ensemble weight per --teacher, in order."),
         teacher_arch: Optional[str] = typer.Option(None, "--teacher-arch", help="Architecture of a teacher trained here."),
         teacher_epochs: Optional[int] = typer.Option(None, "--teacher-epochs", help="Epochs for that teacher."),
+        teacher_init_weights: Optional[str] = typer.Option(None, "--teacher-init-weights",
+                                                           help="Initial weights for that teacher (file or package:NAME)."),
         method: Optional[str] = o.Method, method_param: Optional[List[str]] = o.MethodParam,
         epochs: Optional[int] = o.Epochs, batch_size: Optional[int] = o.BatchSize, lr: Optional[float] = o.Lr,
         optimizer: Optional[str] = o.Optimizer, schedule: Optional[str] = o.Schedule, seed: Optional[int] = o.Seed,
@@ -41,7 +43,8 @@ def register(app: typer.Typer) -> None:
             flags = dict(data=data, train_ratio=train_ratio, val_fraction=val_fraction, val_dir=val_dir,
                          test_dir=test_dir, image_size=image_size, student=student,
                          teacher=teacher or None, teacher_weights=teacher_weight or None, teacher_arch=teacher_arch,
-                         teacher_epochs=teacher_epochs, method=method, epochs=epochs, batch_size=batch_size, lr=lr,
+                         teacher_epochs=teacher_epochs, teacher_init_weights=teacher_init_weights, method=method,
+                         epochs=epochs, batch_size=batch_size, lr=lr,
                          optimizer=optimizer, schedule=schedule, seed=seed, device=device, amp=amp, workers=workers,
                          baseline=False if no_baseline else None, pretrained=pretrained or None,
                          weights=weights, out=out, resume=resume or None)

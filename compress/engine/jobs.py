@@ -90,7 +90,7 @@ def load_teacher(paths: tuple[str, ...], weights: tuple[float, ...], data: DataB
                                   f"the data has {data.class_names[:5]}...; use a teacher trained on these classes.")
         if ck.manifest.in_chans != data.in_chans:
             raise CheckpointError(f"Teacher '{p}' takes {ck.manifest.in_chans} band(s), the data has {data.in_chans}.")
-        models.append(ck.model)
+        models.append(_adapt_input(ck.model, ck.manifest, data))
     if len(models) == 1 and not weights:
         return models[0]
     from compress.models.ensemble import WeightedEnsemble
@@ -98,14 +98,74 @@ def load_teacher(paths: tuple[str, ...], weights: tuple[float, ...], data: DataB
     return WeightedEnsemble(models, list(weights) if weights else None)
 
 
+class _InputAdapter(nn.Module):
+    """Feeds a teacher the batch as it was trained: re-normalised and resized when the run's differ.
+
+    ``x_teacher = (x·std_run + mean_run − mean_t) / std_t`` is exact, so ensemble members trained with
+    other preprocessing still see the images they expect.
+    """
+
+    def __init__(self, model: nn.Module, run_mean, run_std, mean, std, size: int | None) -> None:
+        super().__init__()
+        import torch
+
+        self.model, self.size = model, size
+        shape = (1, -1, 1, 1)
+        self.register_buffer("scale", (torch.tensor(run_std) / torch.tensor(std)).view(shape))
+        self.register_buffer("shift", ((torch.tensor(run_mean) - torch.tensor(mean)) / torch.tensor(std)).view(shape))
+
+    def forward(self, x):
+        import torch.nn.functional as F
+
+        x = x * self.scale + self.shift
+        if self.size is not None and x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.model(x)
+
+
+def _adapt_input(model: nn.Module, manifest, data: DataBundle) -> nn.Module:
+    import numpy as np
+
+    same_norm = np.allclose(manifest.mean, data.mean, atol=1e-6) and np.allclose(manifest.std, data.std, atol=1e-6)
+    same_size = manifest.image_size == data.image_size
+    if same_norm and same_size:
+        return model
+    return _InputAdapter(model, data.mean, data.std, manifest.mean, manifest.std,
+                         None if same_size else manifest.image_size).eval()
+
+
 def _prepare(cfg: JobConfig, command: str, progress) -> tuple[Path, DataBundle, dict[str, Any]]:
     run = _run_dir(cfg.out, command, cfg.resume)
     resolved = to_jsonable(cfg)
     if not cfg.resume:
         write_json_atomic(run / "config.json", resolved)
-    data = build_data(cfg.data, seed=cfg.train.seed, run_dir=run, reuse_split=cfg.resume,
+    data_cfg, mean_std = _preprocessing(cfg, command)
+    data = build_data(data_cfg, seed=cfg.train.seed, run_dir=run, reuse_split=cfg.resume, model_mean_std=mean_std,
                       progress=(lambda d, t: progress.advance(0, f"scanned {d}/{t}")) if progress else None)
     return run, data, resolved
+
+
+def _preprocessing(cfg: JobConfig, command: str) -> tuple[DataConfig, tuple | None]:
+    """Whose normalisation/input size the run uses: a given teacher's, a pretrained model's, or the data's.
+
+    Teacher and student see the same batch, so a teacher checkpoint fixes the preprocessing.
+    """
+    import dataclasses
+
+    from compress.engine.checkpoint import read_manifest
+
+    if cfg.teacher:
+        man = read_manifest(cfg.teacher[0])
+        data_cfg = cfg.data if cfg.data.image_size else dataclasses.replace(cfg.data, image_size=man.image_size)
+        return data_cfg, (man.mean, man.std)
+    arch = cfg.student if command == "train" else cfg.teacher_arch
+    init = (cfg.pretrained or cfg.weights) if command == "train" else (cfg.pretrained or cfg.teacher_init_weights)
+    if init and arch != "auto":
+        from compress.models import model_defaults
+
+        d = model_defaults(arch)
+        return cfg.data, (d.mean, d.std)
+    return cfg.data, None
 
 
 def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> DistillResult:

@@ -1,0 +1,61 @@
+"""``erkt``: ERKT-Net (Song et al., EAI 2024) — VSM + CutMix + DIST from a (weighted-ensemble) teacher.
+
+Per sample, the variance-suppression module (:mod:`compress.data.vsm`) replaces the data's usual
+augmentation; per batch, its CutMix unit mixes the images, and the SAME mixed batch goes to teacher
+and student (Algorithm 1, lines 4–5). Loss, Eq. (15): ``R·L_cross + (2 − R)·L_DIST`` with
+``L_cross = (1 − α)·L_A + α·L_B`` (α the exact pasted-area ratio, Eq. 11) and
+``L_DIST = 2·L_inter + 2·L_intra`` at τ = 2 (Eqs. 8–10, 12; no τ² factor). R = 1 gives Eq. (12).
+All VSM units are parameters here too (``jitter_p``, ``hflip_p`` … ``cutmix_p``); the paper's
+"usual DA" baseline is ``cutmix_p 0.1, hflip_p 0.5, vflip_p 0.5, erasing_p 0, resized_crop_p 0``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from compress.data.vsm import VarianceSuppression, VSMConfig
+from compress.errors import UserInputError
+from compress.losses.functional import dist_loss
+from compress.methods.base import METHODS, Method, StepOutput
+
+
+@dataclass(frozen=True)
+class ERKTParams(VSMConfig):
+    ratio: float = 1.0  # R in Eq. (15), in [0, 2]
+    temperature: float = 2.0
+    inter_weight: float = 2.0
+    intra_weight: float = 2.0
+    tau_squared: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.ratio <= 2.0:
+            raise UserInputError(f"erkt ratio R must be in [0, 2], got {self.ratio}.")
+        if self.temperature <= 0 or self.inter_weight < 0 or self.intra_weight < 0:
+            raise UserInputError("erkt temperature must be > 0 and inter/intra weights ≥ 0.")
+
+
+@METHODS.register("erkt")
+class ERKTNet(Method):
+    requires_teacher = True
+    whole_batch = True  # CutMix partners and DIST's intra-class term span the batch
+    Params = ERKTParams
+
+    def __init__(self, student, teacher=None, params=None, **kw) -> None:
+        super().__init__(student, teacher, params, **kw)
+        self.vsm = VarianceSuppression(self.params, self.image_size, self.in_chans)
+
+    def train_transform(self, image_size: int, bands: int):
+        return VarianceSuppression(self.params, image_size, bands)
+
+    def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
+        p = self.params
+        mb = self.vsm.mix_batch(images, targets)
+        t_logits = self.teacher_logits(mb.images)
+        logits = self.student(mb.images)
+        l_dist = dist_loss(logits, t_logits, temperature=p.temperature, beta=p.inter_weight, gamma=p.intra_weight,
+                           tau_squared=p.tau_squared)
+        losses = {"ce": p.ratio * mb.cross_entropy(logits), "dist": (2.0 - p.ratio) * l_dist}
+        mixed = bool((mb.lam < 1).any())
+        return StepOutput(losses=losses, logits=None if mixed else logits, targets=None if mixed else targets)

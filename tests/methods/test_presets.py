@@ -1,0 +1,40 @@
+import pytest
+
+from compress.data.vsm import USUAL_DA
+from compress.errors import UserInputError
+from compress.methods.presets import job_config_from_mapping, list_presets, load_preset, preset_path
+
+
+def test_presets_are_listed_and_found():
+    assert {"pskd", "erkt", "erkt-usual-da"} <= set(list_presets())
+    assert preset_path("pskd").suffix == ".yaml"
+    with pytest.raises(UserInputError, match="Known: erkt"):
+        preset_path("psdk")
+
+
+def test_pskd_paper_schedule():
+    job = job_config_from_mapping(load_preset("pskd"))
+    t = job.train
+    assert (t.optimizer, t.lr, t.momentum, t.batch_size, t.epochs) == ("sgd", 0.1, 0.9, 32, 200)
+    assert (t.schedule, t.milestones, t.gamma) == ("multistep", (60, 120, 160), 0.1)
+    assert job.method == "pskd"
+    assert job.method_params == {"alpha": 0.1, "beta": 1.0, "gamma": 0.8, "temperature": 4.0, "mixup_alpha": 0.1}
+    assert (job.student, job.teacher_arch) == ("resnet18", "resnet34")
+    assert job.data.augment.hflip == 0.5
+
+
+def test_erkt_paper_schedule():
+    job = job_config_from_mapping(load_preset("erkt"))
+    t = job.train
+    assert (t.optimizer, t.lr, t.schedule, t.weight_decay, t.batch_size, t.epochs) == (
+        "adamw", 2e-4, "cosine", 1e-6, 30, 600)
+    assert job.data.image_size == 256 and job.method == "erkt" and job.student == "efficientnet_b0"
+    usual = job_config_from_mapping(load_preset("erkt-usual-da"))
+    assert {k: usual.method_params[k] for k in USUAL_DA} == USUAL_DA
+
+
+def test_bad_config_keys_are_rejected():
+    with pytest.raises(UserInputError, match="Unknown key"):
+        job_config_from_mapping({"train": {"lrr": 0.1}})
+    with pytest.raises(UserInputError, match="method_params"):
+        job_config_from_mapping({"method": "pskd", "method_params": {"delta": 1}})

@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         epochs: Optional[int] = o.Epochs, batch_size: Optional[int] = o.BatchSize, lr: Optional[float] = o.Lr,
         optimizer: Optional[str] = o.Optimizer, schedule: Optional[str] = o.Schedule, seed: Optional[int] = o.Seed,
         device: Optional[str] = o.Device, amp: Optional[str] = o.Amp, workers: Optional[int] = o.Workers,
+        unlabeled: Optional[str] = typer.Option(None, "--unlabeled", help="Folder of unlabelled images "
+                                                "(method kd-hr: teacher KD + high-rankness term on them)."),
         no_baseline: bool = typer.Option(False, "--no-baseline", help="Skip the no-teacher baseline student."),
         pretrained: bool = o.Pretrained, weights: Optional[str] = o.Weights,
         out: Optional[str] = o.Out, resume: bool = o.Resume, config: Optional[Path] = o.Config,
@@ -47,7 +49,7 @@ def register(app: typer.Typer) -> None:
                          epochs=epochs, batch_size=batch_size, lr=lr,
                          optimizer=optimizer, schedule=schedule, seed=seed, device=device, amp=amp, workers=workers,
                          baseline=False if no_baseline else None, pretrained=pretrained or None,
-                         weights=weights, out=out, resume=resume or None)
+                         weights=weights, unlabeled=unlabeled, out=out, resume=resume or None)
             job = o.build_job(config, flags, o.parse_params(method_param))
             with RichProgress(enabled=not json_out) as progress:
                 result = run_distill(job, progress=progress)

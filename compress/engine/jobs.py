@@ -39,6 +39,8 @@ class JobConfig:
     pretrained: bool = False
     weights: str | None = None  # initial weights of the model being trained (student)
     teacher_init_weights: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # extra create_model args of the student
+    unlabeled: str | None = None  # folder of unlabelled images for methods that use them (kd-hr)
     out: str | None = None
     resume: bool = False
 
@@ -196,7 +198,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> Distill
     rows.append(run_stage(role="student", arch=s_arch, method_name=cfg.method, method_params=cfg.method_params,
                           data=data, train=cfg.train, run_dir=run / "student", config=resolved,
                           teacher=teacher_model, weights=cfg.weights, resume=cfg.resume, workers=workers,
-                          progress=progress))
+                          progress=progress, model_kwargs=cfg.model_kwargs, unlabeled=cfg.unlabeled))
     result = DistillResult(run_dir=str(run), rows=rows, method=cfg.method,
                            data={"source": data.source_name, "classes": len(data.class_names),
                                  "train": len(data.train), "val": len(data.val) if data.val else 0,
@@ -219,7 +221,8 @@ def run_train(cfg: JobConfig, progress: ProgressSink | None = None) -> DistillRe
     arch = _arch(cfg.student, "teacher", data)
     row = run_stage(role="model", arch=arch, method_name=method, method_params=cfg.method_params, data=data,
                     train=cfg.train, run_dir=run, config=resolved, teacher=teacher, pretrained=cfg.pretrained,
-                    weights=cfg.weights, resume=cfg.resume, workers=workers, progress=progress)
+                    weights=cfg.weights, resume=cfg.resume, workers=workers, progress=progress,
+                    model_kwargs=cfg.model_kwargs, unlabeled=cfg.unlabeled)
     return DistillResult(run_dir=str(run), rows=[row], method=method,
                          data={"source": data.source_name, "classes": len(data.class_names), "train": len(data.train),
                                "test": len(data.test), "image_size": data.image_size, "bands": data.in_chans,

@@ -24,7 +24,7 @@ from compress.engine.embedding_eval import EmbeddingEvalResult, embed_dataset, e
 from compress.engine.jobs import AUTO_ARCH, _run_dir, load_teacher
 from compress.engine.progress import ProgressSink
 from compress.errors import UserInputError
-from compress.io import read_json, to_jsonable, write_json_atomic
+from compress.io import to_jsonable, write_json_atomic
 
 EMBEDDING_MODEL = {"joc": "embed-bnneck", "joc-softmax": "embed-bnneck", "joc-triplet": "embed-bnneck",
                    "joc-triplet-softmax": "embed-bnneck", "hr-s2dml": "embed-cosine", "nsl": "embed-cosine",

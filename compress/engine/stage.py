@@ -13,6 +13,7 @@ from compress.engine.checkpoint import Manifest
 from compress.engine.config import TrainConfig
 from compress.engine.loop import FitResult, fit
 from compress.engine.progress import ProgressSink
+from compress.errors import UserInputError
 from compress.io import read_json, to_jsonable
 
 
@@ -56,7 +57,8 @@ def base_manifest(arch: str, data: DataBundle, *, role: str, method: str, config
 def run_stage(*, role: str, arch: str, method_name: str, method_params: dict[str, Any] | None, data: DataBundle,
               train: TrainConfig, run_dir: Path, config: dict[str, Any], teacher: nn.Module | None = None,
               pretrained: bool = False, weights: str | None = None, resume: bool = False, workers: int = 0,
-              progress: ProgressSink | None = None, stop_after_epochs: int | None = None) -> StageSummary:
+              progress: ProgressSink | None = None, stop_after_epochs: int | None = None,
+              model_kwargs: dict[str, Any] | None = None, unlabeled: str | None = None) -> StageSummary:
     """Train one model in ``run_dir``; a finished stage (``metrics.json`` present) is not retrained on resume."""
     from compress.methods import build_method
 
@@ -66,13 +68,21 @@ def run_stage(*, role: str, arch: str, method_name: str, method_params: dict[str
     from compress.engine.loop import seed_everything
 
     seed_everything(train.seed)  # the initial weights are part of what the seed fixes
-    model = make_student(arch, data, pretrained=pretrained and not resume, weights=None if resume else weights)
+    model = make_student(arch, data, pretrained=pretrained and not resume, weights=None if resume else weights,
+                         model_kwargs=model_kwargs)
     method = build_method(method_name, model, teacher, method_params, num_classes=len(data.class_names),
                           image_size=data.image_size, in_chans=data.in_chans)
+    if getattr(method, "needs_unlabeled", False):
+        if not unlabeled:
+            raise UserInputError(f"Method '{method_name}' needs unlabelled images: pass --unlabeled DIR.")
+        from compress.engine.retrieval_jobs import _unlabeled_folder
+
+        method.attach_unlabeled(_unlabeled_folder(unlabeled, data.train), train.batch_size, train.seed)
     custom = method.train_transform(data.image_size, data.in_chans)
     if custom is not None:
         data = dataclasses.replace(data, train=_with_transform(data.train, custom))
-    manifest = base_manifest(arch, data, role=role, method=method_name, config=config)
+    manifest = base_manifest(arch, data, role=role, method=method_name, config=config, model_kwargs=model_kwargs,
+                             task="embedding" if hasattr(model, "embed") else "classification")
     result = fit(method, data, train, run_dir, manifest, resume=resume, workers=workers,
                  progress=_Prefixed(progress, role) if progress else None,
                  stop_after_epochs=stop_after_epochs)

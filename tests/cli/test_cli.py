@@ -98,3 +98,18 @@ def test_existing_run_folder_is_never_overwritten(tmp_path):
     r = runner.invoke(app, ["train", "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "already exists" in r.output
     assert (tmp_path / "o" / "keep.txt").read_text() == "precious"
+
+
+def test_evaluate_embedding_tasks(tmp_path):
+    out = tmp_path / "ml"
+    _ok(["metric-learn", "--method", "nsl", "--epochs", "1", "--image-size", "8", "--batch-size", "64",
+         "--out", str(out), "--json"])
+    ckpt = out / "checkpoints" / "best"
+    r = json.loads(_ok(["evaluate", str(ckpt), "--task", "knn", "--knn-k", "5", "--json"]).output)
+    assert 0.1 < r["knn_accuracy"] <= 1.0 and r["knn_k"] == 5
+    r = json.loads(_ok(["evaluate", str(ckpt), "--task", "retrieval", "--metric", "cosine", "--k", "1", "--k", "3",
+                        "--json"]).output)
+    single = r["retrieval"]["single"]
+    assert set(single["precision_at_k"]) == {"1", "3"} and 0 < single["map"] <= 1
+    bad = runner.invoke(app, ["evaluate", str(ckpt), "--task", "retrival"])
+    assert bad.exit_code == 1 and "--task must be" in bad.output

@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--student", default="auto")
     ap.add_argument("--teacher", default="auto")
+    ap.add_argument("--teacher-checkpoint", type=Path, default=None,
+                    help="use this trained teacher (its normalisation) instead of training one")
     ap.add_argument("--methods", nargs="+", default=DISTILL_METHODS)
     ap.add_argument("--param", action="append", default=[], help="METHOD.KEY=VALUE (repeatable)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -79,8 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         METHODS.get(m)  # unknown names fail before any training
     overrides = _params(args.param)
     args.out.mkdir(parents=True, exist_ok=True)
+    mean_std = None
+    if args.teacher_checkpoint:
+        from compress.engine.checkpoint import read_manifest
+
+        tm = read_manifest(args.teacher_checkpoint)
+        mean_std = (tm.mean, tm.std)
     data = build_data(DataConfig(data=args.data, train_ratio=args.train_ratio, image_size=args.image_size),
-                      seed=args.split_seed, run_dir=args.out)
+                      seed=args.split_seed, run_dir=args.out, model_mean_std=mean_std)
     student, teacher_arch = _arch(args.student, "student", data), _arch(args.teacher, "teacher", data)
 
     def train_cfg(seed: int, epochs: int) -> TrainConfig:
@@ -88,12 +96,22 @@ def main(argv: list[str] | None = None) -> int:
                            weight_decay=args.weight_decay, device=args.device, seed=seed)
 
     config = {"bench": vars(args) | {"out": str(args.out), "json": str(args.json)}}
-    t_row = run_stage(role="teacher", arch=teacher_arch, method_name="ce", method_params=None, data=data,
-                      train=train_cfg(args.split_seed, args.teacher_epochs or 2 * args.epochs),
-                      run_dir=args.out / "teacher", config=config, resume=True, workers=args.workers)
-    teacher = load_teacher((t_row.checkpoint,), (), data)
-    rows = [{"method": f"teacher ({teacher_arch})", "oa": t_row.test_oa, "kappa": t_row.test_kappa,
-             "epoch_s": _epoch_seconds(args.out / "teacher"), "seeds": 1}]
+    if args.teacher_checkpoint:
+        from compress.engine.evaluate import evaluate_classifier
+        from compress.engine.device import resolve_device
+
+        teacher = load_teacher((str(args.teacher_checkpoint),), (), data)
+        teacher_arch = read_manifest(args.teacher_checkpoint).architecture
+        tm_ = evaluate_classifier(teacher, data.test, data.class_names, resolve_device(args.device))
+        rows = [{"method": f"teacher ({teacher_arch}, given)", "oa": tm_.oa, "kappa": tm_.kappa,
+                 "epoch_s": float("nan"), "seeds": 1}]
+    else:
+        t_row = run_stage(role="teacher", arch=teacher_arch, method_name="ce", method_params=None, data=data,
+                          train=train_cfg(args.split_seed, args.teacher_epochs or 2 * args.epochs),
+                          run_dir=args.out / "teacher", config=config, resume=True, workers=args.workers)
+        teacher = load_teacher((t_row.checkpoint,), (), data)
+        rows = [{"method": f"teacher ({teacher_arch})", "oa": t_row.test_oa, "kappa": t_row.test_kappa,
+                 "epoch_s": _epoch_seconds(args.out / "teacher"), "seeds": 1}]
     for method in ["ce", *args.methods]:
         params = dict(overrides.get(method, {}))
         if method == "erkt" and data.in_chans != 3:  # colour units need RGB

@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         epochs: Optional[int] = o.Epochs, batch_size: Optional[int] = o.BatchSize, lr: Optional[float] = o.Lr,
         optimizer: Optional[str] = o.Optimizer, schedule: Optional[str] = o.Schedule, seed: Optional[int] = o.Seed,
         device: Optional[str] = o.Device, amp: Optional[str] = o.Amp, workers: Optional[int] = o.Workers,
+        label_smoothing: Optional[float] = o.LabelSmoothing, grad_clip: Optional[float] = o.GradClip,
+        warmup_epochs: Optional[float] = o.WarmupEpochs,
         unlabeled: Optional[str] = typer.Option(None, "--unlabeled", help="Folder of unlabelled images "
                                                 "(method kd-hr: teacher KD + high-rankness term on them)."),
         no_baseline: bool = typer.Option(False, "--no-baseline", help="Skip the no-teacher baseline student."),
@@ -48,6 +50,7 @@ def register(app: typer.Typer) -> None:
                          teacher_epochs=teacher_epochs, teacher_init_weights=teacher_init_weights, method=method,
                          epochs=epochs, batch_size=batch_size, lr=lr,
                          optimizer=optimizer, schedule=schedule, seed=seed, device=device, amp=amp, workers=workers,
+                         label_smoothing=label_smoothing, grad_clip=grad_clip, warmup_epochs=warmup_epochs,
                          baseline=False if no_baseline else None, pretrained=pretrained or None,
                          weights=weights, unlabeled=unlabeled, out=out, resume=resume or None)
             job = o.build_job(config, flags, o.parse_params(method_param))

@@ -37,6 +37,9 @@ Resume = typer.Option(False, "--resume", help="Continue the run in --out from it
 Config = typer.Option(None, "--config", help="YAML/TOML/JSON config file; flags override it.")
 Pretrained = typer.Option(False, "--pretrained", help="Start from hub weights (needs internet; else use --weights).")
 Weights = typer.Option(None, "--weights", help="Initial weights: .safetensors/.pth file or package:NAME.")
+LabelSmoothing = typer.Option(None, "--label-smoothing", help="Label smoothing of the CE term (0 = off).")
+GradClip = typer.Option(None, "--grad-clip", help="Clip the global gradient norm to this value (0 = off).")
+WarmupEpochs = typer.Option(None, "--warmup-epochs", help="Linear learning-rate warm-up, in epochs.")
 Workers = typer.Option(None, "--workers", help="Data-loader worker processes (0 = load in the main process).")
 Json = typer.Option(False, "--json", help="Print the result as JSON instead of tables.")
 

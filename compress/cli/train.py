@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         epochs: Optional[int] = o.Epochs, batch_size: Optional[int] = o.BatchSize, lr: Optional[float] = o.Lr,
         optimizer: Optional[str] = o.Optimizer, schedule: Optional[str] = o.Schedule, seed: Optional[int] = o.Seed,
         device: Optional[str] = o.Device, amp: Optional[str] = o.Amp, workers: Optional[int] = o.Workers,
+        label_smoothing: Optional[float] = o.LabelSmoothing, grad_clip: Optional[float] = o.GradClip,
+        warmup_epochs: Optional[float] = o.WarmupEpochs,
         pretrained: bool = o.Pretrained, weights: Optional[str] = o.Weights,
         out: Optional[str] = o.Out, resume: bool = o.Resume, config: Optional[Path] = o.Config,
         json_out: bool = o.Json,
@@ -35,7 +37,9 @@ def register(app: typer.Typer) -> None:
             flags = dict(data=data, train_ratio=train_ratio, val_fraction=val_fraction, val_dir=val_dir,
                          test_dir=test_dir, image_size=image_size, student=model, method=method or None,
                          epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
-                         seed=seed, device=device, amp=amp, workers=workers, pretrained=pretrained or None,
+                         seed=seed, device=device, amp=amp, workers=workers,
+                         label_smoothing=label_smoothing, grad_clip=grad_clip, warmup_epochs=warmup_epochs,
+                         pretrained=pretrained or None,
                          weights=weights, out=out, resume=resume or None)
             job = o.build_job(config, flags, o.parse_params(method_param), default_method="ce")
             with RichProgress(enabled=not json_out) as progress:

@@ -70,6 +70,13 @@ def run_stage(*, role: str, arch: str, method_name: str, method_params: dict[str
     seed_everything(train.seed)  # the initial weights are part of what the seed fixes
     model = make_student(arch, data, pretrained=pretrained and not resume, weights=None if resume else weights,
                          model_kwargs=model_kwargs)
+    method_params = dict(method_params or {})
+    if train.label_smoothing and "label_smoothing" not in method_params:
+        # --label-smoothing applies to every method whose CE term supports it
+        from compress.methods import METHODS
+
+        if "label_smoothing" in {f.name for f in dataclasses.fields(METHODS.get(method_name).Params)}:
+            method_params["label_smoothing"] = train.label_smoothing
     method = build_method(method_name, model, teacher, method_params, num_classes=len(data.class_names),
                           image_size=data.image_size, in_chans=data.in_chans)
     if getattr(method, "needs_unlabeled", False):

@@ -26,3 +26,22 @@ def test_bad_values():
     with pytest.raises(UserInputError, match="epochs must be"):
         TrainConfig(epochs=0)
     assert math.isclose(lr_at(TrainConfig(schedule="constant", lr=0.3), 1000, 10), 0.3)
+
+
+def test_label_smoothing_flag_reaches_the_method(tmp_path):
+    from compress.data import DataConfig, build_data
+    from compress.engine.stage import run_stage
+
+    data = build_data(DataConfig(image_size=8, val_fraction=0.0), run_dir=tmp_path)
+    cfg = TrainConfig(epochs=1, batch_size=512, label_smoothing=0.2, device="cpu")
+    captured = {}
+    import compress.engine.stage as stage
+
+    real = stage.fit
+    stage.fit = lambda method, *a, **k: (captured.setdefault("ls", method.params.label_smoothing), real(method, *a, **k))[1]
+    try:
+        run_stage(role="m", arch="cifar_resnet8", method_name="ce", method_params=None, data=data, train=cfg,
+                  run_dir=tmp_path / "r", config={})
+    finally:
+        stage.fit = real
+    assert captured["ls"] == 0.2

@@ -236,7 +236,7 @@ def _finish(method, data, run_dir: Path, manifest: Manifest, device, amp, histor
             from compress.engine.checkpoint import read_manifest
 
             m = read_manifest(ckpt_dir / name)
-            extra = {f"test_{k}": v for k, v in test_d.items() if isinstance(v, (int, float))} if name == "best" else {}
+            extra = {"test": {k: v for k, v in test_d.items() if isinstance(v, (int, float))}} if name == "best" else {}
             write_json_atomic(ckpt_dir / name / "manifest.json", m.replace(metrics={**m.metrics, **extra}).to_dict())
     return FitResult(run_dir=str(run_dir), best_checkpoint=str(ckpt_dir / "best"), last_checkpoint=str(ckpt_dir / "last"),
                      best_epoch=best_epoch, epochs=len(history), seconds=seconds, images_per_second=ips,

@@ -42,7 +42,7 @@ def test_distill_end_to_end_learns_and_writes_the_run_folder(distilled):
         assert (out / rel).is_file(), rel
     man = json.loads((out / "student/checkpoints/best/manifest.json").read_text())
     assert man["method"] == "kd" and man["architecture"] == "cifar_resnet8" and man["image_size"] == 8
-    assert man["metrics"]["test_oa"] == pytest.approx(rows["student"]["test_oa"])
+    assert man["metrics"]["test"]["oa"] == pytest.approx(rows["student"]["test_oa"])
 
 
 def test_evaluate_on_saved_split_reproduces_test_accuracy(distilled):

@@ -1,6 +1,7 @@
 """``OnnxrtRunner``: an ONNX model in ONNX Runtime on one of its execution providers."""
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,10 +25,37 @@ _ORT_TYPES = {
 }
 
 
-def available_providers() -> list[str]:
-    """ONNX Runtime providers usable here (e.g. ``['CPUExecutionProvider']`` on a CPU wheel)."""
+@functools.lru_cache(maxsize=None)
+def _provider_loads(full: str) -> bool:
+    """True when ``full`` really starts: onnxruntime-gpu lists CUDA/TensorRT even on a machine
+    without libcuda/libnvinfer and then silently falls back to CPU, so listing is not enough."""
+    from onnx import TensorProto, helper
+
     ort = require("onnxruntime", "ONNX Runtime inference")
-    return list(ort.get_available_providers())
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    previous = 2
+    ort.set_default_logger_severity(4)  # the failed library load is expected here; keep the console clean
+    try:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 4
+        sess = ort.InferenceSession(model.SerializeToString(),
+                                    sess_options=opts, providers=[full, "CPUExecutionProvider"])
+        return full in sess.get_providers()
+    except Exception:  # noqa: BLE001 - any failure means the provider is unusable here
+        return False
+    finally:
+        ort.set_default_logger_severity(previous)
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime providers that actually start here (e.g. ``['CPUExecutionProvider']`` on a
+    machine without a GPU, even with the onnxruntime-gpu wheel installed)."""
+    ort = require("onnxruntime", "ONNX Runtime inference")
+    return [p for p in ort.get_available_providers() if p == "CPUExecutionProvider" or _provider_loads(p)]
 
 
 def resolve_providers(providers: Sequence[str] | str | None) -> list[str]:

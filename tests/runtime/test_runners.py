@@ -83,3 +83,24 @@ def test_trt_runner_errors_without_tensorrt(tmp_path):
         assert not r.is_active
     else:
         pytest.skip("tensorrt is importable here; covered by the trt tests")
+
+
+def test_listed_but_unloadable_providers_are_not_available(monkeypatch):
+    # onnxruntime-gpu lists CUDA/TensorRT on a machine without libcuda; they must not count as available.
+    import onnxruntime as ort
+
+    import runtime.onnxrt as mod
+
+    listed = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: listed)
+    mod._provider_loads.cache_clear()
+    try:
+        have = mod.available_providers()
+        # a CPU-only machine: neither GPU provider actually starts
+        expect = [p for p in listed if p == "CPUExecutionProvider" or torch.cuda.is_available()]
+        if not torch.cuda.is_available():
+            assert have == expect == ["CPUExecutionProvider"]
+            with pytest.raises(DeviceError, match="provider 'cuda' is not available"):
+                mod.resolve_providers("cuda")
+    finally:
+        mod._provider_loads.cache_clear()

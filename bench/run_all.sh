@@ -51,3 +51,9 @@ step_json $O/kdhr-teacher.json compress train --data "$AID" --train-ratio 0.2 --
 step $O/retrieval-kd/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-kd \
   --image-size 32 --epochs 8 --batch-size 64 --lr 0.001 --labeled-ratios 0.2 --skip joc,semi \
   --teacher $O/kdhr-teacher
+
+# Issue 3, repeated seeds: the 20 % table again with seeds 0 1 2 (seed-0 runs and the teacher are reused).
+step $O/methods-aid20-seeds.json env OMP_NUM_THREADS=2 python bench/methods.py --data "$AID" --train-ratio 0.20 \
+  --image-size 32 --epochs 8 --teacher cifar_resnet20 --teacher-epochs 12 --student cifar_resnet8 --seeds 0 1 2 \
+  --batch-size 64 --lr 0.05 --device cpu --param dkd.warmup_epochs=2 \
+  --methods kd dkd dist at sp rkd fitnet pskd erkt --out $O/methods-aid20 --json $O/methods-aid20-seeds.json

@@ -37,7 +37,7 @@ def _provider_loads(full: str) -> bool:
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 7
-    previous = 2
+    previous = 2  # ORT's default (warning); it has no getter to read the current level
     ort.set_default_logger_severity(4)  # the failed library load is expected here; keep the console clean
     try:
         opts = ort.SessionOptions()

@@ -9,7 +9,7 @@ O=bench/out
 mkdir -p "$O"
 # step OUT CMD...: skip when OUT exists; the command writes OUT itself (log + time beside it).
 step() { local out=$1; shift; [ -s "$out" ] && { echo "skip: $out exists"; return; }
-         echo "+ $*"; /usr/bin/time -o "${out%.*}.time" "$@" > "${out%.*}.log" 2>&1; }
+         echo "+ $*"; mkdir -p "$(dirname "$out")"; /usr/bin/time -o "${out%.*}.time" "$@" > "${out%.*}.log" 2>&1; }
 # step_json OUT CMD...: the command prints JSON on stdout, which becomes OUT when it succeeds.
 step_json() { local out=$1; shift; [ -s "$out" ] && { echo "skip: $out exists"; return; }
          echo "+ $*"; /usr/bin/time -o "${out%.*}.time" "$@" > "$out.tmp" 2> "${out%.*}.log" && mv "$out.tmp" "$out"; }

@@ -57,3 +57,11 @@ step $O/methods-aid20-seeds.json env OMP_NUM_THREADS=2 python bench/methods.py -
   --image-size 32 --epochs 8 --teacher cifar_resnet20 --teacher-epochs 12 --student cifar_resnet8 --seeds 0 1 2 \
   --batch-size 64 --lr 0.05 --device cpu --param dkd.warmup_epochs=2 \
   --methods kd dkd dist at sp rkd fitnet pskd erkt --out $O/methods-aid20 --json $O/methods-aid20-seeds.json
+
+# Issue 3, ERKT ablation: the same 50 % run with the paper's "usual DA" instead of the full VSM
+# (teacher reused; the CE baseline is re-run in the new folder and doubles as a determinism check).
+step $O/methods-aid50-erkt-usual.json env OMP_NUM_THREADS=2 python bench/methods.py --data "$AID" \
+  --train-ratio 0.50 --image-size 32 --epochs 6 --teacher-checkpoint $O/methods-aid50/teacher/checkpoints/best \
+  --student cifar_resnet8 --seeds 0 --batch-size 64 --lr 0.05 --device cpu --methods erkt \
+  --param erkt.cutmix_p=0.1 --param erkt.hflip_p=0.5 --param erkt.vflip_p=0.5 --param erkt.erasing_p=0 \
+  --param erkt.resized_crop_p=0 --out $O/methods-aid50-erkt-usual --json $O/methods-aid50-erkt-usual.json

@@ -59,8 +59,30 @@ def _onnx_input(path: Path) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _sibling_accuracy(path: Path) -> tuple[float | None, str | None]:
-    """An export folder may hold the checkpoint manifest (copied by ``compress export``)."""
+def _onnx_precision(path: Path) -> str:
+    """``compress export`` tags FP16/INT8 models in their metadata; untagged means FP32."""
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return props.get("precision", "fp32")
+
+
+def _sibling_accuracy(path: Path, precision: str, backend: str) -> tuple[float | None, str | None]:
+    """Accuracy of an exported file from its export folder: the parity report's row for this precision
+    and backend (measured on the exported model itself, in %), else a manifest placed beside it."""
+    parity = path.parent / "parity.json"
+    if parity.is_file():
+        try:
+            data = json.loads(parity.read_text(encoding="utf-8"))
+            rows = [r for r in data.get("rows", []) if r.get("precision") == precision
+                    and isinstance(r.get("accuracy"), (int, float)) and r.get("name") != "pytorch"]
+            rows.sort(key=lambda r: not str(r.get("name", "")).startswith(backend))
+            if rows:
+                r = rows[0]
+                return float(r["accuracy"]) / 100.0, (f"{parity}: {r['name']} on {data.get('num_samples', '?')} "
+                                                     f"samples ({data.get('sample_source', 'unknown source')})")
+        except (json.JSONDecodeError, OSError, TypeError, ValueError):
+            pass
     man = path.parent / "manifest.json"
     if man.is_file():
         try:
@@ -89,7 +111,7 @@ def resolve_target(spec: str, num_classes: int | None = None, input_size: int | 
         if not p.is_file():
             raise UserInputError(f"ONNX file '{spec}' does not exist.")
         c, s = _onnx_input(p)
-        acc, src = _sibling_accuracy(p)
+        acc, src = _sibling_accuracy(p, _onnx_precision(p), "onnxrt-cpu")
         return Target(spec, "onnx", p.stem, in_chans or c or 3, input_size or s or 224, num_classes, path=p,
                       file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src)
     if p.suffix.lower() in (".engine", ".plan"):
@@ -98,7 +120,7 @@ def resolve_target(spec: str, num_classes: int | None = None, input_size: int | 
         side = p.with_name(p.name + ".json")
         meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else {}
         shape = meta.get("input_shape") or [1, 3, 224, 224]
-        acc, src = _sibling_accuracy(p)
+        acc, src = _sibling_accuracy(p, str(meta.get("precision", "fp32")), "tensorrt")
         return Target(spec, "engine", p.stem, in_chans or int(shape[1]), input_size or int(shape[-1]), num_classes,
                       path=p, file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src, meta=meta)
     if p.suffix or "/" in spec:

@@ -34,16 +34,16 @@ def at_loss(
     p: float = 2.0,
     reduction_over_channels: str = "mean",
     resize: str = "interpolate",
-    distance: str = "squared-mean",
+    distance: str = "norm",
 ) -> torch.Tensor:
     """Attention transfer for one feature pair; fs, ft: ``[B, C_s, H, W]`` / ``[B, C_t, H', W']``.
 
     Q = vec(F(A)) / ‖vec(F(A))‖₂ per sample, F(A) = mean (or ``"sum"``, identical after the
     L2 normalisation) over channels of |A|^p. Channel counts may differ. If spatial sizes differ,
     ``resize="interpolate"`` bilinearly resizes the student's attention map to the teacher's size;
-    ``"raise"`` raises instead. ``distance="squared-mean"`` (default, the authors' code):
-    ``mean((Q_s − Q_t)²)`` over batch and positions; ``"norm"`` (paper Eq. 2 without β/2):
-    batch mean of ``‖Q_s − Q_t‖₂``.
+    ``"raise"`` raises instead. ``distance="norm"`` (default, the paper's Eq. 2 without β/2):
+    batch mean of ``‖Q_s − Q_t‖₂``; ``"squared-mean"`` (the authors' public code):
+    ``mean((Q_s − Q_t)²)`` over batch and positions.
     """
     fn = "at_loss"
     fs = check_tensor(fs, "student features", fn, ndim=4)

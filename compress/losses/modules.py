@@ -75,7 +75,7 @@ class ATLoss(nn.Module):
         p: float = 2.0,
         reduction_over_channels: str = "mean",
         resize: str = "interpolate",
-        distance: str = "squared-mean",
+        distance: str = "norm",
     ) -> None:
         super().__init__()
         self.p = check_positive(p, "p", "ATLoss")

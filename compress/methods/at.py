@@ -1,8 +1,10 @@
 """``at``: attention transfer (Zagoruyko & Komodakis, ICLR 2017) — CE + β/2 · Σ_layers AT(layer).
 
-AT per layer pair compares L2-normalised spatial attention maps (mean over channels of |A|^p);
-β = 1000 and the β/2 factor follow the paper and its code (squared-mean distance). Layers are the
-stage outputs of both nets unless given as module paths.
+AT per layer pair compares L2-normalised spatial attention maps (mean over channels of |A|^p). Default
+``distance="norm"`` is the paper's Eq. 2, ‖Q_s/‖Q_s‖ − Q_t/‖Q_t‖‖₂ averaged over the batch, with the
+paper's β = 1000 "divided by the number of elements in the attention map and batch size" (§4.1);
+``distance="squared-mean"`` is the authors' public code, mean((Q_s − Q_t)²), where that division is
+already the mean. Layers are the stage outputs of both nets unless given as module paths.
 """
 from __future__ import annotations
 
@@ -25,10 +27,13 @@ class ATParams:
     student_layers: tuple[str, ...] = ()
     teacher_layers: tuple[str, ...] = ()
     ce_weight: float = 1.0
+    distance: str = "norm"  # "norm" (paper Eq. 2) | "squared-mean" (authors' code)
 
     def __post_init__(self) -> None:
         if self.beta < 0 or self.ce_weight < 0 or self.p <= 0:
             raise UserInputError("at beta and ce_weight must be ≥ 0 and p > 0.")
+        if self.distance not in ("norm", "squared-mean"):
+            raise UserInputError(f"at distance must be 'norm' or 'squared-mean', got '{self.distance}'.")
 
 
 @METHODS.register("at")
@@ -46,6 +51,8 @@ class AttentionTransfer(Method):
         p = self.params
         _, t_feats = teacher_forward(self.teacher, images, self.t_layers)
         logits, s_feats = student_forward(self.student, images, self.s_layers)
-        at = sum(at_loss(fs, ft, p=p.p) for fs, ft in zip(s_feats, t_feats))
+        # "norm": the per-sample norm is divided by the map's H·W here (the batch division is the mean)
+        scale = (lambda ft: 1.0 / (ft.shape[-2] * ft.shape[-1])) if p.distance == "norm" else (lambda ft: 1.0)
+        at = sum(at_loss(fs, ft, p=p.p, distance=p.distance) * scale(ft) for fs, ft in zip(s_feats, t_feats))
         losses = {"ce": p.ce_weight * F.cross_entropy(logits, targets), "at": (p.beta / 2.0) * at}
         return StepOutput(losses=losses, logits=logits, targets=targets)

@@ -18,11 +18,13 @@ def tt(a, grad=False):
     return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
 
 
-def np_at(fs, ft, p=2.0):
+def np_at(fs, ft, p=2.0, distance="squared-mean"):
     def q(f):
         a = (np.abs(f) ** p).mean(axis=1).reshape(f.shape[0], -1)
         return a / np.linalg.norm(a, axis=1, keepdims=True)
 
+    if distance == "norm":
+        return np.mean(np.linalg.norm(q(fs) - q(ft), axis=1))
     return np.mean((q(fs) - q(ft)) ** 2)
 
 
@@ -57,23 +59,31 @@ def np_rkd(es, et, wd, wa):
     return wd * ld + wa * la
 
 
-GOLDEN = {"at": 0.07087409, "sp": 0.60281063, "rkd": 8.93134307}
+GOLDEN = {"at": 0.07087409, "at_norm": 0.79240715, "sp": 0.60281063, "rkd": 8.93134307}
 
 
 def test_at_matches_numpy_golden_and_sum_equals_mean():
     assert np_at(FS, FT) == pytest.approx(GOLDEN["at"], rel=1e-6)
-    got = LF.at_loss(tt(FS), tt(FT)).item()
+    got = LF.at_loss(tt(FS), tt(FT), distance="squared-mean").item()
     assert got == pytest.approx(np_at(FS, FT), rel=1e-12)
-    assert LF.at_loss(tt(FS), tt(FT), reduction_over_channels="sum").item() == pytest.approx(got, rel=1e-12)
-    assert LF.at_loss(tt(FS), tt(FT), p=1.0).item() == pytest.approx(np_at(FS, FT, p=1.0), rel=1e-12)
+    assert LF.at_loss(tt(FS), tt(FT), reduction_over_channels="sum", distance="squared-mean").item() == \
+        pytest.approx(got, rel=1e-12)
+    assert LF.at_loss(tt(FS), tt(FT), p=1.0, distance="squared-mean").item() == \
+        pytest.approx(np_at(FS, FT, p=1.0), rel=1e-12)
+
+
+def test_at_default_is_the_papers_norm_form():
+    assert np_at(FS, FT, distance="norm") == pytest.approx(GOLDEN["at_norm"], rel=1e-6)
+    assert LF.at_loss(tt(FS), tt(FT)).item() == pytest.approx(np_at(FS, FT, distance="norm"), rel=1e-12)
+    assert LF.at_loss(tt(FS), tt(FT), p=1.0).item() == pytest.approx(np_at(FS, FT, 1.0, "norm"), rel=1e-12)
 
 
 def test_at_norm_distance_is_per_sample_l2():
     # 1 sample, 1×2 maps: q_s = (1, 0), q_t = (0, 1) → ‖q_s − q_t‖ = √2; squared-mean = 2/2 = 1
     fs = torch.tensor([[[[1.0, 0.0]]]])
     ft = torch.tensor([[[[0.0, 3.0]]]])
-    assert LF.at_loss(fs, ft, distance="norm").item() == pytest.approx(2**0.5, rel=1e-6)
-    assert LF.at_loss(fs, ft).item() == pytest.approx(1.0, rel=1e-6)
+    assert LF.at_loss(fs, ft).item() == pytest.approx(2**0.5, rel=1e-6)
+    assert LF.at_loss(fs, ft, distance="squared-mean").item() == pytest.approx(1.0, rel=1e-6)
 
 
 def test_at_interpolates_student_map_or_raises():
@@ -89,8 +99,11 @@ def test_at_interpolates_student_map_or_raises():
 
 def test_at_layers_sums_pairs():
     pairs = [(tt(FS), tt(FT)), (tt(FS[:, :, :2, :2]), tt(FT[:, :, 1:, 1:]))]
-    total = LF.at_loss_layers([a for a, _ in pairs], [b for _, b in pairs]).item()
+    total = LF.at_loss_layers([a for a, _ in pairs], [b for _, b in pairs], distance="squared-mean").item()
     expected = np_at(FS, FT) + np_at(FS[:, :, :2, :2], FT[:, :, 1:, 1:])
+    assert total == pytest.approx(expected, rel=1e-12)
+    total = LF.at_loss_layers([a for a, _ in pairs], [b for _, b in pairs]).item()
+    expected = np_at(FS, FT, distance="norm") + np_at(FS[:, :, :2, :2], FT[:, :, 1:, 1:], distance="norm")
     assert total == pytest.approx(expected, rel=1e-12)
     with pytest.raises(UserInputError, match="same non-zero number"):
         LF.at_loss_layers([tt(FS)], [])

@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: joc,semi,kd")
+    ap.add_argument("--hr-param", action="append", default=[], metavar="KEY=VALUE",
+                    help="HR-S2DML hyper-parameter for the semi part (repeatable), e.g. hr_normalization=batch")
     args = ap.parse_args(argv)
 
     from compress.data.bundle import DataConfig
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     from compress.engine.retrieval_jobs import MetricLearningConfig, run_metric_learning
 
     skip = set(filter(None, args.skip.split(",")))
+    from compress.cli.jobopts import parse_params
+
+    hr_params = parse_params(args.hr_param)
     args.out.mkdir(parents=True, exist_ok=True)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer="adamw",
                         weight_decay=5e-4, device=args.device, seed=args.seed)
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             for label, method in SEMI_METHODS:
                 r = run_metric_learning(MetricLearningConfig(
                     data=DataConfig(data=args.data, image_size=args.image_size), method=method,
+                    method_params=hr_params if method == "hr-s2dml" else {},
                     backbone=args.backbone, labeled_ratio=ratio, train=train,
                     out=str(args.out / f"semi-{method}-{ratio:g}")))
                 e = r.evaluation

@@ -65,3 +65,9 @@ step $O/methods-aid50-erkt-usual.json env OMP_NUM_THREADS=2 python bench/methods
   --student cifar_resnet8 --seeds 0 --batch-size 64 --lr 0.05 --device cpu --methods erkt \
   --param erkt.cutmix_p=0.1 --param erkt.hflip_p=0.5 --param erkt.vflip_p=0.5 --param erkt.erasing_p=0 \
   --param erkt.resized_crop_p=0 --out $O/methods-aid50-erkt-usual --json $O/methods-aid50-erkt-usual.json
+
+# Issue 4, HR-S2DML ablation at 20 % labels: the nuclear norm divided by the batch size (DESIGN.md's
+# −‖P‖_*/B) instead of the paper's Eq. 5 (no 1/B), same budget; NSL re-run as a determinism check.
+step $O/retrieval-hrbatch/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-hrbatch \
+  --backbone resnet18 --image-size 32 --epochs 5 --batch-size 64 --lr 0.001 --labeled-ratios 0.2 --skip joc,kd \
+  --hr-param hr_normalization=batch

@@ -71,3 +71,7 @@ step $O/methods-aid50-erkt-usual.json env OMP_NUM_THREADS=2 python bench/methods
 step $O/retrieval-hrbatch/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-hrbatch \
   --backbone resnet18 --image-size 32 --epochs 5 --batch-size 64 --lr 0.001 --labeled-ratios 0.2 --skip joc,kd \
   --hr-param hr_normalization=batch
+# ... and with λ = 0 (the angular-margin term alone), to separate the margin from the HR term.
+step $O/retrieval-hr0/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-hr0 \
+  --backbone resnet18 --image-size 32 --epochs 5 --batch-size 64 --lr 0.001 --labeled-ratios 0.2 --skip joc,kd \
+  --hr-param hr_weight=0

@@ -81,11 +81,12 @@ def _fit_model(*, arch: str, model_kwargs: dict[str, Any], init_kwargs: dict[str
                resume: bool = False, workers: int = 0, progress: ProgressSink | None = None, role: str = "model",
                prepare=None):
     """Build, wrap in the method, fit; returns (FitResult, method) with the best weights loaded."""
-    from compress.engine.loop import fit
+    from compress.engine.loop import fit, seed_everything
     from compress.engine.stage import _with_transform, base_manifest
     from compress.methods import build_method
     from compress.models import create_model
 
+    seed_everything(train.seed)  # the initial weights are part of what the seed fixes, as in run_stage
     model = create_model(arch, num_classes=len(data.class_names), in_chans=data.in_chans, **model_kwargs,
                          **({} if resume else init_kwargs))
     method = build_method(method_name, model, teacher, method_params, num_classes=len(data.class_names),

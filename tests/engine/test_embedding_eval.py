@@ -65,3 +65,24 @@ def test_cross_source_run_and_evaluation(tmp_path):
                              cross_data=str(tmp_path / "sim/pan"))
     for k in ("s1->s2", "s2->s1", "s2->s2"):
         assert ev.retrieval[k]["map"] == pytest.approx(res.map[k])
+
+
+def test_metric_learning_is_reproducible_whatever_ran_before(tmp_path):
+    """Same config → same weights, even after other work consumed the global RNG (as in a bench loop)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from compress.engine.retrieval_jobs import MetricLearningConfig, run_metric_learning
+
+    data = write_folder(tmp_path / "d", classes=3, per_class=6, size=12)
+    weights = []
+    for i in range(2):
+        torch.randn(1000 * (i + 1))  # disturb the global generator differently before each run
+        cfg = MetricLearningConfig(data=DataConfig(data=str(data), image_size=12), method="nsl",
+                                   backbone="cifar-resnet8", embedding_dim=8, labeled_ratio=0.5,
+                                   train=TrainConfig(epochs=1, batch_size=6, lr=0.01, device="cpu"),
+                                   out=str(tmp_path / f"run{i}"))
+        res = run_metric_learning(cfg)
+        weights.append(load_file(f"{res.checkpoint}/model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -45,26 +45,21 @@ def _dir_size(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
 
 
-def _onnx_input(path: Path) -> tuple[int | None, int | None]:
+def _onnx_input(path: Path) -> tuple[int | None, int | None, str]:
+    """(channels, size, precision) of an ONNX model's image input; ``compress export`` tags FP16/INT8
+    models in their metadata, untagged means FP32."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
+    precision = {p.key: p.value for p in model.metadata_props}.get("precision", "fp32")
     inits = {i.name for i in model.graph.initializer}
     for inp in model.graph.input:
         if inp.name in inits:
             continue
         dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
         if len(dims) == 4:
-            return dims[1], dims[3] or dims[2]
-    return None, None
-
-
-def _onnx_precision(path: Path) -> str:
-    """``compress export`` tags FP16/INT8 models in their metadata; untagged means FP32."""
-    import onnx
-
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return props.get("precision", "fp32")
+            return dims[1], dims[3] or dims[2], precision
+    return None, None, precision
 
 
 def _sibling_accuracy(path: Path, precision: str, backend: str) -> tuple[float | None, str | None]:
@@ -82,7 +77,7 @@ def _sibling_accuracy(path: Path, precision: str, backend: str) -> tuple[float |
                 return float(r["accuracy"]) / 100.0, (f"{parity}: {r['name']} on {data.get('num_samples', '?')} "
                                                      f"samples ({data.get('sample_source', 'unknown source')})")
         except (json.JSONDecodeError, OSError, TypeError, ValueError):
-            pass
+            pass  # an unreadable report gives no accuracy; fall back to a manifest below
     man = path.parent / "manifest.json"
     if man.is_file():
         try:
@@ -110,8 +105,8 @@ def resolve_target(spec: str, num_classes: int | None = None, input_size: int | 
     if p.suffix.lower() == ".onnx":
         if not p.is_file():
             raise UserInputError(f"ONNX file '{spec}' does not exist.")
-        c, s = _onnx_input(p)
-        acc, src = _sibling_accuracy(p, _onnx_precision(p), "onnxrt-cpu")
+        c, s, precision = _onnx_input(p)
+        acc, src = _sibling_accuracy(p, precision, "onnxrt-cpu")
         return Target(spec, "onnx", p.stem, in_chans or c or 3, input_size or s or 224, num_classes, path=p,
                       file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src)
     if p.suffix.lower() in (".engine", ".plan"):

@@ -36,6 +36,11 @@ class ATParams:
             raise UserInputError(f"at distance must be 'norm' or 'squared-mean', got '{self.distance}'.")
 
 
+def _map_size(ft: torch.Tensor, distance: str) -> int:
+    """The paper divides β by the attention map's H·W; the squared mean already averages over it."""
+    return ft.shape[-2] * ft.shape[-1] if distance == "norm" else 1
+
+
 @METHODS.register("at")
 class AttentionTransfer(Method):
     requires_teacher = True
@@ -51,8 +56,7 @@ class AttentionTransfer(Method):
         p = self.params
         _, t_feats = teacher_forward(self.teacher, images, self.t_layers)
         logits, s_feats = student_forward(self.student, images, self.s_layers)
-        # "norm": the per-sample norm is divided by the map's H·W here (the batch division is the mean)
-        scale = (lambda ft: 1.0 / (ft.shape[-2] * ft.shape[-1])) if p.distance == "norm" else (lambda ft: 1.0)
-        at = sum(at_loss(fs, ft, p=p.p, distance=p.distance) * scale(ft) for fs, ft in zip(s_feats, t_feats))
+        at = sum(at_loss(fs, ft, p=p.p, distance=p.distance) / _map_size(ft, p.distance)
+                 for fs, ft in zip(s_feats, t_feats))
         losses = {"ce": p.ce_weight * F.cross_entropy(logits, targets), "at": (p.beta / 2.0) * at}
         return StepOutput(losses=losses, logits=logits, targets=targets)

@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from compress.data import DataConfig, build_data
     from compress.engine.config import TrainConfig
-    from compress.engine.jobs import _arch, load_teacher
-    from compress.engine.stage import run_stage
+    from compress.engine.stage import StageSpec, run_stage
+    from compress.jobs.classification import auto_arch, teacher_for
     from compress.methods import METHODS
 
     for m in args.methods:
@@ -83,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     mean_std = None
     if args.teacher_checkpoint:
-        from compress.engine.checkpoint import read_manifest
+        from compress.checkpoint import read_manifest
 
         tm = read_manifest(args.teacher_checkpoint)
         mean_std = (tm.mean, tm.std)
     data = build_data(DataConfig(data=args.data, train_ratio=args.train_ratio, image_size=args.image_size),
                       seed=args.split_seed, run_dir=args.out, model_mean_std=mean_std)
-    student, teacher_arch = _arch(args.student, "student", data), _arch(args.teacher, "teacher", data)
+    student, teacher_arch = auto_arch(args.student, "student", data), auto_arch(args.teacher, "teacher", data)
 
     def train_cfg(seed: int, epochs: int) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
@@ -97,19 +97,20 @@ def main(argv: list[str] | None = None) -> int:
 
     config = {"bench": vars(args) | {"out": str(args.out), "json": str(args.json)}}
     if args.teacher_checkpoint:
-        from compress.engine.evaluate import evaluate_classifier
-        from compress.engine.device import resolve_device
+        from compress.evaluation.classification import evaluate_classifier
+        from compress.hardware import resolve_device
 
-        teacher = load_teacher((str(args.teacher_checkpoint),), (), data)
+        teacher = teacher_for((str(args.teacher_checkpoint),), (), data)
         teacher_arch = read_manifest(args.teacher_checkpoint).architecture
         tm_ = evaluate_classifier(teacher, data.test, data.class_names, resolve_device(args.device))
         rows = [{"method": f"teacher ({teacher_arch}, given)", "oa": tm_.oa, "kappa": tm_.kappa,
                  "epoch_s": float("nan"), "seeds": 1}]
     else:
-        t_row = run_stage(role="teacher", arch=teacher_arch, method_name="ce", method_params=None, data=data,
-                          train=train_cfg(args.split_seed, args.teacher_epochs or 2 * args.epochs),
-                          run_dir=args.out / "teacher", config=config, resume=True, workers=args.workers)
-        teacher = load_teacher((t_row.checkpoint,), (), data)
+        t_row = run_stage(StageSpec(role="teacher", arch=teacher_arch, method="ce",
+                                    train=train_cfg(args.split_seed, args.teacher_epochs or 2 * args.epochs),
+                                    run_dir=args.out / "teacher", config=config, resume=True, workers=args.workers),
+                          data).summary
+        teacher = teacher_for((t_row.checkpoint,), (), data)
         rows = [{"method": f"teacher ({teacher_arch})", "oa": t_row.test_oa, "kappa": t_row.test_kappa,
                  "epoch_s": _epoch_seconds(args.out / "teacher"), "seeds": 1}]
     for method in ["ce", *args.methods]:
@@ -120,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             run_dir = args.out / f"{method}-seed{seed}"
             t0 = time.perf_counter()
-            r = run_stage(role="student", arch=student, method_name=method, method_params=params, data=data,
-                          train=train_cfg(seed, args.epochs), run_dir=run_dir, config=config,
-                          teacher=teacher if METHODS.get(method).requires_teacher else None, resume=True,
-                          workers=args.workers)
+            r = run_stage(StageSpec(role="student", arch=student, method=method, method_params=params,
+                                    train=train_cfg(seed, args.epochs), run_dir=run_dir, config=config, resume=True,
+                                    workers=args.workers),
+                          data, teacher=teacher if METHODS.get(method).requires_teacher else None).summary
             oas.append(r.test_oa)
             kappas.append(r.test_kappa if r.test_kappa is not None else float("nan"))
             secs.append(_epoch_seconds(run_dir) if (run_dir / "history.csv").is_file() else time.perf_counter() - t0)

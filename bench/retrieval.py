@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from compress.data.bundle import DataConfig
     from compress.data.simulate import simulate_pan_ms
     from compress.engine.config import TrainConfig
-    from compress.engine.cross_source_job import CrossSourceConfig, run_cross_source
-    from compress.engine.retrieval_jobs import MetricLearningConfig, run_metric_learning
+    from compress.jobs.cross_source import CrossSourceConfig, run_cross_source
+    from compress.jobs.metric_learning import MetricLearningConfig, run_metric_learning
 
     skip = set(filter(None, args.skip.split(",")))
-    from compress.cli.jobopts import parse_params
+    from compress.cli.params import parse_params
 
     hr_params = parse_params(args.hr_param)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,10 @@ class DeviceError(CompressError, RuntimeError):
     """The requested device/backend is not available on this machine."""
 
 
+class StorageError(CompressError, OSError):
+    """The disk is full (or not writable): what was already written is intact."""
+
+
 class ExportError(CompressError, RuntimeError):
     """Export, simplification, quantisation or parity failed."""
 

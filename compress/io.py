@@ -2,14 +2,24 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator
+
+from compress.errors import StorageError
+
+# mkstemp creates 0600 files; what we rename into place gets the mode any tool would (0666 & ~umask).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+MIN_FREE_BYTES = 16 << 20  # below this a failed write is reported as "disk full", whatever the library said
 
 
 def _jsonable(obj: Any) -> Any:
@@ -45,7 +55,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        raise_if_disk_full(path.parent, exc)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -83,3 +97,22 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def raise_if_disk_full(where: str | os.PathLike, exc: BaseException) -> None:
+    """Re-raise ``exc`` as a one-line ``StorageError`` when the disk under ``where`` is full.
+
+    Libraries report a full disk in misleading ways ("Wire format was corrupt" from protobuf), so the
+    free space is checked, not only the errno.
+    """
+    if isinstance(exc, StorageError):
+        raise exc
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not full:
+        try:
+            full = shutil.disk_usage(where).free < MIN_FREE_BYTES
+        except OSError:
+            full = False
+    if full:
+        raise StorageError(f"No space left on the device under '{where}'; free some space and run the command "
+                           "again (files written before were kept intact; a training run continues with --resume).") from exc

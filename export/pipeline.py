@@ -2,7 +2,10 @@
 
 Everything is written into a hidden sibling folder that is renamed onto the output folder only
 at the end, so an interrupted export never leaves a folder that looks complete. A parity failure
-keeps the files but marks the folder (``PARITY_FAILED`` and ``"passed": false``).
+keeps the files but marks the folder (``PARITY_FAILED`` and ``"passed": false``). ``--force``
+replaces only a previous export of ours (recognised by its ``export.json``), never a folder holding
+anything else, the source checkpoint or a folder containing it, or the current folder or its parents.
+The outcome (``ok``, ``parity-failed``, ``engine-not-built``) comes back as data in the result.
 """
 from __future__ import annotations
 
@@ -14,14 +17,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from compress.errors import MissingDependencyError, UserInputError
-from compress.io import write_json_atomic, write_text_atomic
+from compress.errors import UserInputError
+from compress.io import read_json, write_json_atomic, write_text_atomic
 from export.onnx import EXPORTERS, OUTPUT_NAMES, OnnxInfo, OnnxOptions, export_module, export_onnx, metadata_props
 from export.quantize import MIN_CALIB_IMAGES, QuantizeInfo, convert_fp16, preprocess_node_names, quantize_int8
-from export.targets import TrtTarget, choose_ir_version, choose_opset, resolve_target
+from export.targets import TrtTarget, choose_ir_version, choose_opset
+from runtime.trtexec import resolve_trt_target
 from export.verify import ParityCriteria, ParityReport, check_parity
 
 FAILED_MARKER = "PARITY_FAILED"
+EXPORT_MARKER = "export.json"
+EXPORT_FORMAT = "compress-export"
 
 
 @dataclass(frozen=True)
@@ -65,14 +71,9 @@ class ExportResult:
     engine_note: str = ""
     engine_onnx: str = ""  # the ONNX file build_engine.sh builds from
     passed: bool = True
-
-
-class EngineNotBuiltError(MissingDependencyError):
-    """``--trt`` without TensorRT/GPU: everything else was written; ``result`` holds it."""
-
-    def __init__(self, message: str, result: ExportResult) -> None:
-        super().__init__(message)
-        self.result = result
+    outcome: str = "ok"  # ok | parity-failed | engine-not-built
+    message: str = ""  # what to do next when the outcome is not ok
+    notes: list[str] = field(default_factory=list)
 
 
 def default_samples_loader(checkpoint_dir: Path, manifest: Any, split: str, limit: int) -> Any:
@@ -89,15 +90,53 @@ def _validate(cfg: ExportConfig) -> None:
     if cfg.task not in OUTPUT_NAMES:
         raise UserInputError(f"Unknown --task '{cfg.task}'. Known: {', '.join(OUTPUT_NAMES)}.")
     EXPORTERS.get(cfg.exporter)
-    if cfg.image_size is not None and cfg.image_size < 8:
-        raise UserInputError(f"--image-size must be >= 8, got {cfg.image_size}.")
+    from compress.data.bundle import check_image_size
+
+    check_image_size(cfg.image_size)
     if cfg.int8 and cfg.calib_images < MIN_CALIB_IMAGES:
         raise UserInputError(f"--calib-images {cfg.calib_images} is too few for INT8 calibration; use at least "
                              f"{MIN_CALIB_IMAGES} (256-1000 is typical).")
     if not cfg.trt and (cfg.dla is not None or cfg.remote):
         raise UserInputError("--dla and --remote build TensorRT engines; add --trt.")
+    if cfg.remote:
+        from runtime.ssh import parse_host
+
+        parse_host(cfg.remote)
     if cfg.parity_samples < 1:
         raise UserInputError("parity needs at least 1 sample.")
+
+
+def is_export_dir(path: Path) -> bool:
+    """A folder written by ``compress export`` (its ``export.json`` says so)."""
+    marker = path / EXPORT_MARKER
+    try:
+        data = read_json(marker) if marker.is_file() else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and (data.get("format") == EXPORT_FORMAT or "checkpoint_sha256" in data)
+
+
+def check_output_dir(out_dir: Path, checkpoint_dir: Path, force: bool) -> None:
+    """Refuse any output folder whose replacement could lose something that is not a previous export."""
+    out, ckpt, cwd = out_dir.resolve(), checkpoint_dir.resolve(), Path.cwd().resolve()
+    if out == ckpt or out in ckpt.parents:
+        raise UserInputError(f"-o '{out_dir}' is or contains the checkpoint being exported; pick a new folder, "
+                             "e.g. -o export/<name>.")
+    if out == cwd or out in cwd.parents:
+        raise UserInputError(f"-o '{out_dir}' is the current folder or one of its parents; export into a new "
+                             "sub-folder, e.g. -o export/<name>.")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserInputError(f"-o '{out_dir}' is a file; pick a folder that does not exist yet.")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise UserInputError(f"output folder '{out_dir}' already exists; pass --force to replace a previous "
+                             "export there, or pick another -o.")
+    if not is_export_dir(out):
+        raise UserInputError(f"'{out_dir}' holds files that are not a compress export (no {EXPORT_MARKER}); "
+                             "--force only replaces a previous export — pick another -o.")
 
 
 def _resize(x: np.ndarray, size: int, channels_last: bool) -> np.ndarray:
@@ -153,17 +192,15 @@ def _install(tmp: Path, out_dir: Path) -> None:
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportConfig,
                       samples_loader: Callable[..., Any] | None = None) -> ExportResult:
     """Export ``checkpoint`` into ``out_dir``; see the module docstring for the guarantees."""
-    from compress.engine.checkpoint import load_checkpoint, weights_hash
+    from compress.checkpoint import resolve_checkpoint_dir, weights_hash
+    from compress.models.checkpoint import load_checkpoint
 
     _validate(cfg)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not cfg.force:
-        raise UserInputError(f"output folder '{out_dir}' already exists; pass --force to replace it or pick another -o.")
+    check_output_dir(out_dir, resolve_checkpoint_dir(checkpoint), cfg.force)
+    target: TrtTarget | None = resolve_trt_target(cfg.trt_version) if (cfg.trt or cfg.trt_version) else None
     ckpt = load_checkpoint(checkpoint)
     man = ckpt.manifest
-    if out_dir.resolve() == ckpt.path.resolve():
-        raise UserInputError("the output folder is the checkpoint folder; pick another -o.")
-    target: TrtTarget | None = resolve_target(cfg.trt_version) if (cfg.trt or cfg.trt_version) else None
     from export.onnx import DYNAMO_MIN_OPSET
 
     default = DYNAMO_MIN_OPSET if cfg.exporter == "dynamo" else None
@@ -186,28 +223,37 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportCo
     inputs = _inputs_of(samples, cfg.embed_preprocess, size, "test samples")
     labels = np.asarray(samples.labels).astype(np.int64) if samples.labels is not None else None
 
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    final = out_dir.resolve()
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         result = _export_into(tmp, out_dir, ckpt, weights_hash(ckpt.path), cfg, opts, inputs, labels,
                               samples.source, loader, trt_cfg if cfg.trt else None)
-        _install(tmp, out_dir)
-    except BaseException:
+        _install(tmp, final)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        from compress.io import raise_if_disk_full
+
+        raise_if_disk_full(final.parent, exc)
         raise
     result.out_dir = out_dir
-    if cfg.trt and cfg.remote:
+    if not result.passed:
+        failed = ", ".join(r.name for r in result.parity.rows if not r.passed)
+        result.outcome = "parity-failed"
+        result.message = (f"parity failed for {failed}; files kept in {out_dir} and marked PARITY_FAILED "
+                          "(see parity.json).")
+    elif cfg.trt and cfg.remote:
         from export.remote import plan_remote_build, run_remote_build
 
-        run_remote_build(plan_remote_build(cfg.remote, out_dir.resolve(), result.engine_onnx))
+        run_remote_build(plan_remote_build(cfg.remote, final, result.engine_onnx))
         result.engine_status, result.engine_note = "built-remote", f"built on {cfg.remote}"
-        result.files = sorted(p.name for p in out_dir.iterdir())
+        result.files = sorted(p.name for p in final.iterdir())
     elif cfg.trt and result.engine_status == "script-only":
-        raise EngineNotBuiltError(
-            f"TensorRT engine not built ({result.engine_note}); the ONNX, parity.json and build_engine.sh are in "
-            f"{out_dir} — copy that folder to the target and run `bash build_engine.sh` there, or pass --remote user@host.",
-            result)
+        result.outcome = "engine-not-built"
+        result.message = (f"TensorRT engine not built ({result.engine_note}); the ONNX, parity.json and "
+                          f"build_engine.sh are in {out_dir} — copy that folder to the target and run `bash "
+                          "build_engine.sh` there, or pass --remote user@host.")
     return result
 
 
@@ -220,6 +266,7 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
     from runtime.torch_runner import TorchRunner
 
     man = ckpt.manifest
+    notes: list[str] = []
     module = export_module(ckpt.model, cfg.task, cfg.embed_preprocess, man.mean, man.std)
     info = export_onnx(module, tmp / "model.onnx", opts, metadata_props(man, sha, opts, "fp32"))
     info.path = out_dir / "model.onnx"
@@ -236,8 +283,8 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
         calib = loader(ckpt.path, man, "train", cfg.calib_images)
         calib_x = _inputs_of(calib, cfg.embed_preprocess, opts.image_size, "calibration images")
         if len(calib_x) < cfg.calib_images:
-            raise UserInputError(f"--calib-images {cfg.calib_images} asked for but the training split has only "
-                                 f"{len(calib_x)} images; lower --calib-images.")
+            notes.append(f"INT8 calibration used all {len(calib_x)} training images ({cfg.calib_images} were asked "
+                         "for; the training split has no more).")
         qinfo = quantize_int8(tmp / "model.onnx", tmp / "model_int8.onnx", calib_x, cfg.calib_method,
                               batch=1 if cfg.dynamic_batch else cfg.batch)
         q = onnx.load(str(tmp / "model_int8.onnx"))
@@ -260,9 +307,9 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
         write_text_atomic(tmp / FAILED_MARKER, f"parity failed for: {failed}; see parity.json\n")
     result = ExportResult(out_dir=out_dir, files=[], onnx=info, parity=report, quantize=qinfo,
                           engine_status=status, engine_note=note, engine_onnx=engine_onnx,
-                          passed=report.passed)
-    write_json_atomic(tmp / "export.json", {"checkpoint": str(ckpt.path), "checkpoint_sha256": sha,
-                                            "config": cfg, "result": result})
+                          passed=report.passed, notes=notes)
+    write_json_atomic(tmp / EXPORT_MARKER, {"format": EXPORT_FORMAT, "checkpoint": str(ckpt.path),
+                                            "checkpoint_sha256": sha, "config": cfg, "result": result})
     result.files = sorted(p.name for p in tmp.iterdir())
     return result
 

@@ -14,19 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from compress.errors import DeviceError, UserInputError
+from compress.errors import DeviceError
 from export.tensorrt import BUILD_LOG, ENGINE_NAME, SCRIPT_NAME, TIMING_CACHE, sidecar_path
+from runtime.ssh import check_host, parse_host, run_command
 
-_HOST = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9._:\[\]-]+|[A-Za-z0-9._-]+")
-SSH_OPTS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=15")
-
-
-def check_host(host: str) -> str:
-    """``user@host`` or an ssh-config alias; never something ssh would read as an option."""
-    if not _HOST.fullmatch(host) or host.startswith("-"):
-        raise UserInputError(f"--remote '{host}' is not a host; use user@host (e.g. nvidia@orin.local) "
-                             "or a Host alias from ~/.ssh/config.")
-    return host
+__all__ = ["check_host", "plan_remote_build", "run_remote_build"]
 
 
 def remote_dir_for(local_dir: Path, stem: str = "compress-build") -> str:
@@ -56,31 +48,25 @@ class RemotePlan:
 
 def plan_remote_build(host: str, local_dir: Path, onnx_name: str, script_name: str = SCRIPT_NAME) -> RemotePlan:
     """Steps: mkdir on the target, scp the ONNX + script, run the script, scp engine/sidecar/log/cache back."""
-    host = check_host(host)
+    target = parse_host(host)
     local_dir = Path(local_dir).resolve()  # absolute: a ':' in a relative path would read as host:path
     rdir = remote_dir_for(local_dir)
     qdir = shlex.quote(rdir)
-    steps = [
-        RemoteStep("create the remote folder", ["ssh", *SSH_OPTS, host, f"mkdir -p {qdir}"]),
-        RemoteStep("copy the ONNX and build script", ["scp", *SSH_OPTS, "--", str(local_dir / onnx_name),
-                                                      str(local_dir / script_name), f"{host}:{rdir}/"]),
-        RemoteStep("build the engine with trtexec",
-                   ["ssh", *SSH_OPTS, host, f"cd {qdir} && bash {shlex.quote(script_name)}"]),
-    ]
     back = [ENGINE_NAME, sidecar_path(ENGINE_NAME).name, BUILD_LOG, TIMING_CACHE]
-    steps.append(RemoteStep("copy the engine back",
-                            ["scp", *SSH_OPTS, "--", *(f"{host}:{rdir}/{n}" for n in back), str(local_dir) + "/"]))
-    return RemotePlan(host=host, remote_dir=rdir, steps=steps, fetched=[local_dir / n for n in back])
+    steps = [
+        RemoteStep("create the remote folder", target.ssh(f"mkdir -p {qdir}")),
+        RemoteStep("copy the ONNX and build script", target.scp_to([local_dir / onnx_name, local_dir / script_name],
+                                                                   f"{rdir}/")),
+        RemoteStep("build the engine with trtexec", target.ssh(f"cd {qdir} && bash {shlex.quote(script_name)}")),
+        RemoteStep("copy the engine back", target.scp_from([f"{rdir}/{n}" for n in back], str(local_dir) + "/")),
+    ]
+    return RemotePlan(host=str(target), remote_dir=rdir, steps=steps, fetched=[local_dir / n for n in back])
 
 
 Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
 
-def _run(argv: Sequence[str]) -> "subprocess.CompletedProcess[str]":
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=3600, check=False)
-
-
-def run_remote_build(plan: RemotePlan, run: Run = _run) -> list[Path]:
+def run_remote_build(plan: RemotePlan, run: Run = run_command) -> list[Path]:
     """Execute ``plan``; a failing step raises ``DeviceError`` naming it with the last stderr line."""
     for step in plan.steps:
         try:

@@ -19,64 +19,12 @@ axes to inputs, which breaks down-conversion). A target with a lower ceiling low
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from compress.errors import UserInputError
+from runtime.trtexec import TrtTarget
 
 DEFAULT_OPSET = 17
 # ONNX Runtime 1.17+ reads everything up to opset 20; a newer exporter may go further.
 ORT_MAX_OPSET = 21
-
-
-@dataclass(frozen=True)
-class TrtTarget:
-    """The parser/builder capabilities of one TensorRT major.minor line."""
-
-    version: str  # as given, e.g. "8.5" or "10.3.0"
-    major: int
-    minor: int
-    max_opset: int
-    max_ir_version: int
-    jetpack: str  # the JetPack line that ships it, or "" for desktop-only versions
-    precision_flags: bool  # --fp16/--int8 and BuilderFlag.FP16/INT8 exist (weakly typed builds)
-    tensor_api: bool  # name-based I/O tensor API (TRT >= 8.5) rather than bindings
-    dla: bool  # DLA cores may be targeted
-
-    @property
-    def label(self) -> str:
-        return f"TensorRT {self.version}" + (f" (JetPack {self.jetpack})" if self.jetpack else "")
-
-
-# (major, minor lower bound) → limits; the first row whose bound is <= the version applies.
-_TABLE: list[tuple[tuple[int, int], dict]] = [
-    ((11, 0), dict(max_opset=25, max_ir_version=10, jetpack="", precision_flags=False, tensor_api=True, dla=False)),
-    ((10, 0), dict(max_opset=20, max_ir_version=9, jetpack="6.x", precision_flags=True, tensor_api=True, dla=True)),
-    ((8, 6), dict(max_opset=17, max_ir_version=8, jetpack="", precision_flags=True, tensor_api=True, dla=True)),
-    ((8, 5), dict(max_opset=17, max_ir_version=8, jetpack="5.1", precision_flags=True, tensor_api=True, dla=True)),
-    ((8, 2), dict(max_opset=13, max_ir_version=7, jetpack="4.6", precision_flags=True, tensor_api=False, dla=True)),
-]
-DEFAULT_TRT_VERSION = "10.3"  # Jetson Orin, JetPack 6
-KNOWN_TARGETS = ("8.2", "8.5", "10.3", "11")
-
-
-def resolve_target(version: str | None) -> TrtTarget:
-    """Parse ``"8.5"``, ``"10.3.0"``, ``"11"`` … into a ``TrtTarget``; ``None`` → the Orin default."""
-    text = (version or DEFAULT_TRT_VERSION).strip()
-    m = re.fullmatch(r"(\d+)(?:\.(\d+))?(?:\.\d+)*", text)
-    if not m:
-        raise UserInputError(
-            f"--trt-version '{text}' is not a version number; use e.g. 8.2 (JetPack 4.6), 8.5 (JetPack 5.1), "
-            "10.3 (JetPack 6) or 11."
-        )
-    major, minor = int(m.group(1)), int(m.group(2) or 0)
-    for (bmaj, bmin), limits in _TABLE:
-        if (major, minor) >= (bmaj, bmin):
-            return TrtTarget(version=text, major=major, minor=minor, **limits)
-    raise UserInputError(
-        f"TensorRT {text} is older than the oldest supported target 8.2 (JetPack 4.6); "
-        f"known targets: {', '.join(KNOWN_TARGETS)}."
-    )
 
 
 def choose_opset(requested: int | None, target: TrtTarget | None) -> int:

@@ -18,7 +18,8 @@ from typing import Any
 
 from compress.errors import DeviceError, ExportError, MissingDependencyError, UserInputError
 from compress.io import sha256_file, write_json_atomic, write_text_atomic
-from export.targets import TrtTarget
+from runtime.trtexec import TrtTarget
+from runtime.trtexec import trtexec_command as build_command
 
 ENGINE_NAME = "model.engine"
 TIMING_CACHE = "timing.cache"
@@ -69,33 +70,12 @@ class TrtBuildConfig:
         return {"min": (self.min_batch,) + rest, "opt": tuple(self.input_shape), "max": (self.max_batch,) + rest}
 
 
-def _shape_arg(name: str, shape: tuple[int, ...]) -> str:
-    return f"{name}:{'x'.join(str(d) for d in shape)}"
-
-
 def trtexec_command(cfg: TrtBuildConfig, onnx_name: str, engine_name: str = ENGINE_NAME,
                     timing_cache: str = TIMING_CACHE) -> list[str]:
-    """The ``trtexec`` argument list that the target's TensorRT version understands."""
-    t = cfg.target
-    cmd = ["trtexec", f"--onnx={onnx_name}", f"--saveEngine={engine_name}", f"--timingCacheFile={timing_cache}"]
-    if (t.major, t.minor) >= (8, 4):
-        cmd.append(f"--memPoolSize=workspace:{cfg.workspace_mb}")
-    else:
-        cmd.append(f"--workspace={cfg.workspace_mb}")
-    if cfg.dynamic_batch:
-        s = cfg.shapes()
-        cmd += [f"--minShapes={_shape_arg(cfg.input_name, s['min'])}",
-                f"--optShapes={_shape_arg(cfg.input_name, s['opt'])}",
-                f"--maxShapes={_shape_arg(cfg.input_name, s['max'])}"]
-    if t.precision_flags:
-        if cfg.precision == "fp16":
-            cmd.append("--fp16")
-        elif cfg.precision == "int8":
-            # Q/DQ scales come from the graph; FP16 lets the unquantised layers avoid FP32.
-            cmd += ["--int8", "--fp16"]
-    if cfg.dla_core is not None:
-        cmd += [f"--useDLACore={cfg.dla_core}", "--allowGPUFallback"]
-    return cmd
+    """The ``trtexec`` build command that the target's TensorRT version understands."""
+    return build_command(onnx=onnx_name, save_engine=engine_name, timing_cache=timing_cache, precision=cfg.precision,
+                         target=cfg.target, workspace_mb=cfg.workspace_mb, input_name=cfg.input_name,
+                         profile=cfg.shapes() if cfg.dynamic_batch else None, dla_core=cfg.dla_core)
 
 
 # Parses the trtexec log on the target and writes the sidecar next to the engine (python3 ships

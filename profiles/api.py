@@ -1,9 +1,9 @@
 """``profile_targets``: the one library call behind ``compress profile``.
 
-For each target: analysis (PyTorch hooks for models, the ONNX graph for .onnx, the sidecar's ONNX for
+For each model: analysis (PyTorch hooks for models, the ONNX graph for .onnx, the sidecar's ONNX for
 engines when present), then latency: MEASURED here (``--device cpu|cuda``), on this Jetson
 (``--device jetson``, with tegrastats power), over SSH (``--remote``), or ESTIMATED from a device
-profile (``--device <profile>``), each entry labelled with its kind.
+profile (``--target <profile>``), each entry labelled with its kind.
 """
 from __future__ import annotations
 
@@ -14,17 +14,22 @@ from typing import Any, Callable
 
 from compress.errors import DeviceError, UserInputError
 from profiles.analysis import ModelAnalysis
-from profiles.targets import Target, resolve_target
+from profiles.targets import Target, resolve_profile_target
 
 LOCAL_DEVICES = ("cpu", "cuda", "jetson")
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
 class ProfileConfig:
-    device: str | None = None  # cpu | cuda | jetson | <profile name> | path/to/profile.yaml
+    """What ``compress profile`` measures or estimates; ``device`` is where to measure (a torch device or
+    this Jetson), ``target`` a device profile to ESTIMATE for (name, unique prefix or YAML path)."""
+
+    device: str | None = None  # cpu | cuda | jetson
+    target: str | None = None  # <profile name> | path/to/profile.yaml
     power_mode: str | None = None
     num_classes: int | None = None
-    input_size: int | None = None
+    image_size: int | None = None
     in_chans: int | None = None
     batches: tuple[int, ...] = (1,)
     precision: str = "fp32"
@@ -33,6 +38,25 @@ class ProfileConfig:
     warmup: int = 10
     iters: int = 50
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        from compress.data.bundle import check_image_size
+
+        if self.precision not in PRECISIONS:
+            raise UserInputError(f"--precision '{self.precision}' is not valid; use fp32, fp16 or int8.")
+        if self.device is not None and self.device not in LOCAL_DEVICES and not self.device.startswith("cuda:"):
+            raise UserInputError(f"--device '{self.device}' is not where to measure; use cpu, cuda or jetson (a device "
+                                 "profile to estimate for is --target NAME).")
+        check_image_size(self.image_size, "--image-size")
+        for name, v, lo in (("--batch-size", min(self.batches, default=1), 1), ("--in-chans", self.in_chans, 1),
+                            ("--num-classes", self.num_classes, 1), ("--warmup", self.warmup, 0),
+                            ("--iters", self.iters, 1), ("--threads", self.threads, 1)):
+            if v is not None and v < lo:
+                raise UserInputError(f"{name} must be ≥ {lo}, got {v}.")
+        if self.remote:
+            from runtime.ssh import parse_host
+
+            parse_host(self.remote)
 
 
 @dataclass
@@ -122,9 +146,7 @@ def _measure_local(t: Target, cfg: ProfileConfig, device: str, batch: int) -> tu
 def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[str], None] | None = None) -> ProfileReport:
     """Analyse and time (or estimate) every target; see the module docstring for what runs where."""
     if not specs:
-        raise UserInputError("no TARGET given: pass checkpoints, .onnx/.engine files or model names.")
-    if any(b < 1 for b in cfg.batches):
-        raise UserInputError(f"--batch values must be >= 1, got {list(cfg.batches)}.")
+        raise UserInputError("no MODEL given: pass checkpoints, .onnx/.engine files or model names.")
     device_key = (cfg.device or "cpu").strip()
     profile = None
     jetson_info = None
@@ -132,19 +154,24 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
         from runtime.jetson import detect_jetson
 
         jetson_info = detect_jetson()
+        if jetson_info is not None:
+            from profiles.device import match_profile
+
+            jetson_info = {**jetson_info.__dict__,
+                           "profile_name": match_profile(jetson_info.model, jetson_info.memory_gb)}
         if jetson_info is None and not cfg.remote:
             raise DeviceError("--device jetson measures on a Jetson, but this machine is not one; pass a profile "
-                              "(e.g. --device jetson-orin-nano-8gb) for an estimate, or --remote user@jetson.")
-    elif device_key not in LOCAL_DEVICES:
+                              "(e.g. --target jetson-orin-nano-8gb) for an estimate, or --remote user@jetson.")
+    if cfg.target:
         from profiles.device import load_device_profile
 
-        profile = load_device_profile(device_key)
+        profile = load_device_profile(cfg.target)
         profile.mode(cfg.power_mode)  # fail early on a bad mode
     reports = []
     for spec in specs:
         if progress:
             progress(spec)
-        t = resolve_target(spec, cfg.num_classes, cfg.input_size, cfg.in_chans)
+        t = resolve_profile_target(spec, cfg.num_classes, cfg.image_size, cfg.in_chans)
         analysis = analyze_target(t, cfg.batches[0])
         rep = TargetReport(spec, t.kind, t.name, [cfg.batches[0], t.in_chans, t.image_size, t.image_size],
                            analysis.to_dict(cfg.per_layer) if analysis else None, t.file_bytes, t.accuracy, t.accuracy_source)
@@ -168,17 +195,17 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
                 res = profile_remote(cfg.remote, t.path, cfg.precision, None, None, iterations=max(cfg.iters, 50))
                 rep.latency.append({**res.latency.__dict__, "where": f"remote {cfg.remote}", "power_mode": res.power_mode})
                 rep.power = res.power.__dict__ if res.power else None
-            elif profile is None:
+            elif profile is None or cfg.device is not None:
                 stats, power = _measure_local(t, cfg, device_key, b)
                 stats["where"] = "this Jetson" if device_key == "jetson" else "this machine"
                 if jetson_info is not None:
                     from runtime.jetson import query_power_mode
 
                     stats["power_mode"] = query_power_mode()
-                    stats["jetson"] = jetson_info.__dict__
+                    stats["jetson"] = jetson_info
                 rep.latency.append(stats)
                 rep.power = power or rep.power
         reports.append(rep)
     return ProfileReport(reports, profile.summary() if profile else ({"name": device_key} if not jetson_info else
-                                                                     {"name": "jetson", **jetson_info.__dict__}),
+                                                                     {"name": "jetson", **jetson_info}),
                          {k: getattr(cfg, k) for k in cfg.__dataclass_fields__})

@@ -201,3 +201,18 @@ def load_device_profile(name_or_path: str | Path) -> DeviceProfile:
     known = sorted(p.stem for p in DEVICES_DIR.glob("*.yaml")) + ["host-cpu"]
     raise UserInputError(f"Unknown device profile '{name_or_path}'. Known: {', '.join(known)}; "
                          "or pass a path to your own .yaml (see profiles/devices/ for the format).")
+
+
+def match_profile(model: str, memory_gb: float | None) -> str | None:
+    """The shipped device profile whose ``match`` strings all occur in the device-tree model;
+    ties (32 vs 64 GB, 4 vs 8 GB) are broken by the memory size."""
+    cands = [p for p in list_device_profiles() if p.kind == "jetson" and p.match and p.match[0].lower() in model.lower()]
+    if not cands:
+        return None
+    full = [p for p in cands if all(s.lower() in model.lower() for s in p.match)]
+    if len(full) == 1:
+        return full[0].name
+    pool = full or cands
+    if memory_gb is None:
+        return pool[0].name
+    return min(pool, key=lambda p: abs(float(p.values.get("memory_gb") or 0) - memory_gb)).name

@@ -48,9 +48,7 @@ def _dir_size(p: Path) -> int:
 def _onnx_input(path: Path) -> tuple[int | None, int | None, str]:
     """(channels, size, precision) of an ONNX model's image input; ``compress export`` tags FP16/INT8
     models in their metadata, untagged means FP32."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
+    model = load_onnx(path)
     precision = {p.key: p.value for p in model.metadata_props}.get("precision", "fp32")
     inits = {i.name for i in model.graph.initializer}
     for inp in model.graph.input:
@@ -60,6 +58,20 @@ def _onnx_input(path: Path) -> tuple[int | None, int | None, str]:
         if len(dims) == 4:
             return dims[1], dims[3] or dims[2], precision
     return None, None, precision
+
+
+def load_onnx(path: Path):
+    """The ONNX model in ``path``; a file that is not one (text, truncated, random bytes) is a UserInputError."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise UserInputError(f"'{path}' is not a readable ONNX model ({type(exc).__name__}); export one with "
+                             "`compress export` or check the file.") from exc
+    if not model.graph.node:
+        raise UserInputError(f"'{path}' holds no ONNX graph; export one with `compress export` or check the file.")
+    return model
 
 
 def _sibling_accuracy(path: Path, precision: str, backend: str) -> tuple[float | None, str | None]:
@@ -89,12 +101,12 @@ def _sibling_accuracy(path: Path, precision: str, backend: str) -> tuple[float |
     return None, None
 
 
-def resolve_target(spec: str, num_classes: int | None = None, input_size: int | None = None,
+def resolve_profile_target(spec: str, num_classes: int | None = None, input_size: int | None = None,
                    in_chans: int | None = None) -> Target:
     """Load/inspect one target; CLI overrides (``--input-size`` …) win over what the files say."""
     p = Path(spec)
     if p.is_dir() or p.name in ("manifest.json", "model.safetensors"):
-        from compress.engine.checkpoint import load_checkpoint
+        from compress.models.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(p)
         man = ckpt.manifest

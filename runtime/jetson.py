@@ -97,10 +97,11 @@ def summarize_power(samples: list[TegraSample], latency_ms: float | None = None,
 
 @dataclass(frozen=True)
 class JetsonInfo:
+    """What the device tree and L4T say; the matching device profile is found by ``profiles.device.match_profile``."""
+
     model: str
     l4t_release: str | None
     memory_gb: float | None
-    profile_name: str | None
 
 
 def _read(path: Path) -> str | None:
@@ -116,23 +117,6 @@ def parse_l4t_release(text: str) -> str | None:
     return f"{m.group(1)}.{m.group(2)}" if m else None
 
 
-def match_profile(model: str, memory_gb: float | None) -> str | None:
-    """The shipped device profile whose ``match`` strings all occur in the device-tree model;
-    ties (32 vs 64 GB, 4 vs 8 GB) are broken by the memory size."""
-    from profiles.device import list_device_profiles
-
-    cands = [p for p in list_device_profiles() if p.kind == "jetson" and p.match and p.match[0].lower() in model.lower()]
-    if not cands:
-        return None
-    full = [p for p in cands if all(s.lower() in model.lower() for s in p.match)]
-    if len(full) == 1:
-        return full[0].name
-    pool = full or cands
-    if memory_gb is None:
-        return pool[0].name
-    return min(pool, key=lambda p: abs(float(p.values.get("memory_gb") or 0) - memory_gb)).name
-
-
 def detect_jetson(root: str | Path = "/") -> JetsonInfo | None:
     """A ``JetsonInfo`` when this machine is a Jetson (device tree / nv_tegra_release), else None."""
     root = Path(root)
@@ -146,7 +130,7 @@ def detect_jetson(root: str | Path = "/") -> JetsonInfo | None:
         m = re.search(r"MemTotal:\s+(\d+)\s*kB", meminfo)
         mem_gb = int(m.group(1)) / 1024 ** 2 if m else None
     model = model or "unknown Jetson"
-    return JetsonInfo(model, parse_l4t_release(release or ""), mem_gb, match_profile(model, mem_gb))
+    return JetsonInfo(model, parse_l4t_release(release or ""), mem_gb)
 
 
 def parse_nvpmodel_query(text: str) -> dict[str, Any]:

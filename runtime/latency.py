@@ -69,9 +69,10 @@ def device_name(runner_info: dict[str, Any]) -> str:
         except (ImportError, RuntimeError, ValueError):
             pass
         return dev
-    from profiles.device import host_cpu_profile
+    from compress.hardware import cpu_info
 
-    return host_cpu_profile().display_name
+    cpu = cpu_info()
+    return f"host CPU ({cpu.model}, {cpu.cores} cores)"
 
 
 def measure_latency(runner: Runner, feeds: dict[str, np.ndarray], warmup: int = 10, iters: int = 50,

@@ -18,31 +18,16 @@ from typing import Any, Callable, Sequence
 from compress.errors import DeviceError, UserInputError
 from runtime.jetson import PowerSummary, parse_nvpmodel_query, parse_tegrastats, summarize_power
 from runtime.latency import LatencyStats
+from runtime.ssh import check_host, scp_command, ssh_command
+from runtime.trtexec import trtexec_command
 
-_HOST = re.compile(r"(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+")
-SSH_OPTS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=15")
+__all__ = ["check_host", "profile_remote", "scp_command", "ssh_command", "trtexec_args"]
 TRTEXEC_CANDIDATES = ("trtexec", "/usr/src/tensorrt/bin/trtexec")
 _MARK = "@@compress-tegrastats@@"
 _NVP_MARK = "@@compress-nvpmodel@@"
 _STAT = re.compile(r"(min|max|mean|median)\s*=\s*([\d.eE+-]+)\s*ms|percentile\((\d+)%\)\s*=\s*([\d.eE+-]+)\s*ms")
 
 Run = Callable[..., subprocess.CompletedProcess]
-
-
-def check_host(host: str) -> str:
-    """``user@host`` or an ssh-config alias; never something ssh would read as an option."""
-    if not host or host.startswith("-") or not _HOST.fullmatch(host):
-        raise UserInputError(f"--remote '{host}' is not a host; use user@host (e.g. nvidia@orin.local) "
-                             "or a Host alias from ~/.ssh/config.")
-    return host
-
-
-def ssh_command(host: str, remote_cmd: str) -> list[str]:
-    return ["ssh", *SSH_OPTS, check_host(host), remote_cmd]
-
-
-def scp_command(host: str, local: str | Path, remote_path: str) -> list[str]:
-    return ["scp", *SSH_OPTS, "--", str(local), f"{check_host(host)}:{remote_path}"]
 
 
 def remote_dir_for(path: str | Path) -> str:
@@ -54,21 +39,11 @@ def trtexec_args(model_file: str, precision: str = "fp16", input_name: str | Non
                  input_shape: Sequence[int] | None = None, iterations: int = 200, warmup_ms: int = 500,
                  trtexec: str = "trtexec") -> list[str]:
     """trtexec arguments: ``.engine`` files are loaded, ``.onnx`` files are built at ``precision`` first."""
-    if precision not in ("fp32", "fp16", "int8"):
-        raise UserInputError(f"Unknown precision '{precision}'. Known: fp32, fp16, int8.")
-    args = [trtexec]
-    if model_file.endswith(".engine") or model_file.endswith(".plan"):
-        args.append(f"--loadEngine={model_file}")
-    else:
-        args.append(f"--onnx={model_file}")
-        if precision == "fp16":
-            args.append("--fp16")
-        elif precision == "int8":
-            args += ["--int8", "--fp16"]
-    if input_name and input_shape:
-        args.append(f"--shapes={input_name}:" + "x".join(str(int(d)) for d in input_shape))
-    args += [f"--iterations={int(iterations)}", f"--warmUp={int(warmup_ms)}", "--useSpinWait"]
-    return args
+    is_engine = model_file.endswith((".engine", ".plan"))
+    return trtexec_command(onnx=None if is_engine else model_file, engine=model_file if is_engine else None,
+                           precision=precision, input_name=input_name or "input",
+                           shape=input_shape if input_name and input_shape else None, iterations=iterations,
+                           warmup_ms=warmup_ms, spin_wait=True, exe=trtexec)
 
 
 def remote_script(workdir: str, args: list[str], interval_ms: int = 100) -> str:

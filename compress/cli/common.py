@@ -1,6 +1,7 @@
 """Shared CLI plumbing: one red line and exit 1 for our errors, JSON output, the rich console."""
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from contextlib import contextmanager
@@ -8,6 +9,7 @@ from typing import Any, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from compress.errors import CompressError
 from compress.io import to_jsonable
@@ -22,11 +24,28 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except CompressError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        fail(str(exc))
+    except MemoryError:
+        fail("ran out of memory; lower --batch-size or --image-size (or use a machine with more memory).")
+    except RuntimeError as exc:  # torch.OutOfMemoryError (CUDA) and the CPU allocator's "not enough memory"
+        text = str(exc)
+        if "out of memory" not in text.lower() and "not enough memory" not in text.lower():
+            raise
+        fail(f"ran out of memory ({text.strip().splitlines()[0][:120]}); lower --batch-size or --image-size.")
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        fail(f"no space left on the device writing '{exc.filename or '?'}'; free some space (finished files are "
+             "kept; a training run continues with --resume).")
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/red]")
         raise typer.Exit(code=130) from None
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One red line on stderr (the message is never read as rich markup), then exit ``code``."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
+    raise typer.Exit(code=code) from None
 
 
 def print_json(obj: Any) -> None:

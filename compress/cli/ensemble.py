@@ -25,7 +25,7 @@ def search(
 ) -> None:
     """Score every candidate weighting of the members on a split and report each one's accuracy."""
     with cli_errors():
-        from compress.models.ensemble import DEFAULT_GRID, search_ensemble_weights
+        from compress.jobs.ensemble_search import DEFAULT_GRID, search_ensemble_weights
 
         result = search_ensemble_weights(checkpoints, data, vary=vary, grid=tuple(grid) if grid else DEFAULT_GRID,
                                          split=split, combine=combine, image_size=image_size, device=device)

@@ -1,19 +1,55 @@
 """``compress export``: checkpoint → ONNX (+FP16/INT8) with a parity report, and TensorRT engines."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from compress.cli.common import cli_errors, console, err_console, print_json
+from compress.cli.common import console, err_console, fail, print_json
+from compress.cli.options import Flag, Given, Group, Int, arg, command, opt
 from compress.errors import UserInputError
 
+EXIT_CODES = {"ok": 0, "parity-failed": 1, "engine-not-built": 1}
 
-def _tolerances(values: list[str], flag: str) -> dict[str, float]:
+OPTIONS = Group("export", (
+    arg("checkpoint", "Checkpoint folder (or run folder → checkpoints/best)."),
+    opt("out", "-o", "--out", help="Output folder (new, or a previous export with --force).", show_default=False),
+    opt("batch", "--batch-size", type=int, default=1, deprecated=("--batch",),
+        help="Static batch size (the opt batch with --dynamic-batch)."),
+    opt("dynamic_batch", "--dynamic-batch", type=Flag, default=False, help="Symbolic batch dimension."),
+    opt("max_batch", "--max-batch", type=int, default=32, help="Largest batch of the TensorRT profile."),
+    opt("image_size", "--image-size", type=Int, help="Input size (8–4096).", show_default="the manifest's"),
+    opt("opset", "--opset", type=Int, help="ONNX opset (capped by --trt-version).", show_default="17"),
+    opt("exporter", "--exporter", default="torchscript", help="torchscript | dynamo"),
+    opt("no_simplify", "--no-simplify", type=Flag, default=False, help="Skip graph simplification."),
+    opt("embed_preprocess", "--embed-preprocess", type=Flag, default=False, help="Graph takes uint8 NHWC images."),
+    opt("task", "--task", default="classify", help="classify (logits) | embedding (L2-normalised)."),
+    opt("fp16", "--fp16", type=Flag, default=False, help="Also write model_fp16.onnx (float32 I/O)."),
+    opt("int8", "--int8", type=Flag, default=False, help="Also write model_int8.onnx (Q/DQ, calibrated)."),
+    opt("calib_images", "--calib-images", type=int, default=256,
+        help="Training images for INT8 calibration (capped at the training split)."),
+    opt("calib_method", "--calib-method", default="entropy", help="minmax | entropy | percentile"),
+    opt("trt", "--trt", type=Flag, default=False, help="Build a TensorRT engine (here if possible) + build_engine.sh."),
+    opt("trt_version", "--trt-version", help="Target TensorRT: 8.2, 8.5, 10.3, 11.", show_default="10.3"),
+    opt("dla", "--dla", type=Int, help="DLA core (Jetson Xavier/Orin), GPU fallback on.", show_default=False),
+    opt("workspace_mb", "--workspace-mb", type=int, default=1024, help="TensorRT builder workspace (MiB)."),
+    opt("remote", "--remote", help="[user@]host[:port]: build on the Jetson over SSH.", show_default=False),
+    opt("atol", "--atol", type=Optional[List[str]], help="Abs tolerance, PREC=VALUE (repeatable; bare = fp32).",
+        show_default=False),
+    opt("rtol", "--rtol", type=Optional[List[str]], help="Rel tolerance, PREC=VALUE (repeatable; bare = fp32).",
+        show_default=False),
+    opt("min_top1", "--min-top1-agreement", type=Optional[float], help="INT8: fraction.", show_default="0.99"),
+    opt("max_oa_drop", "--max-oa-drop", type=Optional[float], help="INT8: OA points.", show_default="1.0"),
+    opt("samples", "--samples", type=int, default=256, help="Test samples for the parity check."),
+    opt("force", "--force", type=Flag, default=False, help="Replace a previous export in the output folder."),
+    opt("json", "--json", type=Flag, default=False, help="Print the result as JSON."),
+))
+
+
+def _tolerances(values: list[str] | None, flag: str) -> dict[str, float]:
     """``["1e-4", "fp16=2e-2"]`` → ``{"fp32": 1e-4, "fp16": 2e-2}`` (a bare value means fp32)."""
     out: dict[str, float] = {}
-    for v in values:
+    for v in values or []:
         prec, _, num = v.rpartition("=")
         try:
             out[prec or "fp32"] = float(num)
@@ -27,7 +63,7 @@ def _fmt(v: Optional[float], spec: str) -> str:
 
 
 def render_parity(report) -> None:
-    """The parity report as a rich table."""
+    """The parity report as a rich table; ΔOA is the candidate's OA minus PyTorch's (negative = lost)."""
     from rich.table import Table
 
     table = Table(title=f"Parity on {report.num_samples} samples ({report.sample_source})")
@@ -36,71 +72,40 @@ def render_parity(report) -> None:
         table.add_column(col, justify="left" if col in ("runner", "rule") else "right")
     for r in report.rows:
         agree = _fmt(r.top1_agreement, ".2%") if report.task == "classify" else _fmt(r.mean_cosine, ".4f")
+        delta = None if r.accuracy_drop is None else -r.accuracy_drop
         table.add_row(r.name, r.precision, _fmt(r.max_abs, ".2e"), _fmt(r.max_rel, ".2e"), agree,
-                      _fmt(r.accuracy, ".2f"), _fmt(r.accuracy_drop, "+.2f"), _fmt(r.latency_ms, ".3f"),
+                      _fmt(r.accuracy, ".2f"), _fmt(delta, "+.2f"), _fmt(r.latency_ms, ".3f"),
                       _fmt(r.speedup_vs_fp32, ".2f"), r.rule, "[green]yes[/green]" if r.passed else "[red]NO[/red]")
     console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("export")
-    def export_cmd(
-        checkpoint: Path = typer.Argument(..., help="Checkpoint folder (or run folder → checkpoints/best)."),
-        out: Path = typer.Option(..., "-o", "--out", help="Output folder (must not exist unless --force)."),
-        batch: int = typer.Option(1, "--batch", help="Static batch size (the opt batch with --dynamic-batch)."),
-        dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Symbolic batch dimension."),
-        max_batch: int = typer.Option(32, "--max-batch", help="Largest batch of the TensorRT profile."),
-        image_size: Optional[int] = typer.Option(None, "--image-size", help="Input size (default: manifest)."),
-        opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset (default 17, capped by --trt-version)."),
-        exporter: str = typer.Option("torchscript", "--exporter", help="torchscript | dynamo"),
-        no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip onnxsim."),
-        embed_preprocess: bool = typer.Option(False, "--embed-preprocess", help="Graph takes uint8 NHWC images."),
-        task: str = typer.Option("classify", "--task", help="classify (logits) | embedding (L2-normalised)."),
-        fp16: bool = typer.Option(False, "--fp16", help="Also write model_fp16.onnx (float32 I/O)."),
-        int8: bool = typer.Option(False, "--int8", help="Also write model_int8.onnx (Q/DQ, calibrated)."),
-        calib_images: int = typer.Option(256, "--calib-images", help="Training images for INT8 calibration."),
-        calib_method: str = typer.Option("entropy", "--calib-method", help="minmax | entropy | percentile"),
-        trt: bool = typer.Option(False, "--trt", help="Build a TensorRT engine (here if possible) + build_engine.sh."),
-        trt_version: Optional[str] = typer.Option(None, "--trt-version", help="Target TensorRT: 8.2, 8.5, 10.3, 11."),
-        dla: Optional[int] = typer.Option(None, "--dla", help="DLA core (Jetson Xavier/Orin), GPU fallback on."),
-        workspace_mb: int = typer.Option(1024, "--workspace-mb", help="TensorRT builder workspace (MiB)."),
-        remote: Optional[str] = typer.Option(None, "--remote", help="user@host: build on the Jetson over SSH."),
-        atol: list[str] = typer.Option([], "--atol", help="Abs tolerance, PREC=VALUE (repeatable; bare = fp32)."),
-        rtol: list[str] = typer.Option([], "--rtol", help="Rel tolerance, PREC=VALUE (repeatable; bare = fp32)."),
-        min_top1: Optional[float] = typer.Option(None, "--min-top1-agreement", help="INT8: fraction (default 0.99)."),
-        max_oa_drop: Optional[float] = typer.Option(None, "--max-oa-drop", help="INT8: OA points (default 1.0)."),
-        samples: int = typer.Option(256, "--samples", help="Test samples for the parity check."),
-        force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
-        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    ) -> None:
+    @command(app, "export", OPTIONS)
+    def export_cmd(given: Given) -> None:
         """Export a checkpoint to ONNX (FP32, FP16, INT8 QDQ), verify parity, and build TensorRT engines."""
-        with cli_errors():
-            from export.pipeline import EngineNotBuiltError, ExportConfig, export_checkpoint
-            from export.verify import ParityCriteria
+        from export.pipeline import ExportConfig, export_checkpoint
+        from export.verify import ParityCriteria
 
-            criteria = ParityCriteria().with_overrides(
-                _tolerances(atol, "--atol"), _tolerances(rtol, "--rtol"),
-                int8_min_top1_agreement=min_top1, int8_max_accuracy_drop=max_oa_drop)
-            cfg = ExportConfig(batch=batch, dynamic_batch=dynamic_batch, max_batch=max_batch, image_size=image_size,
-                               opset=opset, exporter=exporter, simplify=not no_simplify,
-                               embed_preprocess=embed_preprocess, task=task, fp16=fp16, int8=int8,
-                               calib_images=calib_images, calib_method=calib_method, trt=trt, trt_version=trt_version,
-                               dla=dla, workspace_mb=workspace_mb, remote=remote, criteria=criteria,
-                               parity_samples=samples, force=force)
-            pending = None
-            try:
-                result = export_checkpoint(checkpoint, out, cfg)
-            except EngineNotBuiltError as exc:
-                result, pending = exc.result, exc
-            if json_out:
-                print_json(result)
-            else:
-                render_parity(result.parity)
-                console.print(f"wrote {', '.join(result.files)} to {result.out_dir}")
-            if not result.passed:
-                failed = ", ".join(r.name for r in result.parity.rows if not r.passed)
-                err_console.print(f"[red]error:[/red] parity failed for {failed}; files kept in {result.out_dir} "
-                                  "and marked PARITY_FAILED (see parity.json).", soft_wrap=True)
-                raise typer.Exit(code=1)
-            if pending is not None:
-                raise pending
+        g = given.own
+        if not g["out"]:
+            raise UserInputError("export needs -o/--out DIR: the folder to write the ONNX files and reports into.")
+        criteria = ParityCriteria().with_overrides(_tolerances(g["atol"], "--atol"), _tolerances(g["rtol"], "--rtol"),
+                                                   int8_min_top1_agreement=g["min_top1"],
+                                                   int8_max_accuracy_drop=g["max_oa_drop"])
+        cfg = ExportConfig(batch=g["batch"], dynamic_batch=g["dynamic_batch"], max_batch=g["max_batch"],
+                           image_size=g["image_size"], opset=g["opset"], exporter=g["exporter"],
+                           simplify=not g["no_simplify"], embed_preprocess=g["embed_preprocess"], task=g["task"],
+                           fp16=g["fp16"], int8=g["int8"], calib_images=g["calib_images"],
+                           calib_method=g["calib_method"], trt=g["trt"], trt_version=g["trt_version"], dla=g["dla"],
+                           workspace_mb=g["workspace_mb"], remote=g["remote"], criteria=criteria,
+                           parity_samples=g["samples"], force=g["force"])
+        result = export_checkpoint(g["checkpoint"], g["out"], cfg)
+        if g["json"]:
+            print_json(result)
+        else:
+            render_parity(result.parity)
+            console.print(f"wrote {', '.join(result.files)} to {result.out_dir}")
+        for note in result.notes:
+            err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+        if result.outcome != "ok":
+            fail(result.message, EXIT_CODES[result.outcome])

@@ -1,12 +1,12 @@
 """``compress profile``: params, MACs/FLOPs, memory and latency (measured or ESTIMATED) of models."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from compress.cli.common import cli_errors, console, print_json
+from compress.cli.common import console, err_console, print_json
+from compress.cli.options import Given, Group, Int, arg, command, opt
 
 
 def _device_table(as_json: bool) -> None:
@@ -63,49 +63,57 @@ def _render(report) -> None:
         console.print(lt)
 
 
+OPTIONS = Group("profile", (
+    arg("models", "Checkpoint folders, .onnx/.engine files or model names.", type=Optional[List[str]], default=None),
+    opt("device", "--device", help="Where to MEASURE: cpu | cuda | jetson (this Jetson).", show_default="cpu"),
+    opt("target", "--target", help="Device profile to ESTIMATE for: a name, a unique prefix of one, or a .yaml "
+        "path (see --list-devices).", show_default=False),
+    opt("power_mode", "--power-mode", help="nvpmodel mode name or id of the profile.", show_default="the default"),
+    opt("list_devices", "--list-devices", type=bool, default=False, help="List device profiles and exit."),
+    opt("num_classes", "--num-classes", type=Int, help="Classes for zoo names.", show_default="1000"),
+    opt("image_size", "--image-size", type=Int, help="Input height = width in pixels (8–4096).",
+        show_default="the model's", deprecated=("--input-size",)),
+    opt("in_chans", "--in-chans", type=Int, help="Input channels/bands.", show_default="the model's"),
+    opt("batch", "--batch-size", type=List[int], default=[1], help="Batch size; repeat for several.",
+        deprecated=("--batch",)),
+    opt("precision", "--precision", default="fp32", help="fp32 | fp16 | int8 (estimates, remote trtexec)."),
+    opt("per_layer", "--per-layer", type=bool, default=False, help="Per-layer breakdown."),
+    opt("remote", "--remote", help="[user@]host[:port] of a Jetson to measure on over SSH.", show_default=False),
+    opt("warmup", "--warmup", type=int, default=10, help="Untimed runs before timing."),
+    opt("iters", "--iters", type=int, default=50, help="Timed runs."),
+    opt("threads", "--threads", type=Int, help="CPU threads for local measurements.", show_default="all"),
+    opt("json", "--json", type=bool, default=False, help="Print the report as JSON."),
+    opt("out", "--out", "-o", help="Write profile.json, profile.md and the plot here.", show_default=False,
+        deprecated=("--output",)),
+))
+MEASURE_DEVICES = ("cpu", "cuda", "jetson")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("profile")
-    def profile(
-        targets: Optional[List[str]] = typer.Argument(None, help="checkpoint folders, .onnx/.engine files or model names"),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | jetson (measure) or a device profile "
-                                             "name / .yaml path (ESTIMATE); see --list-devices"),
-        power_mode: Optional[str] = typer.Option(None, "--power-mode", help="nvpmodel mode name or id of the profile"),
-        list_devices: bool = typer.Option(False, "--list-devices", help="list device profiles and exit"),
-        num_classes: Optional[int] = typer.Option(None, "--num-classes", help="classes for zoo names (default 1000)"),
-        input_size: Optional[int] = typer.Option(None, "--input-size", help="input height = width in pixels"),
-        in_chans: Optional[int] = typer.Option(None, "--in-chans", help="input channels/bands"),
-        batch: List[int] = typer.Option([1], "--batch", help="batch size; repeat for several"),
-        precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8 (estimates, remote trtexec)"),
-        per_layer: bool = typer.Option(False, "--per-layer", help="per-layer breakdown"),
-        remote: Optional[str] = typer.Option(None, "--remote", help="user@host of a Jetson to measure on over SSH"),
-        warmup: int = typer.Option(10, "--warmup", help="untimed runs before timing"),
-        iters: int = typer.Option(50, "--iters", help="timed runs"),
-        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for local measurements"),
-        as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-        out: Optional[Path] = typer.Option(None, "-o", "--output", help="write profile.json, profile.md and the plot here"),
-    ) -> None:
+    @command(app, "profile", OPTIONS)
+    def profile(given: Given) -> None:
         """How big, how much compute and how fast: measured here, on a Jetson, or ESTIMATED from a device profile."""
-        with cli_errors():
-            if list_devices:
-                _device_table(as_json)
-                return
-            from compress.config import build_config
-            from profiles.api import ProfileConfig, profile_targets
+        from profiles.api import ProfileConfig, profile_targets
 
-            if precision not in ("fp32", "fp16", "int8"):
-                from compress.errors import UserInputError
+        g = dict(given.own)
+        if g["list_devices"]:
+            _device_table(g["json"])
+            return
+        device = g["device"]
+        if device and device not in MEASURE_DEVICES and not device.startswith("cuda:") and not g["target"]:
+            err_console.print(f"[yellow]note:[/yellow] --device {device} for an estimate is deprecated; use --target "
+                              f"{device} (--device is where to measure).", soft_wrap=True)
+            g["target"], device = device, None
+        cfg = ProfileConfig(device=device, target=g["target"], power_mode=g["power_mode"],
+                            num_classes=g["num_classes"], image_size=g["image_size"], in_chans=g["in_chans"],
+                            batches=tuple(g["batch"]), precision=g["precision"], per_layer=g["per_layer"],
+                            remote=g["remote"], warmup=g["warmup"], iters=g["iters"], threads=g["threads"])
+        report = profile_targets(list(g["models"] or []), cfg)
+        if g["out"] is not None:
+            from profiles.report import write_report
 
-                raise UserInputError(f"--precision '{precision}' is not valid; use fp32, fp16 or int8.")
-            cfg = build_config(ProfileConfig, {
-                "device": device, "power_mode": power_mode, "num_classes": num_classes, "input_size": input_size,
-                "in_chans": in_chans, "batches": tuple(batch), "precision": precision, "per_layer": per_layer,
-                "remote": remote, "warmup": warmup, "iters": iters, "threads": threads}, section="profile")
-            report = profile_targets(list(targets or []), cfg)
-            if out is not None:
-                from profiles.report import write_report
-
-                write_report(report, out)
-            if as_json:
-                print_json(report)
-            else:
-                _render(report)
+            write_report(report, g["out"])
+        if g["json"]:
+            print_json(report)
+        else:
+            _render(report)

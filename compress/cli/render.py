@@ -1,16 +1,29 @@
-"""Rich tables for job results."""
+"""Rich tables for job results, and running a job under a progress bar."""
 from __future__ import annotations
+
+from typing import Any, Callable
 
 from rich.table import Table
 
-from compress.cli.common import console
+from compress.cli.common import console, err_console, print_json
 
 
 def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.2f}"
 
 
-def render_job(result, title: str) -> None:
+def run_with_progress(job: Callable[..., Any], cfg: Any, quiet: bool = False, **kwargs: Any) -> Any:
+    """``job(cfg, progress=…)`` with a rich progress bar (none with ``quiet``, e.g. under ``--json``)."""
+    from compress.cli.progress import RichProgress
+
+    with RichProgress(enabled=not quiet) as progress:
+        return job(cfg, progress=progress, **kwargs)
+
+
+def render_job(result, title: str, as_json: bool = False) -> None:
+    if as_json:
+        print_json(result.to_dict())
+        return
     table = Table(title=title, title_justify="left")
     for col, just in (("role", "left"), ("model", "left"), ("method", "left"), ("params (M)", "right"),
                       ("test OA %", "right"), ("kappa", "right"), ("macro-F1 %", "right"), ("best ep.", "right"),
@@ -26,3 +39,5 @@ def render_job(result, title: str) -> None:
                   f"train {d['train']} / test {d['test']} images" +
                   (f"; {d['bad_files']} unreadable file(s) skipped (see bad_files.txt)" if d.get("bad_files") else ""))
     console.print(f"run folder: [bold]{result.run_dir}[/bold]")
+    if getattr(result, "note", None):
+        err_console.print(f"[yellow]note:[/yellow] {result.note}", soft_wrap=True)

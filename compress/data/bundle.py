@@ -17,6 +17,16 @@ from compress.errors import DataError
 from compress.io import write_text_atomic
 
 
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096  # one rule for every command (training, export, profile)
+
+
+def check_image_size(size: int | None, flag: str = "--image-size") -> None:
+    """``None`` (the default size) or a square size in [8, 4096] px."""
+    if size is not None and not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+        raise DataError(f"{flag} {size} is outside {MIN_IMAGE_SIZE}–{MAX_IMAGE_SIZE} px; give the square input size "
+                        "in pixels (e.g. 96, 224), or leave it out for the default.")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the images come from and how they are split and preprocessed."""
@@ -32,6 +42,13 @@ class DataConfig:
     cache_limit_gb: float = 4.0
     workers: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        check_image_size(self.image_size)
+        if self.workers < 0:
+            raise DataError(f"--workers must be ≥ 0 (0 loads in the main process), got {self.workers}.")
+        if self.cache_limit_gb < 0:
+            raise DataError(f"cache_limit_gb must be ≥ 0, got {self.cache_limit_gb}.")
 
 
 @dataclass

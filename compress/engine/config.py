@@ -29,6 +29,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     eval_every: int = 1
+    log_every: int = 50  # steps between host reads of the running loss (the non-finite check rides on it)
     drop_last: bool = True
 
     def __post_init__(self) -> None:
@@ -43,6 +44,10 @@ class TrainConfig:
             (self.grad_clip >= 0, f"grad_clip must be ≥ 0, got {self.grad_clip}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.warmup_epochs >= 0, f"warmup_epochs must be ≥ 0, got {self.warmup_epochs}"),
+            (0 <= self.seed < 2**32, f"seed must be in 0…2^32−1, got {self.seed}"),
+            (self.eval_every >= 1, f"eval_every must be ≥ 1, got {self.eval_every}"),
+            (self.log_every >= 1, f"log_every must be ≥ 1, got {self.log_every}"),
+            (self.weight_decay >= 0 and self.momentum >= 0, "weight_decay and momentum must be ≥ 0"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -1,8 +1,11 @@
-"""The one training loop for teachers and students: any registered method, CPU or CUDA, resumable."""
+"""The one training loop for teachers and students: any registered method, CPU or CUDA, resumable.
+
+Per step nothing is read back to the host: loss terms and the accuracy count accumulate on the
+device and are read every ``log_every`` steps and at the end of the epoch (the non-finite check
+rides on that read). A diverging run (see :mod:`compress.engine.divergence`) stops with one line.
+"""
 from __future__ import annotations
 
-import csv
-import io
 import random
 import time
 from dataclasses import dataclass, field
@@ -11,19 +14,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler
 
+from compress.checkpoint import Manifest, commit_dir, read_manifest, read_weights, recover_dir, save_checkpoint
 from compress.data.bundle import DataBundle
 from compress.engine import distributed as dist
-from compress.engine.checkpoint import Manifest, commit_dir, recover_dir, save_checkpoint
 from compress.engine.config import TrainConfig
 from compress.engine.device import amp_dtype, autocast, resolve_device
-from compress.engine.evaluate import write_classification_outputs
+from compress.engine.divergence import DivergenceMonitor, TrainingDiverged, diverged_message
+from compress.engine.epoch import build_loader, loader_seed, write_history
 from compress.engine.optim import build_optimizer, lr_at, set_lr
 from compress.engine.progress import NullProgress, ProgressSink
 from compress.engine.state import load_state, save_state
 from compress.errors import CheckpointError, UserInputError
-from compress.io import write_json_atomic, write_text_atomic
+from compress.evaluation.classification import write_classification_outputs
+from compress.io import write_json_atomic
 from compress.methods.base import Method
 
 
@@ -61,31 +65,78 @@ def to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 7919 + epoch * 104729 + 1) % (2**31)
+@dataclass
+class _Run:
+    """What the loop carries across epochs (restored from ``checkpoints/last`` on resume)."""
+
+    start_epoch: int = 0
+    best_val: float = -1.0
+    best_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _loader(method: Method, data: DataBundle, cfg: TrainConfig, epoch: int, workers: int, device) -> DataLoader:
-    data.train.set_epoch(epoch)
-    batches = method.batch_sampler(data.train.labels, cfg.batch_size, cfg.seed, epoch)
-    common = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False)
-    if batches is not None:
-        return DataLoader(data.train, batch_sampler=batches, **common)
-    gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch))
-    drop = cfg.drop_last and len(data.train) > cfg.batch_size
-    return DataLoader(data.train, batch_size=cfg.batch_size, sampler=RandomSampler(data.train, generator=gen),
-                      drop_last=drop, **common)
+def _restore(method: Method, optimizer, scaler, ckpt_dir: Path) -> _Run:
+    recover_dir(ckpt_dir / "best")
+    recover_dir(ckpt_dir / "last", complete_marker="train_state.json")
+    if not (ckpt_dir / "last" / "train_state.json").is_file():
+        return _Run()  # nothing saved yet: a fresh start is the correct continuation
+    state = load_state(ckpt_dir / "last")
+    weights = read_weights(ckpt_dir / "last")
+    missing = method.student.load_state_dict(weights, strict=False)
+    if missing.missing_keys or missing.unexpected_keys:
+        raise CheckpointError(f"{ckpt_dir / 'last'} does not match the student architecture; use a new --out.")
+    method.load_state_dict({**{f"student.{k}": v for k, v in weights.items()}, **state["method"]}, strict=True)
+    optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return _Run(int(state["epoch"]), float(state["best_val"]), int(state["best_epoch"]), list(state["history"]))
 
 
-def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for row in history:
-        keys += [k for k in row if k not in keys]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(history)
-    write_text_atomic(run_dir / "history.csv", buf.getvalue())
+def _train_epoch(method: Method, loader, optimizer, scaler, cfg: TrainConfig, epoch: int, steps_per_epoch: int,
+                 device: torch.device, amp, progress: ProgressSink) -> dict[str, Any]:
+    """One pass over ``loader``; returns the epoch's history row (mean loss terms, train accuracy, lr)."""
+    sums: dict[str, torch.Tensor] = {}
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    counted = n_batches = images = 0
+    read: dict[str, float] = {}
+    lr = cfg.lr
+    params = list(method.trainable_parameters()) if cfg.grad_clip > 0 else []
+    for i, (x, y) in enumerate(loader):
+        lr = lr_at(cfg, epoch * steps_per_epoch + i, steps_per_epoch)
+        set_lr(optimizer, lr)
+        x, y = to_device(x, device), to_device(y, device)
+        with autocast(device, amp):
+            out = method.training_step(x, y)
+            loss = sum(out.losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        for k, v in (("loss", loss), *out.losses.items()):
+            t = v.detach().to(torch.float64)
+            sums[k] = sums[k] + t if k in sums else t
+        if out.logits is not None and out.targets is not None:
+            correct += (out.logits.detach().argmax(1) == out.targets).sum()
+            counted += int(out.targets.numel())
+        n_batches += 1
+        images += len(y)
+        last = i + 1 == steps_per_epoch
+        if (i + 1) % cfg.log_every == 0 or last:
+            values = torch.stack(list(sums.values())).tolist()  # the one host read of this window
+            read = dict(zip(sums, values))
+            if not all(np.isfinite(values)):
+                terms = {k: v / n_batches for k, v in read.items() if k != "loss"}
+                raise TrainingDiverged(f"The loss became non-finite by epoch {epoch + 1}, step {i + 1} (mean terms "
+                                       f"{terms}); lower --lr or pass --grad-clip 5.")
+        progress.advance(1, f"loss {read['loss'] / n_batches:.3f} lr {lr:.2e}" if read else "")
+    row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+    row.update({f"train_{k}": v / max(1, n_batches) for k, v in read.items()})
+    row["train_acc"] = int(correct) / counted if counted else None
+    row["_images"] = images
+    return row
 
 
 def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path, manifest: Manifest, *,
@@ -106,121 +157,73 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
     method.to(device)
     optimizer = build_optimizer(method.trainable_parameters(), cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
-    history: list[dict[str, Any]] = []
-    start_epoch, best_val, best_epoch = 0, -1.0, 0
-
-    if resume:
-        recover_dir(ckpt_dir / "best")
-        recover_dir(ckpt_dir / "last", complete_marker="train_state.json")
-    if resume and (ckpt_dir / "last" / "train_state.json").is_file():
-        from safetensors.torch import load_file
-
-        state = load_state(ckpt_dir / "last")
-        weights = load_file(str(ckpt_dir / "last" / "model.safetensors"))
-        missing = method.student.load_state_dict(weights, strict=False)
-        if missing.missing_keys or missing.unexpected_keys:
-            raise CheckpointError(f"{ckpt_dir / 'last'} does not match the student architecture; use a new --out.")
-        method.load_state_dict({**{f"student.{k}": v for k, v in weights.items()}, **state["method"]}, strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"]) if state.get("scaler") else None
-        start_epoch, best_val, best_epoch = int(state["epoch"]), float(state["best_val"]), int(state["best_epoch"])
-        history = list(state["history"])
-    elif resume:
-        pass  # nothing saved yet: a fresh start is the correct continuation
-
-    steps_per_epoch = len(_loader(method, data, cfg, 0, 0, device))
+    run = _restore(method, optimizer, scaler, ckpt_dir) if resume else _Run()
+    monitor = DivergenceMonitor(classes=len(data.class_names))
+    monitor.restore(run.history)
+    steps_per_epoch = len(build_loader(method, data, cfg, 0, 0, device))
     if steps_per_epoch == 0:
         raise UserInputError(f"The training set has {len(data.train)} images, fewer than one batch of "
                              f"{cfg.batch_size}; lower --batch-size.")
     t_run = time.perf_counter()
     seen_images, train_seconds = 0, 0.0
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(run.start_epoch, cfg.epochs):
         if stop_after_epochs is not None and epoch >= stop_after_epochs:
             break
-        seed_everything(_epoch_seed(cfg.seed, epoch) + 17)
+        seed_everything(loader_seed(cfg.seed, epoch) + 17)
         method.train()
         method.on_epoch_start(epoch, cfg.epochs)
-        loader = _loader(method, data, cfg, epoch, workers, device)
-        sums: dict[str, float] = {}
-        correct = counted = n_batches = epoch_images = 0
+        loader = build_loader(method, data, cfg, epoch, workers, device)
         t0 = time.perf_counter()
         progress.start(f"epoch {epoch + 1}/{cfg.epochs}", len(loader))
-        for i, (x, y) in enumerate(loader):
-            lr = lr_at(cfg, epoch * steps_per_epoch + i, steps_per_epoch)
-            set_lr(optimizer, lr)
-            x, y = to_device(x, device), to_device(y, device)
-            with autocast(device, amp):
-                out = method.training_step(x, y)
-                loss = sum(out.losses.values())
-            if not torch.isfinite(loss):
-                raise UserInputError(f"The loss became {loss.item()} at epoch {epoch + 1}, step {i + 1} "
-                                     f"(terms {({k: float(v) for k, v in out.losses.items()})}); lower --lr.")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(list(method.trainable_parameters()), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            n_batches += 1
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-            for k, v in out.losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            if out.logits is not None and out.targets is not None:
-                correct += int((out.logits.argmax(1) == out.targets).sum())
-                counted += int(out.targets.numel())
-            n_img = len(y)
-            seen_images += n_img
-            epoch_images += n_img
-            progress.advance(1, f"loss {sums['loss'] / n_batches:.3f} lr {lr:.2e}")
+        row = _train_epoch(method, loader, optimizer, scaler, cfg, epoch, len(loader), device, amp, progress)
         progress.stop()
         epoch_time = time.perf_counter() - t0
+        images = row.pop("_images")
         train_seconds += epoch_time
-        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
-        row.update({f"train_{k}": v / max(1, n_batches) for k, v in sums.items()})
-        row["train_acc"] = correct / counted if counted else None
+        seen_images += images
         row["epoch_seconds"] = round(epoch_time, 3)
-        row["images_per_second"] = round(epoch_images / max(epoch_time, 1e-9), 1)
+        row["images_per_second"] = round(images / max(epoch_time, 1e-9), 1)
         is_last = epoch + 1 == cfg.epochs
-        eval_set = data.val if data.val is not None else None
-        if eval_set is not None and ((epoch + 1) % cfg.eval_every == 0 or is_last):
-            score, _, _ = method.evaluate(eval_set, data.class_names, device, amp)
+        if data.val is not None and ((epoch + 1) % cfg.eval_every == 0 or is_last):
+            score, _, _ = method.evaluate(data.val, data.class_names, device, amp)
             row["val_score"] = score
-            improved = score > best_val
+            improved = score > run.best_val
         else:
-            improved = eval_set is None
-        history.append(row)
+            improved = data.val is None
+        run.history.append(row)
+        reason = monitor.check(epoch + 1, float(row.get("train_loss", 0.0)), row.get("val_score"))
+        if reason is not None:
+            if dist.is_main():
+                write_history(run_dir, run.history)
+            best = str(ckpt_dir / "best") if (ckpt_dir / "best").is_dir() else None
+            raise TrainingDiverged(diverged_message(reason, manifest.role, cfg.lr, best))
         if dist.is_main():
             man = manifest.replace(epoch=epoch + 1, metrics={"val_score": row.get("val_score")})
             if improved:
-                best_val = row.get("val_score", best_val) if eval_set is not None else best_val
-                best_epoch = epoch + 1
+                run.best_val = row.get("val_score", run.best_val) if data.val is not None else run.best_val
+                run.best_epoch = epoch + 1
                 commit_dir(ckpt_dir / "best", lambda d: save_checkpoint(d, method.student, man))
-            state = {"epoch": epoch + 1, "best_val": best_val, "best_epoch": best_epoch, "history": history,
-                     "optimizer": optimizer.state_dict(), "method": method.extra_state_dict(),
-                     "scaler": scaler.state_dict() if scaler.is_enabled() else None}
+            state = {"epoch": epoch + 1, "best_val": run.best_val, "best_epoch": run.best_epoch,
+                     "history": run.history, "optimizer": optimizer.state_dict(),
+                     "method": method.extra_state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None}
 
             def write_last(d: Path) -> None:
                 save_checkpoint(d, method.student, man)
                 save_state(d, state)  # train_state.json last: its presence marks a complete folder
 
             commit_dir(ckpt_dir / "last", write_last, complete_marker="train_state.json")
-            _write_history(run_dir, history)
-    return _finish(method, data, run_dir, manifest, device, amp, history, best_epoch, cfg,
-                   time.perf_counter() - t_run, seen_images / max(train_seconds, 1e-9), workers)
+            write_history(run_dir, run.history)
+    return _finish(method, data, run_dir, device, amp, run.history, run.best_epoch,
+                   time.perf_counter() - t_run, seen_images / max(train_seconds, 1e-9))
 
 
-def _finish(method, data, run_dir: Path, manifest: Manifest, device, amp, history, best_epoch, cfg, seconds,
-            ips, workers) -> FitResult:
+def _finish(method, data, run_dir: Path, device, amp, history, best_epoch, seconds, ips) -> FitResult:
     """Evaluate the best checkpoint on the test split and write metrics + confusion matrix."""
-
     ckpt_dir = run_dir / "checkpoints"
     if not (ckpt_dir / "best").is_dir():
         raise CheckpointError(f"No checkpoint was written under {ckpt_dir}; the run ended before its first epoch.")
-    from safetensors.torch import load_file
-
     # Evaluate through the method so embedding methods report their own metrics.
-    method.student.load_state_dict(load_file(str(ckpt_dir / "best" / "model.safetensors")))
+    method.student.load_state_dict(read_weights(ckpt_dir / "best"))
     method.eval()
     _, test_d, test = method.evaluate(data.test, data.class_names, device, amp)
     val_d = method.evaluate(data.val, data.class_names, device, amp)[1] if data.val is not None else None
@@ -233,8 +236,6 @@ def _finish(method, data, run_dir: Path, manifest: Manifest, device, amp, histor
             write_classification_outputs(run_dir, test, data.class_names)
         # The manifests of the final checkpoints carry the test metrics export/profile report.
         for name in ("best", "last"):
-            from compress.engine.checkpoint import read_manifest
-
             m = read_manifest(ckpt_dir / name)
             extra = {"test": {k: v for k, v in test_d.items() if isinstance(v, (int, float))}} if name == "best" else {}
             write_json_atomic(ckpt_dir / name / "manifest.json", m.replace(metrics={**m.metrics, **extra}).to_dict())

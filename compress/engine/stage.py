@@ -1,20 +1,43 @@
-"""One training stage: build a model, wrap it in a method, fit it, summarise it."""
+"""The one stage builder: model → method → data → manifest → ``fit`` → one result, for every job
+(classification train and distill, metric learning, both cross-source stages, ensemble members)."""
 from __future__ import annotations
 
+import copy
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
+from torch.utils.data import Dataset
 
+from compress.checkpoint import Manifest
 from compress.data.bundle import DataBundle
-from compress.engine.checkpoint import Manifest
 from compress.engine.config import TrainConfig
-from compress.engine.loop import FitResult, fit
+from compress.engine.loop import FitResult, fit, seed_everything
 from compress.engine.progress import ProgressSink
 from compress.errors import UserInputError
 from compress.io import read_json, to_jsonable
+from compress.methods import METHODS, Method, build_method
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What one stage trains. ``model_kwargs`` are recorded in the manifest (they rebuild the model);
+    ``init`` (``pretrained``, ``weights``, ``backbone_weights``) only initialise it and are dropped on resume."""
+
+    role: str  # teacher | baseline | student | model | member
+    arch: str
+    method: str
+    train: TrainConfig
+    run_dir: Path
+    config: dict[str, Any]  # the job's resolved config, saved in every manifest
+    method_params: dict[str, Any] = field(default_factory=dict)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    init: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
+    workers: int = 0
+    unlabeled_hint: str = "pass --unlabeled DIR"
 
 
 @dataclass
@@ -34,16 +57,30 @@ class StageSummary:
     checkpoint: str
 
 
+@dataclass
+class StageResult:
+    """A finished stage: its table row, the fit (None when an already finished stage was skipped on resume)
+    and the method, whose student holds the best weights."""
+
+    summary: StageSummary
+    method: Method
+    fit: FitResult | None
+    metrics: dict[str, Any]
+
+    @property
+    def checkpoint(self) -> str:
+        return self.summary.checkpoint
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def make_student(name: str, data: DataBundle, *, pretrained: bool = False, weights: str | None = None,
-                 model_kwargs: dict[str, Any] | None = None) -> nn.Module:
+def build_model_for_data(name: str, data: DataBundle, **kwargs: Any) -> nn.Module:
+    """A zoo model with the data's class and band counts (``kwargs``: model options and initial weights)."""
     from compress.models import create_model
 
-    return create_model(name, num_classes=len(data.class_names), in_chans=data.in_chans, pretrained=pretrained,
-                        weights=weights, **(model_kwargs or {}))
+    return create_model(name, num_classes=len(data.class_names), in_chans=data.in_chans, **kwargs)
 
 
 def base_manifest(arch: str, data: DataBundle, *, role: str, method: str, config: dict[str, Any],
@@ -54,46 +91,78 @@ def base_manifest(arch: str, data: DataBundle, *, role: str, method: str, config
                     model_kwargs=dict(model_kwargs or {}), config=to_jsonable(config), split_hash=data.split.hash)
 
 
-def run_stage(*, role: str, arch: str, method_name: str, method_params: dict[str, Any] | None, data: DataBundle,
-              train: TrainConfig, run_dir: Path, config: dict[str, Any], teacher: nn.Module | None = None,
-              pretrained: bool = False, weights: str | None = None, resume: bool = False, workers: int = 0,
-              progress: ProgressSink | None = None, stop_after_epochs: int | None = None,
-              model_kwargs: dict[str, Any] | None = None, unlabeled: str | None = None) -> StageSummary:
-    """Train one model in ``run_dir``; a finished stage (``metrics.json`` present) is not retrained on resume."""
-    from compress.methods import build_method
+def finished(run_dir: Path, epochs: int) -> bool:
+    """A stage that already trained ``epochs`` epochs and was evaluated (``metrics.json`` written)."""
+    metrics = run_dir / "metrics.json"
+    return metrics.is_file() and (run_dir / "checkpoints" / "best").is_dir() and \
+        int(read_json(metrics).get("epochs", -1)) >= epochs
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resume and (run_dir / "metrics.json").is_file() and (run_dir / "checkpoints" / "best").is_dir():
-        return _summary_from_disk(role, arch, method_name, run_dir)
-    from compress.engine.loop import seed_everything
 
-    seed_everything(train.seed)  # the initial weights are part of what the seed fixes
-    model = make_student(arch, data, pretrained=pretrained and not resume, weights=None if resume else weights,
-                         model_kwargs=model_kwargs)
-    method_params = dict(method_params or {})
-    if train.label_smoothing and "label_smoothing" not in method_params:
+def _method_params(spec: StageSpec) -> dict[str, Any]:
+    params = dict(spec.method_params or {})
+    if spec.train.label_smoothing and "label_smoothing" not in params:
         # --label-smoothing applies to every method whose CE term supports it
-        from compress.methods import METHODS
+        if "label_smoothing" in {f.name for f in dataclasses.fields(METHODS.get(spec.method).Params)}:
+            params["label_smoothing"] = spec.train.label_smoothing
+    return params
 
-        if "label_smoothing" in {f.name for f in dataclasses.fields(METHODS.get(method_name).Params)}:
-            method_params["label_smoothing"] = train.label_smoothing
-    method = build_method(method_name, model, teacher, method_params, num_classes=len(data.class_names),
+
+def build_stage_method(spec: StageSpec, data: DataBundle, teacher: nn.Module | None = None,
+                       unlabeled: Dataset | None = None, initial: bool = True) -> Method:
+    """The stage's model wrapped in its method; ``initial=False`` skips initial weights (they are replaced)."""
+    seed_everything(spec.train.seed)  # the initial weights are part of what the seed fixes
+    model = build_model_for_data(spec.arch, data, **spec.model_kwargs, **(spec.init if initial else {}))
+    method = build_method(spec.method, model, teacher, _method_params(spec), num_classes=len(data.class_names),
                           image_size=data.image_size, in_chans=data.in_chans)
-    if getattr(method, "needs_unlabeled", False):
-        if not unlabeled:
-            raise UserInputError(f"Method '{method_name}' needs unlabelled images: pass --unlabeled DIR.")
-        from compress.engine.retrieval_jobs import _unlabeled_folder
+    if method.needs_unlabeled:
+        if unlabeled is None:
+            raise UserInputError(f"Method '{spec.method}' needs unlabelled images: {spec.unlabeled_hint}.")
+        method.attach_unlabeled(unlabeled, method.unlabeled_batch_size(spec.train.batch_size), spec.train.seed)
+    return method
 
-        method.attach_unlabeled(_unlabeled_folder(unlabeled, data.train), train.batch_size, train.seed)
+
+def run_stage(spec: StageSpec, data: DataBundle, *, teacher: nn.Module | None = None,
+              unlabeled: Dataset | None = None, progress: ProgressSink | None = None,
+              stop_after_epochs: int | None = None) -> StageResult:
+    """Train one model in ``spec.run_dir``; a stage finished before (on resume) is loaded, not retrained."""
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    if spec.resume and finished(spec.run_dir, spec.train.epochs):
+        return _from_disk(spec, data, teacher, unlabeled)
+    method = build_stage_method(spec, data, teacher, unlabeled, initial=not spec.resume)
     custom = method.train_transform(data.image_size, data.in_chans)
     if custom is not None:
-        data = dataclasses.replace(data, train=_with_transform(data.train, custom))
-    manifest = base_manifest(arch, data, role=role, method=method_name, config=config, model_kwargs=model_kwargs,
-                             task="embedding" if hasattr(model, "embed") else "classification")
-    result = fit(method, data, train, run_dir, manifest, resume=resume, workers=workers,
-                 progress=_Prefixed(progress, role) if progress else None,
-                 stop_after_epochs=stop_after_epochs)
-    return _summary(role, arch, method_name, result, count_params(model))
+        train = copy.copy(data.train)
+        train.transform = custom
+        data = dataclasses.replace(data, train=train)
+    task = "embedding" if callable(getattr(method.student, "embed", None)) else "classification"
+    manifest = base_manifest(spec.arch, data, role=spec.role, method=spec.method, config=spec.config,
+                             model_kwargs=spec.model_kwargs, task=task)
+    result = fit(method, data, spec.train, spec.run_dir, manifest, resume=spec.resume, workers=spec.workers,
+                 progress=_Prefixed(progress, spec.role) if progress else None, stop_after_epochs=stop_after_epochs)
+    method.release()
+    metrics = {"test": result.test, "val": result.val, "best_epoch": result.best_epoch, "epochs": result.epochs,
+               "seconds": result.seconds, "images_per_second": result.images_per_second}
+    summary = _summary(spec, metrics, result.best_checkpoint, count_params(method.student))
+    return StageResult(summary=summary, method=method, fit=result, metrics=metrics)
+
+
+def _from_disk(spec: StageSpec, data: DataBundle, teacher, unlabeled) -> StageResult:
+    from compress.checkpoint import read_weights
+
+    method = build_stage_method(spec, data, teacher, unlabeled, initial=False)
+    best = spec.run_dir / "checkpoints" / "best"
+    method.student.load_state_dict(read_weights(best))
+    metrics = read_json(spec.run_dir / "metrics.json")
+    return StageResult(summary=_summary(spec, metrics, str(best), count_params(method.student)), method=method,
+                       fit=None, metrics=metrics)
+
+
+def _summary(spec: StageSpec, m: dict[str, Any], checkpoint: str, n_params: int) -> StageSummary:
+    test = m.get("test") or {}
+    return StageSummary(role=spec.role, architecture=spec.arch, method=spec.method, params_m=round(n_params / 1e6, 4),
+                        test_oa=test.get("oa"), test_kappa=test.get("kappa"), test_macro_f1=test.get("macro_f1"),
+                        best_epoch=m["best_epoch"], epochs=m["epochs"], seconds=round(float(m["seconds"]), 1),
+                        checkpoint=checkpoint)
 
 
 class _Prefixed:
@@ -110,30 +179,3 @@ class _Prefixed:
 
     def stop(self) -> None:
         self.sink.stop()
-
-
-def _with_transform(ds, transform):
-    import copy
-
-    out = copy.copy(ds)
-    out.transform = transform
-    return out
-
-
-def _summary(role: str, arch: str, method: str, r: FitResult, n_params: int) -> StageSummary:
-    return StageSummary(role=role, architecture=arch, method=method, params_m=round(n_params / 1e6, 4),
-                        test_oa=r.test.get("oa"), test_kappa=r.test.get("kappa"), test_macro_f1=r.test.get("macro_f1"),
-                        best_epoch=r.best_epoch, epochs=r.epochs, seconds=round(r.seconds, 1),
-                        checkpoint=r.best_checkpoint)
-
-
-def _summary_from_disk(role: str, arch: str, method: str, run_dir: Path) -> StageSummary:
-    from compress.engine.checkpoint import load_checkpoint
-
-    m = read_json(run_dir / "metrics.json")
-    model = load_checkpoint(run_dir / "checkpoints" / "best").model
-    return StageSummary(role=role, architecture=arch, method=method, params_m=round(count_params(model) / 1e6, 4),
-                        test_oa=m["test"].get("oa"), test_kappa=m["test"].get("kappa"),
-                        test_macro_f1=m["test"].get("macro_f1"),
-                        best_epoch=m["best_epoch"], epochs=m["epochs"], seconds=m["seconds"],
-                        checkpoint=str(run_dir / "checkpoints" / "best"))

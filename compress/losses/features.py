@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from compress.errors import UserInputError
-from compress.losses._checks import (
+from compress.losses.checks import (
     check_choice,
     check_nonnegative,
     check_positive,
@@ -156,7 +156,7 @@ def rkd_loss(
     return loss
 
 
-_MSE_REDUCTIONS = ("mean", "batchmean", "sum")
+MSE_REDUCTIONS = ("mean", "batchmean", "sum")
 
 
 def feature_mse_loss(fs: torch.Tensor, ft: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -169,7 +169,7 @@ def feature_mse_loss(fs: torch.Tensor, ft: torch.Tensor, reduction: str = "mean"
     fn = "feature_mse_loss"
     fs = check_tensor(fs, "student features", fn)
     ft = check_tensor(ft, "teacher features", fn)
-    check_choice(reduction, "reduction", fn, _MSE_REDUCTIONS)
+    check_choice(reduction, "reduction", fn, MSE_REDUCTIONS)
     if fs.shape != ft.shape:
         raise UserInputError(
             f"{fn}: student features {tuple(fs.shape)} and teacher features {tuple(ft.shape)} must "

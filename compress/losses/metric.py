@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from compress.errors import UserInputError
-from compress.losses._checks import (
+from compress.losses.checks import (
     check_choice,
     check_nonnegative,
     check_positive,

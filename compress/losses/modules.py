@@ -13,8 +13,8 @@ from torch import nn
 
 from compress.errors import UserInputError
 from compress.losses import functional as LF
-from compress.losses._checks import check_choice, check_nonnegative, check_positive
-from compress.losses.features import _MSE_REDUCTIONS
+from compress.losses.checks import check_choice, check_nonnegative, check_positive
+from compress.losses.features import MSE_REDUCTIONS
 from compress.losses.metric import NUCLEAR_NORMALIZATIONS, THETA_OVERFLOW, TRIPLET_DISTANCES
 from compress.registry import Registry
 
@@ -122,7 +122,7 @@ class FeatureMSELoss(nn.Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = check_choice(reduction, "reduction", "FeatureMSELoss", _MSE_REDUCTIONS)
+        self.reduction = check_choice(reduction, "reduction", "FeatureMSELoss", MSE_REDUCTIONS)
 
     def forward(self, fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
         return LF.feature_mse_loss(fs, ft, self.reduction)

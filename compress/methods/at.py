@@ -15,8 +15,7 @@ import torch.nn.functional as F
 
 from compress.errors import UserInputError
 from compress.losses.functional import at_loss
-from compress.methods._features import (require_single_teacher, resolve_layer_pairs, student_forward,
-                                        teacher_forward)
+from compress.methods.feature_layers import require_single_teacher, resolve_layer_pairs
 from compress.methods.base import METHODS, Method, StepOutput
 
 
@@ -51,11 +50,13 @@ class AttentionTransfer(Method):
         t = require_single_teacher(teacher, "at")
         self.s_layers, self.t_layers = resolve_layer_pairs(student, t, self.params.student_layers,
                                                            self.params.teacher_layers, self.image_size, "at")
+        self.student_taps = self.tap(student, self.s_layers)
+        self.teacher_taps = self.tap(t, self.t_layers, frozen=True)
 
     def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
         p = self.params
-        _, t_feats = teacher_forward(self.teacher, images, self.t_layers)
-        logits, s_feats = student_forward(self.student, images, self.s_layers)
+        _, t_feats = self.teacher_taps(images)
+        logits, s_feats = self.student_taps(images)
         at = sum(at_loss(fs, ft, p=p.p, distance=p.distance) / _map_size(ft, p.distance)
                  for fs, ft in zip(s_feats, t_feats))
         losses = {"ce": p.ce_weight * F.cross_entropy(logits, targets), "at": (p.beta / 2.0) * at}

@@ -36,17 +36,38 @@ class StepOutput:
     targets: torch.Tensor | None = None
 
 
-class Method(nn.Module, ABC):
-    """Base class. ``self.student`` is trained; the teacher is frozen, kept outside ``state_dict``.
+class TeacherRef:
+    """How a method holds its teacher: a plain object, NOT an ``nn.Module``, so PyTorch never registers
+    the teacher as a submodule of the method. The teacher is therefore outside the method's
+    ``parameters()``, ``state_dict()`` (nothing of it is saved with the student or for resume) and
+    ``train()``/``eval()``; :meth:`Method.to` moves it explicitly. It is frozen on construction."""
 
-    Class attributes: ``requires_teacher`` (distill needs a teacher checkpoint or trains one),
-    ``Params`` (frozen dataclass of hyper-parameters, filled from the config's ``method_params``),
-    ``whole_batch`` (its losses relate samples of a batch to each other: under DDP they see only the
-    local batch unless gathered — recorded so data-parallel training can warn or gather).
+    __slots__ = ("module",)
+
+    def __init__(self, module: nn.Module) -> None:
+        module.eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+        self.module = module
+
+
+class Method(nn.Module, ABC):
+    """Base class. ``self.student`` is trained; the teacher is frozen and held by a :class:`TeacherRef`.
+
+    The contract the engine relies on (all declared here, never probed):
+
+    * ``requires_teacher`` — distill needs a teacher checkpoint or trains one first;
+    * ``Params`` — frozen dataclass of hyper-parameters, filled from the config's ``method_params``;
+    * ``relates_batch`` — its losses relate the samples of a batch to each other (similarities,
+      pairs, mixing partners, batch statistics); under data-parallel training such a loss sees only
+      the local batch unless the method gathers across ranks, so the engine records it with the run;
+    * ``needs_unlabeled`` / :meth:`attach_unlabeled` — an unlabelled pool the method draws from;
+    * :meth:`training_step`, :meth:`batch_sampler`, :meth:`train_transform`, :meth:`evaluate`.
     """
 
     requires_teacher: ClassVar[bool] = False
-    whole_batch: ClassVar[bool] = False
+    relates_batch: ClassVar[bool] = False
+    needs_unlabeled: ClassVar[bool] = False
     Params: ClassVar[type] = NoParams
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None = None, params: Any = None, *,
@@ -55,13 +76,37 @@ class Method(nn.Module, ABC):
         self.student = student
         self.params = params if params is not None else self.Params()
         self.num_classes, self.image_size, self.in_chans = num_classes, image_size, in_chans
-        # A plain attribute (not a submodule): excluded from parameters(), state_dict() and train().
-        self.__dict__["teacher"] = teacher
-        if teacher is not None:
-            teacher.eval()
-            for p in teacher.parameters():
-                p.requires_grad_(False)
+        self._teacher = TeacherRef(teacher) if teacher is not None else None
         self.epoch, self.epochs = 0, 1
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        """The frozen teacher model (eval mode, no gradients), or None."""
+        return self._teacher.module if self._teacher is not None else None
+
+    def tap(self, model: nn.Module, paths, *, frozen: bool = False):
+        """A :class:`~compress.models.taps.TappedForward` on ``model`` for this method's lifetime: hooks are
+        registered once here and removed by :meth:`release`; each call clears what it captured."""
+        from compress.models.taps import TappedForward
+
+        tapped = TappedForward(model, paths, frozen=frozen)
+        self.__dict__.setdefault("_tapped", []).append(tapped)
+        return tapped
+
+    def release(self) -> None:
+        """Remove every hook this method put on its student and teacher (the models outlive the method)."""
+        for tapped in self.__dict__.pop("_tapped", []):
+            tapped.remove()
+
+    def attach_unlabeled(self, dataset, batch_size: int, seed: int = 0) -> None:
+        """Give the method its unlabelled pool (items ``(image, ignored)``); only for ``needs_unlabeled``."""
+        from compress.errors import UserInputError
+
+        raise UserInputError(f"Method '{type(self).__name__}' does not use unlabelled images.")
+
+    def unlabeled_batch_size(self, labelled_batch_size: int) -> int:
+        """Images per unlabelled batch: the method's ``unlabeled_batch_size`` param, else the labelled batch size."""
+        return int(getattr(self.params, "unlabeled_batch_size", None) or labelled_batch_size)
 
     # ---- hooks the engine calls -------------------------------------------------------------
     @abstractmethod
@@ -86,7 +131,7 @@ class Method(nn.Module, ABC):
         Default: classification of ``self.student`` (score = OA). Embedding methods override it to
         add retrieval metrics; the raw object is passed to confusion-matrix writing when it has one.
         """
-        from compress.engine.evaluate import evaluate_classifier
+        from compress.evaluation.classification import evaluate_classifier
 
         m = evaluate_classifier(self.student, dataset, class_names, device, amp=amp)
         return m.oa, m.to_dict(), m
@@ -105,12 +150,6 @@ class Method(nn.Module, ABC):
             self.teacher.to(*args, **kwargs)
         return out
 
-    def train(self, mode: bool = True):  # noqa: D102 - the teacher stays in eval mode
-        super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()
-        return self
-
     # ---- helpers for subclasses -------------------------------------------------------------
     @torch.no_grad()
     def teacher_logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -120,12 +159,16 @@ class Method(nn.Module, ABC):
         return out.clone()  # an inference tensor cannot be saved for the student's backward
 
 
+def build_method_params(name: str, params: Mapping[str, Any] | None) -> Any:
+    """The typed ``Params`` of method ``name`` from a mapping (unknown keys and bad values rejected)."""
+    return build_config(METHODS.get(name).Params, params or {}, section=f"method_params ({name})")
+
+
 def build_method(name: str, student: nn.Module, teacher: nn.Module | None, params: Mapping[str, Any] | None, *,
                  num_classes: int, image_size: int, in_chans: int) -> Method:
     """Instantiate a registered method with its typed params (unknown keys rejected)."""
-    cls = METHODS.get(name)
-    p = build_config(cls.Params, params or {}, section=f"method_params ({name})")
-    return cls(student, teacher, p, num_classes=num_classes, image_size=image_size, in_chans=in_chans)
+    return METHODS.get(name)(student, teacher, build_method_params(name, params), num_classes=num_classes,
+                             image_size=image_size, in_chans=in_chans)
 
 
 def method_params_dict(method: Method) -> dict[str, Any]:

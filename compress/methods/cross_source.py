@@ -139,7 +139,7 @@ class CrossSourceDistillation(Method):
 
     def evaluate(self, dataset, class_names, device, amp=None):
         """Score: mean of the two cross-source mAPs (s1→s2, s2→s1) within ``dataset`` (paired)."""
-        from compress.engine.embedding_eval import embed_dataset
+        from compress.evaluation.embedding import embed_dataset
         from compress.metrics.retrieval import retrieval_report
 
         e1, y, _ = embed_dataset(self.teacher, dataset, device, amp=amp, part=0)

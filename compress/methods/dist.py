@@ -33,7 +33,7 @@ class DISTParams:
 @METHODS.register("dist")
 class DIST(Method):
     requires_teacher = True
-    whole_batch = True  # the intra-class term correlates predictions across the batch
+    relates_batch = True  # the intra-class term correlates predictions across the batch
     Params = DISTParams
 
     def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:

@@ -39,7 +39,7 @@ class ERKTParams(VSMConfig):
 @METHODS.register("erkt")
 class ERKTNet(Method):
     requires_teacher = True
-    whole_batch = True  # CutMix partners and DIST's intra-class term span the batch
+    relates_batch = True  # CutMix partners and DIST's intra-class term span the batch
     Params = ERKTParams
 
     def __init__(self, student, teacher=None, params=None, **kw) -> None:

@@ -18,7 +18,7 @@ from torch import nn
 
 from compress.errors import UserInputError
 from compress.losses.functional import feature_mse_loss
-from compress.methods._features import probe_shapes, require_single_teacher, student_forward, teacher_forward
+from compress.methods.feature_layers import probe_shapes, require_single_teacher
 from compress.methods.base import METHODS, Method, StepOutput
 
 
@@ -61,11 +61,13 @@ class FitNet(Method):
         p = next(student.parameters(), None)
         if p is not None:
             self.regressor.to(p.device)
+        self.student_taps = self.tap(student, [self.s_layer])
+        self.teacher_taps = self.tap(t, [self.t_layer], frozen=True)
 
     def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
         p = self.params
-        _, (ft,) = teacher_forward(self.teacher, images, [self.t_layer])
-        logits, (fs,) = student_forward(self.student, images, [self.s_layer])
+        _, (ft,) = self.teacher_taps(images)
+        logits, (fs,) = self.student_taps(images)
         hint = self.regressor(fs)
         if hint.shape[-2:] != ft.shape[-2:]:
             hint = F.interpolate(hint, size=ft.shape[-2:], mode="bilinear", align_corners=False)

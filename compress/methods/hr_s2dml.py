@@ -87,7 +87,7 @@ class HRParams:
 
 
 class _CosineMethod(UnlabeledPool, Method):
-    whole_batch = True
+    relates_batch = True
 
     def __init__(self, student, teacher=None, params: Any = None, **kw) -> None:
         super().__init__(student, teacher, params, **kw)
@@ -102,7 +102,7 @@ class _CosineMethod(UnlabeledPool, Method):
         self.reset_unlabeled()
 
     def evaluate(self, dataset, class_names, device, amp=None):
-        from compress.engine.embedding_eval import within_set_scores
+        from compress.evaluation.embedding import within_set_scores
 
         score, metrics = within_set_scores(self.student, dataset, device, amp)
         return score, metrics, metrics
@@ -195,7 +195,7 @@ class KDWithHighRankness(UnlabeledPool, Method):
     """KD (Hinton) on labelled images, plus on unlabelled images α·KD + λ·(−‖softmax(student)‖_*)."""
 
     requires_teacher = True
-    whole_batch = True
+    relates_batch = True
     Params: ClassVar[type] = KDHRParams
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:

@@ -73,7 +73,7 @@ class JointOptimization(Method):
     """Softmax on BN(F_t) + batch-hard triplet on F_t + λ·center on F_t (terms per ``variant``)."""
 
     Params: ClassVar[type] = JOCParams
-    whole_batch = True
+    relates_batch = True
 
     def __init__(self, student, teacher=None, params: Any = None, **kw) -> None:
         super().__init__(student, teacher, params, **kw)
@@ -105,7 +105,7 @@ class JointOptimization(Method):
         return StepOutput(losses=losses, logits=shown, targets=targets)
 
     def evaluate(self, dataset, class_names, device, amp=None):
-        from compress.engine.embedding_eval import within_set_scores
+        from compress.evaluation.embedding import within_set_scores
 
         score, metrics = within_set_scores(self.student, dataset, device, amp, metric=self.params.distance
                                            if self.params.distance != "squared-euclidean" else "euclidean")

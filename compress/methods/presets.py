@@ -1,12 +1,13 @@
 """Paper schedules as config files (``compress/methods/presets/*.yaml``) for ``--config``.
 
-A file has the sections of :class:`compress.engine.jobs.JobConfig`: ``data:`` (with ``augment:``),
-``train:``, ``method:``, ``method_params:`` and top-level keys (``student``, ``teacher_arch``…).
+A file has the sections of :class:`compress.jobs.classification.JobConfig`: ``data:`` (with ``augment:``),
+``train:``, ``method:``, ``method_params:`` and top-level keys (``student``, ``teacher_arch``…); it is
+read by :func:`compress.jobs.config.load_job_config` like any ``--config`` file.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from compress.errors import UserInputError
 
@@ -29,29 +30,3 @@ def load_preset(name: str) -> dict[str, Any]:
     from compress.config import load_config_file
 
     return load_config_file(preset_path(name))
-
-
-def job_config_from_mapping(values: Mapping[str, Any]):
-    """A ``JobConfig`` from a config-file mapping; unknown keys in any section are rejected.
-
-    ``method_params`` are checked against the method's ``Params`` too.
-    """
-    import dataclasses
-
-    from compress.config import build_config
-    from compress.data.bundle import DataConfig
-    from compress.data.transforms import AugmentConfig
-    from compress.engine.config import TrainConfig
-    from compress.engine.jobs import JobConfig
-    from compress.methods import METHODS
-
-    top = {str(k).replace("-", "_"): v for k, v in values.items()}
-    data = dict(top.pop("data", None) or {})
-    augment = build_config(AugmentConfig, data.pop("augment", None) or {}, section="data.augment")
-    data_cfg = build_config(DataConfig, data, section="data")
-    data_cfg = dataclasses.replace(data_cfg, augment=augment)
-    train_cfg = build_config(TrainConfig, top.pop("train", None) or {}, section="train")
-    job = build_config(JobConfig, top, section="config")
-    job = dataclasses.replace(job, data=data_cfg, train=train_cfg)
-    build_config(METHODS.get(job.method).Params, job.method_params, section=f"method_params ({job.method})")
-    return job

@@ -45,7 +45,7 @@ class PSKDParams:
 @METHODS.register("pskd")
 class PairwiseSimilarityKD(Method):
     requires_teacher = True
-    whole_batch = True  # pairs and mixup partners are drawn within the batch
+    relates_batch = True  # pairs and mixup partners are drawn within the batch
     Params = PSKDParams
 
     def batch_sampler(self, labels, batch_size: int, seed: int, epoch: int):

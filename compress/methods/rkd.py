@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from compress.errors import UserInputError
 from compress.losses.functional import rkd_loss
-from compress.methods._features import require_single_teacher
+from compress.methods.feature_layers import require_single_teacher
 from compress.methods.base import METHODS, Method, StepOutput
 
 
@@ -30,7 +30,7 @@ class RKDParams:
 @METHODS.register("rkd")
 class RelationalKD(Method):
     requires_teacher = True
-    whole_batch = True  # distances and angles between the samples of a batch
+    relates_batch = True  # distances and angles between the samples of a batch
     Params = RKDParams
 
     def __init__(self, student, teacher=None, params=None, **kw) -> None:

@@ -12,8 +12,7 @@ import torch.nn.functional as F
 
 from compress.errors import UserInputError
 from compress.losses.functional import sp_loss
-from compress.methods._features import (require_single_teacher, resolve_layer_pairs, student_forward,
-                                        teacher_forward)
+from compress.methods.feature_layers import require_single_teacher, resolve_layer_pairs
 from compress.methods.base import METHODS, Method, StepOutput
 
 
@@ -32,7 +31,7 @@ class SPParams:
 @METHODS.register("sp")
 class SimilarityPreserving(Method):
     requires_teacher = True
-    whole_batch = True  # similarities between the samples of a batch
+    relates_batch = True  # similarities between the samples of a batch
     Params = SPParams
 
     def __init__(self, student, teacher=None, params=None, **kw) -> None:
@@ -42,11 +41,13 @@ class SimilarityPreserving(Method):
                                        self.image_size, "sp")
         explicit = bool(self.params.student_layers or self.params.teacher_layers)
         self.s_layers, self.t_layers = (s_l, t_l) if explicit else (s_l[-1:], t_l[-1:])
+        self.student_taps = self.tap(student, self.s_layers)
+        self.teacher_taps = self.tap(t, self.t_layers, frozen=True)
 
     def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
         p = self.params
-        _, t_feats = teacher_forward(self.teacher, images, self.t_layers)
-        logits, s_feats = student_forward(self.student, images, self.s_layers)
+        _, t_feats = self.teacher_taps(images)
+        logits, s_feats = self.student_taps(images)
         sp = sum(sp_loss(fs, ft) for fs, ft in zip(s_feats, t_feats))
         losses = {"ce": p.ce_weight * F.cross_entropy(logits, targets), "sp": p.gamma * sp}
         return StepOutput(losses=losses, logits=logits, targets=targets)

@@ -17,8 +17,8 @@ import numpy as np
 
 from compress.errors import UserInputError
 from compress.io import atomic_path, to_jsonable
-from compress.metrics._arrays import as_int_labels, check_same_length
-from compress.metrics._plotting import new_figure, save_figure
+from compress.metrics.arrays import as_int_labels, check_same_length
+from compress.metrics.plotting import new_figure, save_figure
 
 __all__ = [
     "ClassificationMetrics",

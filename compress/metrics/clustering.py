@@ -14,7 +14,7 @@ import numpy as np
 
 from compress.errors import UserInputError, require
 from compress.io import to_jsonable
-from compress.metrics._arrays import as_embeddings, as_labels, check_same_length
+from compress.metrics.arrays import as_embeddings, as_labels, check_same_length
 from compress.metrics.distances import DISTANCES, iter_distance_blocks
 
 __all__ = ["ClusteringMetrics", "knn_predict", "knn_accuracy", "kmeans_nmi_acc", "clustering_accuracy", "nmi"]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from compress.errors import UserInputError
-from compress.metrics._arrays import as_embeddings
+from compress.metrics.arrays import as_embeddings
 from compress.registry import Registry
 
 DistanceFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -22,7 +22,7 @@ def headless_backbone(name: str, in_chans: int, pretrained: bool = False,
                       weights: str | None = None) -> tuple[nn.Module, int]:
     """A zoo model with its logits Linear replaced by ``Identity``: ``[B, C, H, W]`` → pooled ``[B, d]``; and d."""
     from compress.models.factory import create_model
-    from compress.models.introspect import _set_module, classifier_module
+    from compress.models.introspect import set_module, classifier_module
 
     if name.startswith("embed-"):
         raise UserInputError(f"backbone '{name}' is itself an embedding model; pass a classifier such as resnet18.")
@@ -30,7 +30,7 @@ def headless_backbone(name: str, in_chans: int, pretrained: bool = False,
     path, head = classifier_module(model)
     if not isinstance(head, nn.Linear):
         raise UserInputError(f"Cannot use '{name}' as a backbone: its head '{path}' is not an nn.Linear.")
-    _set_module(model, path, nn.Identity())
+    set_module(model, path, nn.Identity())
     return model, int(head.in_features)
 
 

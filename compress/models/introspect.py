@@ -40,7 +40,7 @@ def classifier_module(model: nn.Module) -> tuple[str, nn.Module]:
     return last
 
 
-def _set_module(model: nn.Module, path: str, new: nn.Module) -> None:
+def set_module(model: nn.Module, path: str, new: nn.Module) -> None:
     parent_path, _, child = path.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
     setattr(parent, child, new)
@@ -52,7 +52,7 @@ def replace_classifier(model: nn.Module, num_classes: int) -> str:
     if not isinstance(head, nn.Linear):
         raise UserInputError(f"Cannot replace the head of {type(model).__name__}: '{path}' is not nn.Linear.")
     new = nn.Linear(head.in_features, num_classes, bias=head.bias is not None)
-    _set_module(model, path, new.to(head.weight.device, head.weight.dtype))
+    set_module(model, path, new.to(head.weight.device, head.weight.dtype))
     return path
 
 
@@ -82,7 +82,7 @@ def replace_first_conv(model: nn.Module, in_chans: int) -> str:
                 new.weight.copy_(adapt_conv_weight(mod.weight, in_chans))
                 if mod.bias is not None:
                     new.bias.copy_(mod.bias)
-            _set_module(model, path, new.to(mod.weight.device, mod.weight.dtype))
+            set_module(model, path, new.to(mod.weight.device, mod.weight.dtype))
             return path
     raise UserInputError(f"Cannot set in_chans={in_chans} on {type(model).__name__}: no plain first Conv2d found.")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Sequence
 
+import torch
 from torch import nn
 
 from compress.errors import UserInputError
@@ -77,3 +78,32 @@ class FeatureTaps:
 
     def __repr__(self) -> str:
         return f"FeatureTaps({', '.join(self.paths)}; {'active' if self.active else 'removed'})"
+
+
+class TappedForward:
+    """A forward pass that also returns the outputs of ``paths``. The hooks are registered once, when the
+    method is built, and every call clears what they captured after reading it (as NVIDIA Model
+    Optimizer's distillation model does), so no step keeps a previous step's features alive.
+
+    ``frozen=True`` is for the teacher: inference mode, features detached, then cloned so the
+    student's backward may save them.
+    """
+
+    def __init__(self, model: nn.Module, paths: Sequence[str], *, frozen: bool = False) -> None:
+        self.model, self.paths, self.frozen = model, list(paths), frozen
+        self.taps = FeatureTaps(model, self.paths, detach=frozen)
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        try:
+            if self.frozen:
+                with torch.inference_mode():
+                    out = self.model(images)
+                    feats = [self.taps[p] for p in self.paths]
+                return out.clone(), [f.clone() for f in feats]
+            out = self.model(images)
+            return out, [self.taps[p] for p in self.paths]
+        finally:
+            self.taps.clear()
+
+    def remove(self) -> None:
+        self.taps.remove()

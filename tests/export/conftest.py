@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from compress.engine.checkpoint import Manifest, save_checkpoint
+from compress.checkpoint import Manifest, save_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def digits_ckpt(tmp_path_factory):
 @pytest.fixture(scope="session")
 def digits_samples(digits_ckpt):
     from compress.data.samples import load_samples
-    from compress.engine.checkpoint import read_manifest
+    from compress.checkpoint import read_manifest
 
     return load_samples(digits_ckpt, read_manifest(digits_ckpt), "test", 64)
 

@@ -50,12 +50,12 @@ def test_full_export_trt_without_tensorrt(app, digits_ckpt, tmp_path):
 
 def test_existing_dir_needs_force(app, digits_ckpt, tmp_path):
     out = tmp_path / "exp"
-    out.mkdir()
+    assert _run(app, digits_ckpt, "-o", out, "--samples", "8", "--json").exit_code == 0
     (out / "old.txt").write_text("x")
     res = _run(app, digits_ckpt, "-o", out, "--samples", "8")
     assert res.exit_code == 1 and "already exists; pass --force" in res.output
     res = _run(app, digits_ckpt, "-o", out, "--samples", "8", "--force", "--json")
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 0, res.output  # a previous export of ours is replaced whole
     assert not (out / "old.txt").exists() and (out / "model.onnx").exists()
 
 
@@ -90,6 +90,4 @@ def test_option_errors(app, digits_ckpt, tmp_path):
     assert res.exit_code == 1 and "at most 13" in res.output
     res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--atol", "fp16=abc")
     assert res.exit_code == 1 and "is not PRECISION=VALUE" in res.output
-    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--int8", "--calib-images", "400")
-    assert res.exit_code == 1 and "training split has only" in res.output
     assert not (tmp_path / "o").exists()

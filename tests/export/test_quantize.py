@@ -6,7 +6,7 @@ import onnx
 import pytest
 import torch
 
-from compress.engine.checkpoint import load_checkpoint
+from compress.models.checkpoint import load_checkpoint
 from compress.errors import UserInputError
 from export.onnx import OnnxOptions, export_module, export_onnx, metadata_props
 from export.quantize import convert_fp16, quantize_int8

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from compress.errors import UserInputError
-from export.targets import choose_ir_version, choose_opset, resolve_target
+from export.targets import choose_ir_version, choose_opset
+from runtime.trtexec import resolve_trt_target as resolve_target
 from export.tensorrt import TrtBuildConfig, sidecar_path, trtexec_command, write_build_script
 
 
@@ -114,7 +115,7 @@ def test_build_engine_and_run(tmp_path, digits_ckpt, digits_samples):
     import tensorrt as trt
     import torch
 
-    from compress.engine.checkpoint import load_checkpoint
+    from compress.models.checkpoint import load_checkpoint
     from export.onnx import OnnxOptions, export_module, export_onnx, metadata_props
     from export.tensorrt import build_engine
     from runtime.tensorrt_runner import TrtRunner

@@ -202,14 +202,13 @@ def test_explicit_layers_must_pair_up():
 
 def test_at_uses_the_papers_norm_scaled_by_map_size():
     from compress.losses.functional import at_loss
-    from compress.methods._features import student_forward, teacher_forward
 
     x, y = _batch("at")
     for distance in ("norm", "squared-mean"):
         m = _method("at", {"student_layers": ["layer3"], "teacher_layers": ["layer3"], "distance": distance})
         out = m.training_step(x, y)
-        _, (ft,) = teacher_forward(m.teacher, x, m.t_layers)
-        _, (fs,) = student_forward(m.student, x, m.s_layers)
+        _, (ft,) = m.teacher_taps(x)
+        _, (fs,) = m.student_taps(x)
         hw = ft.shape[-2] * ft.shape[-1] if distance == "norm" else 1
         expected = 500.0 * at_loss(fs, ft, distance=distance) / hw
         assert out.losses["at"].item() == pytest.approx(expected.item(), rel=1e-5)

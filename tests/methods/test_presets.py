@@ -2,7 +2,8 @@ import pytest
 
 from compress.data.vsm import USUAL_DA
 from compress.errors import UserInputError
-from compress.methods.presets import job_config_from_mapping, list_presets, load_preset, preset_path
+from compress.jobs.config import job_config_from_mapping
+from compress.methods.presets import list_presets, load_preset, preset_path
 
 
 def test_presets_are_listed_and_found():

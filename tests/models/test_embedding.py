@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from compress.engine.checkpoint import Manifest, load_checkpoint, save_checkpoint
+from compress.checkpoint import Manifest, save_checkpoint
+from compress.models.checkpoint import load_checkpoint
 from compress.errors import UserInputError
 from compress.models import create_model
 

@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from compress.errors import CheckpointError, UserInputError
 from compress.models import create_model
-from compress.models.ensemble import WeightedEnsemble, grid_weights, normalize_weights, search_ensemble_weights
+from compress.jobs.ensemble_search import grid_weights, search_ensemble_weights
+from compress.models.ensemble import WeightedEnsemble, normalize_weights
 
 
 def _members():
@@ -79,7 +80,7 @@ def _train_briefly(model, x_all, y_all, steps=10):
 def member_run(tmp_path_factory):
     """Two (untrained, differently seeded) digit classifiers saved in one run folder with its split."""
     from compress.data import DataConfig, build_data
-    from compress.engine.checkpoint import Manifest, save_checkpoint
+    from compress.checkpoint import Manifest, save_checkpoint
 
     run = tmp_path_factory.mktemp("members")
     torch.set_num_threads(1)
@@ -100,7 +101,7 @@ def member_run(tmp_path_factory):
 
 
 def test_search_scores_every_candidate_on_the_validation_split(member_run):
-    from compress.engine.checkpoint import load_checkpoint
+    from compress.models.checkpoint import load_checkpoint
 
     data, paths = member_run
     result = search_ensemble_weights(paths, vary=1, device="cpu")
@@ -119,7 +120,7 @@ def test_search_scores_every_candidate_on_the_validation_split(member_run):
 
 
 def test_search_refuses_members_of_other_classes(member_run, tmp_path):
-    from compress.engine.checkpoint import read_manifest, save_checkpoint
+    from compress.checkpoint import read_manifest, save_checkpoint
 
     _, paths = member_run
     man = read_manifest(paths[0]).replace(class_names=tuple("abcdefghij"))

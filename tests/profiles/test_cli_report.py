@@ -23,7 +23,7 @@ def _tiny(width):
 
 
 def _ckpt(tmp_path, name, width, oa):
-    from compress.engine.checkpoint import Manifest, save_checkpoint
+    from compress.checkpoint import Manifest, save_checkpoint
 
     model = _tiny(width)
     man = Manifest(architecture="tiny", num_classes=4, in_chans=3, image_size=16, mean=(0.5,) * 3, std=(0.5,) * 3,
@@ -41,13 +41,14 @@ def test_list_devices(app):
 def test_estimate_for_checkpoints_writes_report(app, tmp_path, monkeypatch):
     a, model_a = _ckpt(tmp_path, "a", 8, 0.9)
     b, model_b = _ckpt(tmp_path, "b", 16, 0.95)
-    import compress.engine.checkpoint as ck
+    import compress.models.checkpoint as ck
 
     # "tiny" is not a zoo architecture: rebuild it from the manifest's model_kwargs
     monkeypatch.setattr(ck, "build_model", lambda man: _tiny(man.model_kwargs["width"]))
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["profile", str(a), str(b), "--device", "jetson-orin-nano-8gb", "--power-mode", "7W",
-                                   "--precision", "fp16", "--batch", "1", "--batch", "4", "-o", str(out), "--json"])
+    res = CliRunner().invoke(app, ["profile", str(a), str(b), "--target", "jetson-orin-nano-8gb", "--power-mode", "7W",
+                                   "--precision", "fp16", "--batch-size", "1", "--batch-size", "4", "-o", str(out),
+                                   "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.output)
     t0 = rep["targets"][0]
@@ -61,7 +62,7 @@ def test_estimate_for_checkpoints_writes_report(app, tmp_path, monkeypatch):
 
 
 def test_measure_on_cpu_and_errors(app):
-    res = CliRunner().invoke(app, ["profile", "resnet18", "--input-size", "32", "--num-classes", "10",
+    res = CliRunner().invoke(app, ["profile", "resnet18", "--image-size", "32", "--num-classes", "10",
                                    "--iters", "2", "--warmup", "1", "--json", "--per-layer"])
     assert res.exit_code == 0, res.output
     t = json.loads(res.output)["targets"][0]
@@ -70,9 +71,9 @@ def test_measure_on_cpu_and_errors(app):
     assert len(t["analysis"]["layers"]) > 20
     res = CliRunner().invoke(app, ["profile", "resnet18", "--device", "jetson"])
     assert res.exit_code == 1 and "not one" in res.output
-    res = CliRunner().invoke(app, ["profile", "resnet18", "--device", "jetson-nano", "--precision", "int8"])
+    res = CliRunner().invoke(app, ["profile", "resnet18", "--target", "jetson-nano", "--precision", "int8"])
     assert res.exit_code == 1 and "no INT8 peak" in res.output
-    res = CliRunner().invoke(app, ["profile", "resnet18", "--device", "jetson-nano", "--power-mode", "9W"])
+    res = CliRunner().invoke(app, ["profile", "resnet18", "--target", "jetson-nano", "--power-mode", "9W"])
     assert res.exit_code == 1 and "no power mode" in res.output
     res = CliRunner().invoke(app, ["profile", "nosuch.onnx"])
     assert res.exit_code == 1 and "does not exist" in res.output

@@ -3,7 +3,7 @@ import pytest
 import yaml
 
 from compress.errors import UserInputError
-from profiles.device import DEVICES_DIR, list_device_profiles, load_device_profile
+from profiles.device import DEVICES_DIR, list_device_profiles, load_device_profile, match_profile
 
 EXPECTED = {"jetson-nano", "jetson-tx2", "jetson-xavier-nx", "jetson-agx-xavier", "jetson-orin-nano-4gb",
             "jetson-orin-nano-8gb", "jetson-orin-nx-8gb", "jetson-orin-nx-16gb", "jetson-agx-orin-32gb",
@@ -58,3 +58,21 @@ def test_user_yaml(tmp_path):
         load_device_profile(str(_user_profile(tmp_path, colour="green")))
     with pytest.raises(UserInputError, match="does not exist"):
         load_device_profile(str(tmp_path / "missing.yaml"))
+
+
+def test_jetson_detection_picks_the_matching_profile(tmp_path):
+    from runtime.jetson import detect_jetson
+
+    (tmp_path / "proc/device-tree").mkdir(parents=True)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "proc/device-tree/model").write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
+    (tmp_path / "etc/nv_tegra_release").write_text("# R35 (release), REVISION: 3.1, GCID: 32827747, BOARD: t186ref\n")
+    (tmp_path / "proc/meminfo").write_text("MemTotal:       31268916 kB\n")
+    info = detect_jetson(tmp_path)
+    assert info.l4t_release == "35.3.1" and match_profile(info.model, info.memory_gb) == "jetson-agx-orin-32gb"
+    (tmp_path / "proc/meminfo").write_text("MemTotal:       64335836 kB\n")
+    info = detect_jetson(tmp_path)
+    assert match_profile(info.model, info.memory_gb) == "jetson-agx-orin-64gb"
+    (tmp_path / "proc/device-tree/model").write_bytes(b"NVIDIA Jetson Nano Developer Kit\x00")
+    info = detect_jetson(tmp_path)
+    assert match_profile(info.model, info.memory_gb) == "jetson-nano"

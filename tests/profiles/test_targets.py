@@ -4,7 +4,7 @@ import json
 import onnx
 from onnx import TensorProto, helper
 
-from profiles.targets import resolve_target
+from profiles.targets import resolve_profile_target as resolve_target
 
 
 def _onnx(path, precision=None):

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from compress.engine.device import autocast
-from compress.errors import DataError, UserInputError
+from compress.hardware import autocast
+from compress.errors import UserInputError
 from compress.io import to_jsonable, write_json_atomic
 
 TASKS = ("retrieval", "knn", "clustering", "all")
@@ -157,75 +157,3 @@ def eval_copy(ds):
 def _size_of(ds) -> int:
     x = ds[0][0]
     return int(x.shape[-1])
-
-
-def _checkpoint_sets(checkpoint: str, data: str | None, query_split: str, gallery_split: str):
-    """The checkpoint's model and (query, gallery) data sets preprocessed as its manifest says."""
-    from compress.data.dataset import SubsetDataset
-    from compress.data.folder import DIGITS, load_digits_source, scan_folder
-    from compress.data.split import find_split_file, load_split
-    from compress.data.transforms import EvalTransform, Normalize
-    from compress.engine.checkpoint import load_checkpoint, resolve_checkpoint_dir
-
-    ck = load_checkpoint(checkpoint)
-    man = ck.manifest
-    split_file = find_split_file(resolve_checkpoint_dir(checkpoint))
-    split = load_split(split_file) if split_file is not None else None
-    root = data or (split.root if split is not None else None)
-    if root is None:
-        raise DataError(f"No split.json above '{checkpoint}' says which images to use; pass the data folder.")
-    source = load_digits_source() if root == DIGITS else scan_folder(root)
-    if source.bands != man.in_chans:
-        raise DataError(f"'{root}' has {source.bands}-band images but the checkpoint takes {man.in_chans}; "
-                        "pass the folder of the source this model was trained on.")
-    index = {k: i for i, k in enumerate(source.keys)}
-
-    def part(name: str) -> np.ndarray:
-        if split is None or name == "all":
-            return np.arange(len(source.keys))
-        if name not in ("train", "val", "test"):
-            raise UserInputError(f"split part must be train, val, test or all, got '{name}'.")
-        keys = getattr(split, name)
-        missing = [k for k in keys if k not in index]
-        if missing:
-            raise DataError(f"'{root}' lacks {len(missing)} image(s) of the run's {name} split, e.g. '{missing[0]}'.")
-        return np.array([index[k] for k in keys], dtype=np.int64)
-
-    tf, norm = EvalTransform(int(man.image_size)), Normalize(man.mean, man.std)
-    q = SubsetDataset(source, part(query_split), tf, norm)
-    g = q if gallery_split == query_split else SubsetDataset(source, part(gallery_split), tf, norm)
-    return ck, q, g
-
-
-def evaluate_embeddings(checkpoint: str, task: str = "all", *, data: str | None = None, query_split: str = "test",
-                        gallery_split: str = "train", metric: str = "euclidean",
-                        ks: Sequence[int] = (1, 5, 10, 20), knn_k: int = 10, cross_checkpoint: str | None = None,
-                        cross_data: str | None = None, out_dir: str | None = None, device: str = "cpu",
-                        batch_size: int = 128, seed: int = 0) -> EmbeddingEvalResult:
-    """Embed the run's ``query_split`` (default test) and ``gallery_split`` (default train) and score them.
-
-    ``data`` overrides the image folder recorded in the run's ``split.json`` (``all`` as split part
-    uses every image). With ``cross_checkpoint`` (the second-source network G) and ``cross_data``
-    (the second-source folder, same relative paths), retrieval adds ``s1->s2``, ``s2->s1`` and
-    ``s2->s2``. Outputs go to ``out_dir`` when given.
-    """
-    if task not in TASKS:
-        raise UserInputError(f"task must be one of {', '.join(TASKS)}, got '{task}'.")
-    ck, q, g = _checkpoint_sets(checkpoint, data, query_split, gallery_split)
-    qe = embed_dataset(ck.model, q, device, batch_size=batch_size)[:2]
-    ge = qe if g is q else embed_dataset(ck.model, g, device, batch_size=batch_size)[:2]
-    cross = None
-    if cross_checkpoint is not None:
-        if cross_data is None:
-            raise UserInputError("cross-source evaluation needs the second source's folder too (cross_data).")
-        ck2, q2, g2 = _checkpoint_sets(cross_checkpoint, cross_data, query_split, gallery_split)
-        from compress.data.paired import pair_stem
-
-        if [pair_stem(k) for k in q2.keys] != [pair_stem(k) for k in q.keys]:
-            raise DataError("the two sources do not hold the same images in the same split; use paired folders.")
-        q2e = embed_dataset(ck2.model, q2, device, batch_size=batch_size)[:2]
-        g2e = q2e if g2 is q2 else embed_dataset(ck2.model, g2, device, batch_size=batch_size)[:2]
-        cross = {"s1->s2": (qe, g2e), "s2->s1": (q2e, ge), "s2->s2": (q2e, g2e)}
-    result = score_embeddings(qe, ge, task, metric=metric, ks=ks, knn_k=knn_k, seed=seed, cross=cross)
-    result.checkpoint = str(ck.path)
-    return write_outputs(result, out_dir) if out_dir is not None else result

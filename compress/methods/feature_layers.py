@@ -1,4 +1,4 @@
-"""Shared plumbing of the feature methods (AT, SP, FitNet, RKD): layer choice and tapped forwards."""
+"""Shared plumbing of the feature methods (AT, SP, FitNet, RKD): which layers to pair, and their shapes."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -34,31 +34,6 @@ def resolve_layer_pairs(student: nn.Module, teacher: nn.Module, student_layers: 
                              "number so they pair up in order.")
     n = min(len(s), len(t))
     return s[len(s) - n:], t[len(t) - n:]
-
-
-def student_forward(student: nn.Module, images: torch.Tensor,
-                    paths: Sequence[str]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Student logits and tapped features (with their graph); hooks live for this call only."""
-    from compress.models import FeatureTaps
-
-    with FeatureTaps(student, paths) as taps:
-        logits = student(images)
-        feats = [taps[p] for p in paths]
-    return logits, feats
-
-
-@torch.no_grad()
-def teacher_forward(teacher: nn.Module, images: torch.Tensor,
-                    paths: Sequence[str]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Teacher logits and features on the same batch, in inference mode, as ordinary tensors."""
-    from compress.models import FeatureTaps
-
-    with FeatureTaps(teacher, paths, detach=True) as taps:
-        with torch.inference_mode():
-            logits = teacher(images)
-            feats = [taps[p] for p in paths]
-    # inference tensors cannot be saved for the student's backward: clone outside inference mode
-    return logits.clone(), [f.clone() for f in feats]
 
 
 @torch.no_grad()

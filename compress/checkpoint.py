@@ -1,6 +1,8 @@
-"""Checkpoint format: a folder with ``model.safetensors`` (weights) and ``manifest.json``.
+"""Checkpoint format (core): a folder with ``model.safetensors`` (weights) and ``manifest.json``.
 
-Export and profile read only this; ``torch.load`` of pickles is never used. Writes are atomic.
+Every layer may import this module; it imports nothing of ours but the error family and atomic IO.
+Building a model from a checkpoint lives one layer up, in :mod:`compress.models.checkpoint`.
+``torch.load`` of pickles is never used. Writes are atomic.
 """
 from __future__ import annotations
 
@@ -87,14 +89,6 @@ class Manifest:
         return dataclasses.replace(self, **changes)
 
 
-@dataclass
-class Checkpoint:
-    """A loaded checkpoint: the model (eval mode, on ``device``) and its manifest."""
-
-    model: nn.Module
-    manifest: Manifest
-    path: Path
-
 
 def resolve_checkpoint_dir(path: str | Path) -> Path:
     """Accept the checkpoint folder, its manifest/weights file, or a run folder (→ ``checkpoints/best``)."""
@@ -150,41 +144,21 @@ def save_checkpoint(directory: str | Path, model: nn.Module, manifest: Manifest)
     return directory
 
 
-def weights_hash(path: str | Path) -> str:
-    """SHA-256 of the checkpoint's weights file (recorded by exports)."""
-    return sha256_file(resolve_checkpoint_dir(path) / WEIGHTS)
-
-
-def build_model(manifest: Manifest) -> nn.Module:
-    """An untrained model of the manifest's architecture (no pretrained download)."""
-    from compress.models import create_model
-
-    return create_model(manifest.architecture, num_classes=manifest.num_classes, in_chans=manifest.in_chans,
-                        **manifest.model_kwargs)
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                    expect: Manifest | None = None) -> Checkpoint:
-    """Load a checkpoint; with ``expect`` also check architecture and class list match."""
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint folder's ``model.safetensors`` (CPU); a corrupt file is a CheckpointError."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     ckpt_dir = resolve_checkpoint_dir(path)
-    manifest = read_manifest(ckpt_dir)
-    if expect is not None:
-        check_compatible(manifest, expect, str(ckpt_dir))
-    model = build_model(manifest)
     try:
-        state = load_file(str(ckpt_dir / WEIGHTS))
+        return load_file(str(ckpt_dir / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{ckpt_dir / WEIGHTS} cannot be read ({exc}); the checkpoint is corrupt.") from exc
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(
-            f"{ckpt_dir / WEIGHTS} does not fit architecture '{manifest.architecture}': "
-            f"missing {list(result.missing_keys)[:5]}, unexpected {list(result.unexpected_keys)[:5]}."
-        )
-    return Checkpoint(model=model.to(device).eval(), manifest=manifest, path=ckpt_dir)
+
+
+def weights_hash(path: str | Path) -> str:
+    """SHA-256 of the checkpoint's weights file (recorded by exports)."""
+    return sha256_file(resolve_checkpoint_dir(path) / WEIGHTS)
 
 
 def check_compatible(found: Manifest, expect: Manifest, source: str) -> None:

@@ -14,12 +14,14 @@ from compress.data.bundle import DataBundle, DataConfig, build_data
 from compress.data.paired import PairedData, SourcePrep, build_paired_data
 from compress.data.split import find_split_file, load_split, save_split
 from compress.engine.config import TrainConfig
-from compress.engine.embedding_eval import embed_dataset, score_embeddings, write_outputs
-from compress.engine.jobs import _run_dir
 from compress.engine.progress import ProgressSink
-from compress.engine.retrieval_jobs import EMBEDDING_MODEL, _fit_model
+from compress.engine.stage import StageSpec, run_stage
 from compress.errors import CheckpointError, UserInputError
+from compress.evaluation.embedding import embed_dataset, score_embeddings, write_outputs
 from compress.io import to_jsonable, write_json_atomic
+from compress.jobs.metric_learning import EMBEDDING_MODEL
+from compress.jobs.rundir import open_run
+from compress.models.checkpoint import load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -74,36 +76,31 @@ def paired_bundle(p: PairedData) -> DataBundle:
 
 def _stage1(cfg: CrossSourceConfig, paired: PairedData, run, resolved, progress, workers):
     """Train F on source 1 over the paired split; returns the loaded checkpoint."""
-    from compress.engine.checkpoint import load_checkpoint
-
     if cfg.stage1_method not in EMBEDDING_MODEL:
         raise UserInputError(f"stage-1 method must train an embedding model ({', '.join(EMBEDDING_MODEL)}), "
                              f"got '{cfg.stage1_method}'.")
     d1 = run / "stage1"
     d1.mkdir(parents=True, exist_ok=True)
-    if (d1 / "metrics.json").is_file() and (d1 / "checkpoints" / "best").is_dir() and cfg.resume:
-        return load_checkpoint(d1 / "checkpoints" / "best")
     save_split(paired.split1, d1)  # build_data reuses it: F never sees G's test images
     data = build_data(DataConfig(data=cfg.source1, image_size=cfg.image_size1, val_fraction=0.0), seed=cfg.train.seed,
                       run_dir=d1, reuse_split=True)
     arch = EMBEDDING_MODEL[cfg.stage1_method]
     kwargs = {"backbone": cfg.backbone, **({"embedding": cfg.embedding} if arch == "embed-bnneck" else {})}
-    train = cfg.stage1_train or cfg.train
-    result, _ = _fit_model(arch=arch, model_kwargs=kwargs, init_kwargs={"pretrained": cfg.pretrained,
-                           "backbone_weights": cfg.weights}, method_name=cfg.stage1_method,
-                           method_params=cfg.stage1_params, data=data, train=train, run_dir=d1, config=resolved,
-                           resume=cfg.resume, workers=workers, progress=progress, role="teacher")
-    return load_checkpoint(result.best_checkpoint)
+    spec = StageSpec(role="teacher", arch=arch, method=cfg.stage1_method, train=cfg.stage1_train or cfg.train,
+                     run_dir=d1, config=resolved, method_params=cfg.stage1_params, model_kwargs=kwargs,
+                     init={"pretrained": cfg.pretrained, "backbone_weights": cfg.weights}, resume=cfg.resume,
+                     workers=workers)
+    return load_checkpoint(run_stage(spec, data, progress=progress).checkpoint)
 
 
 def run_cross_source(cfg: CrossSourceConfig, progress: ProgressSink | None = None, workers: int = 0) -> CrossSourceResult:
     """Stage 1 (or ``cfg.teacher``) → stage 2 → retrieval in all four directions; files under ``runs/<name>/``."""
-    from compress.engine.checkpoint import load_checkpoint
-
-    run = _run_dir(cfg.out, "cross-source", cfg.resume)
     resolved = to_jsonable(cfg)
-    if not cfg.resume:
-        write_json_atomic(run / "config.json", resolved)
+    with open_run(cfg.out, "cross-source", cfg.resume, resolved) as run:
+        return _run(cfg, run, resolved, progress, workers)
+
+
+def _run(cfg: CrossSourceConfig, run, resolved, progress, workers) -> CrossSourceResult:
     split = None
     if cfg.teacher:
         ck = load_checkpoint(cfg.teacher)
@@ -127,21 +124,21 @@ def run_cross_source(cfg: CrossSourceConfig, progress: ProgressSink | None = Non
     d2 = run / "stage2"
     d2.mkdir(parents=True, exist_ok=True)
     save_split(paired.split, d2)
-    fit_result, method = _fit_model(arch=f_man.architecture, model_kwargs=dict(f_man.model_kwargs), init_kwargs={},
-                                    method_name="cross-source", method_params=cfg.method_params, data=data,
-                                    train=cfg.train, run_dir=d2, config=resolved, teacher=ck.model,
-                                    resume=cfg.resume, workers=workers, progress=progress, role="student")
-    F, G = ck.model, method.student
+    spec = StageSpec(role="student", arch=f_man.architecture, method="cross-source", train=cfg.train, run_dir=d2,
+                     config=resolved, method_params=cfg.method_params, model_kwargs=dict(f_man.model_kwargs),
+                     resume=cfg.resume, workers=workers)
+    stage = run_stage(spec, data, teacher=ck.model, progress=progress)
+    F, G = ck.model, stage.method.student
     tr, te = paired.train.eval_view(), paired.test
     s1q, s1g = embed_dataset(F, te, part=0)[:2], embed_dataset(F, tr, part=0)[:2]
     s2q, s2g = embed_dataset(G, te, part=1)[:2], embed_dataset(G, tr, part=1)[:2]
     ev = score_embeddings(s1q, s1g, "retrieval", metric=cfg.eval_metric, ks=cfg.eval_ks,
                           cross={"s1->s2": (s1q, s2g), "s2->s1": (s2q, s1g), "s2->s2": (s2q, s2g)})
-    ev.checkpoint = fit_result.best_checkpoint
+    ev.checkpoint = stage.checkpoint
     ev = write_outputs(ev, run)
     maps = {("s1->s1" if k == "single" else k): float(v["map"]) for k, v in ev.retrieval.items()}
     result = CrossSourceResult(run_dir=str(run), stage1_checkpoint=str(ck.path),
-                               stage2_checkpoint=fit_result.best_checkpoint, map=maps, evaluation=ev.to_dict(),
+                               stage2_checkpoint=stage.checkpoint, map=maps, evaluation=ev.to_dict(),
                                data={"source1": cfg.source1, "source2": cfg.source2, "classes": len(paired.class_names),
                                      "train_pairs": len(paired.train), "test_pairs": len(paired.test),
                                      "source1_prep": dataclasses.asdict(paired.source1),

@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from compress.engine.checkpoint import Manifest, load_checkpoint, read_manifest, save_checkpoint
+from compress.checkpoint import Manifest, read_manifest, save_checkpoint
+from compress.models.checkpoint import load_checkpoint
 from compress.errors import CheckpointError
 from compress.models import create_model
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from compress.engine.device import autocast
+from compress.hardware import autocast
 
 
 @torch.no_grad()

@@ -1,0 +1,125 @@
+"""The option groups commands subscribe to; each option is declared here once, with the config key it fills.
+
+Defaults shown in ``--help`` are the config dataclasses' own (an option left out means "not given":
+a ``--config`` file or, on ``--resume``, the run's saved config decides).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, List, Optional
+
+from compress.cli.options import Flag, Float, Group, Int, Opt, Str, Strs, opt
+
+
+def _default(cls: type, name: str) -> str:
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    return "none" if value is None else str(value)
+
+
+def _data(name: str) -> str:
+    from compress.data.bundle import DataConfig
+
+    return _default(DataConfig, name)
+
+
+def _train(name: str) -> str:
+    from compress.engine.config import TrainConfig
+
+    return _default(TrainConfig, name)
+
+
+def _o(name: str, *flags: str, help: str, key: str | None = None, type: Any = Str, shown: Any = True,
+       deprecated: tuple[str, ...] = (), default: Any = None) -> Opt:
+    return opt(name, *flags, help=help, key=key, type=type, show_default=shown, deprecated=deprecated,
+               default=default)
+
+
+DATA = Group("data", (
+    _o("data", "--data", key="data.data", help="Class-per-folder image root.", shown="embedded scikit-learn digits"),
+    _o("train_ratio", "--train-ratio", key="data.train_ratio", type=Float, shown=_data("train_ratio"),
+       help="Share of each class used for training, e.g. 0.2."),
+    _o("val_fraction", "--val-fraction", key="data.val_fraction", type=Float, shown=_data("val_fraction"),
+       help="Share of the training part held out to pick the best epoch."),
+    _o("val_dir", "--val-dir", key="data.val_dir", help="Explicit validation folder (instead of carving from --data).",
+       shown=False),
+    _o("test_dir", "--test-dir", key="data.test_dir", help="Explicit test folder (instead of --train-ratio).",
+       shown=False),
+    _o("image_size", "--image-size", key="data.image_size", type=Int, help="Square input size in pixels (8–4096).",
+       shown="the data's: digits 16, folders min(native, 64); a given teacher's"),
+    _o("workers", "--workers", key="data.workers", type=Int, shown=_data("workers"),
+       help="Data-loader worker processes (0 = load in the main process)."),
+))
+
+TRAIN = Group("training", (
+    _o("epochs", "--epochs", key="train.epochs", type=Int, shown=_train("epochs"), help="Training epochs per model."),
+    _o("batch_size", "--batch-size", key="train.batch_size", type=Int, shown=_train("batch_size"),
+       help="Images per batch."),
+    _o("lr", "--lr", key="train.lr", type=Float, shown=_train("lr"), help="Peak learning rate."),
+    _o("optimizer", "--optimizer", key="train.optimizer", shown=_train("optimizer"), help="sgd or adamw."),
+    _o("schedule", "--schedule", key="train.schedule", shown=_train("schedule"),
+       help="cosine, step, multistep or constant."),
+    _o("warmup_epochs", "--warmup-epochs", key="train.warmup_epochs", type=Float, shown=_train("warmup_epochs"),
+       help="Linear learning-rate warm-up, in epochs."),
+    _o("label_smoothing", "--label-smoothing", key="train.label_smoothing", type=Float,
+       shown=_train("label_smoothing"), help="Label smoothing of the CE term (0 = off)."),
+    _o("grad_clip", "--grad-clip", key="train.grad_clip", type=Float, shown=_train("grad_clip"),
+       help="Clip the global gradient norm to this value (0 = off)."),
+    _o("seed", "--seed", key="train.seed", type=Int, shown=_train("seed"),
+       help="Seed of the split, the augmentation and the initialisation."),
+))
+
+DEVICE = Group("device", (
+    _o("device", "--device", key="train.device", shown=_train("device"), help="auto, cpu, cuda or cuda:N."),
+    _o("amp", "--amp", key="train.amp", shown=_train("amp"), help="Mixed precision: auto, off, bf16 or fp16."),
+))
+
+METHOD = Group("method", (
+    _o("method_param", "--method-param", "-p", key="method_params", type=Strs, shown=False,
+       help="Method hyper-parameter KEY=VALUE (repeatable); `compress methods NAME` lists them."),
+))
+
+INIT = Group("initial weights", (
+    _o("pretrained", "--pretrained", key="pretrained", type=Flag, default=False, shown=False,
+       help="Start from hub weights (needs internet; else use --weights)."),
+    _o("weights", "--weights", key="weights", shown=False,
+       help="Initial weights: a .safetensors/.pth file or an installed weights package (package:NAME)."),
+))
+
+OUTPUT = Group("output", (
+    _o("out", "--out", "-o", key="out", help="Run folder.", shown="runs/<command>-<timestamp>"),
+    _o("resume", "--resume", key="resume", type=Flag, default=False, shown=False,
+       help="Continue the run in --out with its saved config (see `--resume` in the README)."),
+    _o("config", "--config", help="YAML/TOML/JSON config file (sections data:, train:); flags override it.",
+       shown=False),
+    _o("json", "--json", type=Flag, default=False, shown=False, help="Print the result as JSON instead of tables."),
+))
+
+TEACHER = Group("teacher", (
+    _o("teacher", "--teacher", key="teacher", type=Strs, shown=False,
+       help="Teacher checkpoint (repeat for a weighted ensemble); none → one is trained first."),
+    _o("teacher_weight", "--teacher-weight", key="teacher_weights", type=Optional[List[float]], shown=False,
+       help="Ensemble weight per --teacher, in order.", deprecated=("--teacher-weights",)),
+    _o("teacher_arch", "--teacher-arch", key="teacher_arch", help="Architecture of a teacher trained here.",
+       shown="resnet18 on folders, cifar_resnet20 on the digits"),
+    _o("teacher_epochs", "--teacher-epochs", key="teacher_epochs", type=Int, shown="--epochs",
+       help="Epochs for that teacher."),
+    _o("teacher_init_weights", "--teacher-init-weights", key="teacher_init_weights", shown=False,
+       help="Initial weights for that teacher (file or package:NAME)."),
+))
+
+UNLABELED = Group("unlabelled data", (
+    _o("unlabeled", "--unlabeled", key="unlabeled", shown=False,
+       help="Folder of unlabelled images (kd-hr: teacher KD + high-rankness term on them)."),
+))
+
+
+def method_option(default: str, choices: str) -> Group:
+    return Group("method", (_o("method", "--method", key="method", shown=default, help=f"Method: {choices}."),))
+
+
+def model_option(name: str, flags: tuple[str, ...], help: str, shown: str, deprecated: tuple[str, ...] = ()) -> Group:
+    return Group("model", (_o(name, *flags, key="student", help=help, shown=shown, deprecated=deprecated),))
+
+
+Int_, Float_, Str_, Flag_ = Int, Float, Str, Flag  # re-exported for command files

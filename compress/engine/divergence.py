@@ -1,0 +1,61 @@
+"""Telling a diverging run from a slow one, so it stops with one line instead of exiting 0 with a broken model.
+
+A run has diverged when (a) a loss term is not finite, (b) an epoch's mean training loss is more
+than ``loss_factor`` times the first epoch's (a run that learns lowers its loss; warm-up ramps such
+as DKD's stay far below ×2), or (c) the validation score fell back to about chance
+(``≤ collapse_factor / classes``) after it had been well above it (``≥ reached_factor / classes``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compress.errors import CompressError
+
+
+class TrainingDiverged(CompressError, RuntimeError):
+    """Training was stopped because the loss exploded or accuracy collapsed; the best checkpoint is kept."""
+
+
+@dataclass
+class DivergenceMonitor:
+    """Feed it each epoch's mean training loss and validation score; ``check`` returns why it diverged, or None."""
+
+    classes: int
+    loss_factor: float = 2.0
+    collapse_factor: float = 1.5
+    reached_factor: float = 3.0
+    first_loss: float | None = None
+    best_score: float | None = None
+    history: list[tuple[float, float | None]] = field(default_factory=list)
+
+    def check(self, epoch: int, train_loss: float, val_score: float | None) -> str | None:
+        """``epoch`` is 1-based. A reason string when the run diverged at this epoch."""
+        import math
+
+        if not math.isfinite(train_loss):
+            return f"the training loss became {train_loss} in epoch {epoch}"
+        if self.first_loss is None:
+            self.first_loss = train_loss
+        self.history.append((train_loss, val_score))
+        if epoch >= 2 and self.first_loss > 0 and train_loss > self.loss_factor * self.first_loss:
+            return (f"the training loss rose from {self.first_loss:.4g} (epoch 1) to {train_loss:.4g} "
+                    f"(epoch {epoch})")
+        if val_score is not None:
+            chance = 1.0 / max(self.classes, 1)
+            reached = self.best_score is not None and self.best_score >= min(1.0, self.reached_factor * chance)
+            if reached and val_score <= self.collapse_factor * chance:
+                return (f"the validation score collapsed to {100 * val_score:.2f} % (chance {100 * chance:.2f} %) "
+                        f"in epoch {epoch} after reaching {100 * self.best_score:.2f} %")
+            self.best_score = val_score if self.best_score is None else max(self.best_score, val_score)
+        return None
+
+    def restore(self, history: list[dict]) -> None:
+        """Rebuild the monitor from a resumed run's history rows."""
+        for row in history:
+            self.check(int(row["epoch"]), float(row.get("train_loss", 0.0)), row.get("val_score"))
+
+
+def diverged_message(reason: str, role: str, lr: float, best: str | None) -> str:
+    keep = f"the best checkpoint so far is kept in {best}" if best else "no checkpoint was good enough to keep"
+    return (f"Training diverged ({role} stage): {reason}; {keep}. Try a lower --lr (e.g. {lr / 3:.3g}) and/or "
+            "--grad-clip 5, then start a new run (a new --out).")

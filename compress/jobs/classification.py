@@ -1,0 +1,211 @@
+"""The jobs behind ``compress train`` (one model) and ``compress distill`` (teacher → baseline → student)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from compress.data.bundle import DataBundle, DataConfig, build_data
+from compress.data.folder import DIGITS
+from compress.engine.config import TrainConfig
+from compress.engine.progress import ProgressSink
+from compress.engine.stage import StageResult, StageSpec, StageSummary, run_stage
+from compress.errors import UserInputError
+from compress.io import to_jsonable, write_json_atomic
+from compress.jobs import preflight
+from compress.jobs.rundir import open_run
+
+# Defaults chosen per data source: the embedded 16 px digits get CIFAR-style nets that run in
+# seconds on a laptop CPU; folder data (aerial scenes) get ImageNet-style nets.
+AUTO_ARCH = {DIGITS: {"teacher": "cifar_resnet20", "student": "cifar_resnet8"},
+             "folder": {"teacher": "resnet18", "student": "mobilenetv3_small_100"}}
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Everything ``train``/``distill`` accept (also from ``--config FILE``; flags win)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    student: str = "auto"
+    teacher: tuple[str, ...] = ()  # teacher checkpoint(s); several → weighted ensemble
+    teacher_weights: tuple[float, ...] = ()
+    teacher_arch: str = "auto"  # trained first when no teacher checkpoint is given
+    teacher_epochs: int | None = None
+    method: str = "kd"
+    method_params: dict[str, Any] = field(default_factory=dict)
+    baseline: bool = True
+    pretrained: bool = False
+    weights: str | None = None  # initial weights of the model being trained (student)
+    teacher_init_weights: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # extra create_model args of the student
+    unlabeled: str | None = None  # folder of unlabelled images for methods that use them (kd-hr)
+    out: str | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.teacher_weights and len(self.teacher_weights) != len(self.teacher):
+            raise UserInputError(f"{len(self.teacher_weights)} --teacher-weight value(s) for {len(self.teacher)} "
+                                 "--teacher checkpoint(s); give one weight per teacher, in the same order.")
+        if self.teacher_epochs is not None and self.teacher_epochs < 1:
+            raise UserInputError(f"--teacher-epochs must be ≥ 1, got {self.teacher_epochs}.")
+
+
+@dataclass
+class JobResult:
+    """The trained models side by side (``rows``: teacher / baseline / student, or one model), and where files are."""
+
+    run_dir: str
+    rows: list[StageSummary]
+    data: dict[str, Any]
+    method: str
+    note: str | None = None  # e.g. "nothing to do" when a finished run was resumed
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+def auto_arch(name: str, role: str, data: DataBundle) -> str:
+    if name != "auto":
+        return name
+    return AUTO_ARCH[DIGITS if data.source_name == DIGITS else "folder"][role]
+
+
+def data_summary(data: DataBundle) -> dict[str, Any]:
+    return {"source": data.source_name, "classes": len(data.class_names), "train": len(data.train),
+            "val": len(data.val) if data.val else 0, "test": len(data.test), "image_size": data.image_size,
+            "bands": data.in_chans, "bad_files": len(data.bad_files), "split_hash": data.split.hash}
+
+
+def teacher_for(paths: tuple[str, ...], weights: tuple[float, ...], data: DataBundle) -> nn.Module:
+    from compress.models.teacher import load_teacher
+
+    return load_teacher(paths, weights, class_names=data.class_names, in_chans=data.in_chans, mean=data.mean,
+                        std=data.std, image_size=data.image_size)
+
+
+def _preprocessing(cfg: JobConfig, command: str) -> tuple[DataConfig, tuple | None]:
+    """Whose normalisation/input size the run uses: a given teacher's, a pretrained model's, or the data's.
+
+    Teacher and student see the same batch, so a teacher checkpoint fixes the preprocessing.
+    """
+    from compress.checkpoint import read_manifest
+
+    if cfg.teacher:
+        man = read_manifest(cfg.teacher[0])
+        data_cfg = cfg.data if cfg.data.image_size else dataclasses.replace(cfg.data, image_size=man.image_size)
+        return data_cfg, (man.mean, man.std)
+    arch = cfg.student if command == "train" else cfg.teacher_arch
+    init = (cfg.pretrained or cfg.weights) if command == "train" else (cfg.pretrained or cfg.teacher_init_weights)
+    if init and arch != "auto":
+        from compress.models import model_defaults
+
+        d = model_defaults(arch)
+        return cfg.data, (d.mean, d.std)
+    return cfg.data, None
+
+
+def _check_inputs(cfg: JobConfig) -> None:
+    """Everything knowable from names and files alone, before the data is read."""
+    from compress.methods import METHODS, build_method_params
+
+    METHODS.get(cfg.method)
+    preflight.check_checkpoints(cfg.teacher, "--teacher")
+    build_method_params(cfg.method, cfg.method_params)
+    preflight.check_models([cfg.student, cfg.teacher_arch])
+    preflight.check_weights(cfg.weights, "--weights")
+    preflight.check_weights(cfg.teacher_init_weights, "--teacher-init-weights")
+    preflight.check_folder(cfg.unlabeled, "--unlabeled")
+
+
+def _load_data(cfg: JobConfig, command: str, run: Path, progress) -> DataBundle:
+    data_cfg, mean_std = _preprocessing(cfg, command)
+    return build_data(data_cfg, seed=cfg.train.seed, run_dir=run, reuse_split=cfg.resume, model_mean_std=mean_std,
+                      progress=(lambda d, t: progress.advance(0, f"scanned {d}/{t}")) if progress else None)
+
+
+def _spec(cfg: JobConfig, resolved: dict, **kw: Any) -> StageSpec:
+    return StageSpec(config=resolved, resume=cfg.resume, workers=cfg.data.workers, **kw)
+
+
+def _unlabeled_pool(cfg: JobConfig, data: DataBundle):
+    from compress.data.sources import unlabeled_folder
+
+    return unlabeled_folder(cfg.unlabeled, data.train) if cfg.unlabeled else None
+
+
+def _note(results: list[StageResult], cfg: JobConfig) -> str | None:
+    if cfg.resume and results and all(r.fit is None for r in results):
+        return (f"nothing to do: every stage of this run already finished its {cfg.train.epochs} epochs "
+                "(pass a larger --epochs with --resume to extend it).")
+    return None
+
+
+def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResult:
+    """Teacher (given or trained) → baseline student (CE) → distilled student (``cfg.method``)."""
+    from compress.methods import METHODS
+
+    _check_inputs(cfg)
+    needs_teacher = METHODS.get(cfg.method).requires_teacher or bool(cfg.teacher)
+    resolved = to_jsonable(cfg)
+    with open_run(cfg.out, "distill", cfg.resume, resolved) as run:
+        data = _load_data(cfg, "distill", run, progress)
+        t_arch, s_arch = auto_arch(cfg.teacher_arch, "teacher", data), auto_arch(cfg.student, "student", data)
+        t_train = cfg.train if cfg.teacher_epochs is None else dataclasses.replace(cfg.train, epochs=cfg.teacher_epochs)
+        teacher_spec = _spec(cfg, resolved, role="teacher", arch=t_arch, method="ce", train=t_train,
+                             run_dir=run / "teacher", init={"pretrained": cfg.pretrained,
+                                                            "weights": cfg.teacher_init_weights})
+        base_spec = _spec(cfg, resolved, role="baseline", arch=s_arch, method="ce", train=cfg.train,
+                          run_dir=run / "baseline", init={"weights": cfg.weights})
+        student_spec = _spec(cfg, resolved, role="student", arch=s_arch, method=cfg.method, train=cfg.train,
+                             run_dir=run / "student", method_params=cfg.method_params, model_kwargs=cfg.model_kwargs,
+                             init={"weights": cfg.weights})
+        teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
+        pool = _unlabeled_pool(cfg, data)
+        # every stage is built and stepped once on real images before the first one trains
+        if needs_teacher and teacher is None:
+            preflight.dry_step(teacher_spec, data)
+        if cfg.baseline:
+            preflight.dry_step(base_spec, data)
+        stand_in = teacher
+        if needs_teacher and stand_in is None:
+            from compress.engine.stage import build_model_for_data
+
+            stand_in = build_model_for_data(t_arch, data).eval()
+        preflight.dry_step(student_spec, data, stand_in, pool)
+        results: list[StageResult] = []
+        if needs_teacher and teacher is None:
+            results.append(run_stage(teacher_spec, data, progress=progress))
+            teacher = teacher_for((results[-1].checkpoint,), (), data)
+        if cfg.baseline:
+            results.append(run_stage(base_spec, data, progress=progress))
+        results.append(run_stage(student_spec, data, teacher=teacher, unlabeled=pool, progress=progress))
+        result = JobResult(run_dir=str(run), rows=[r.summary for r in results], method=cfg.method,
+                           data=data_summary(data), note=_note(results, cfg))
+        write_json_atomic(run / "metrics.json", {k: v for k, v in result.to_dict().items() if k != "note"})
+    return result
+
+
+def run_train(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResult:
+    """Train one model with a no-teacher method (``ce`` by default): teachers, ensemble members, baselines."""
+    from compress.methods import METHODS
+
+    if METHODS.get(cfg.method).requires_teacher and not cfg.teacher:
+        raise UserInputError(f"Method '{cfg.method}' needs a teacher: use `compress distill`, or pass --teacher CKPT.")
+    _check_inputs(cfg)
+    resolved = to_jsonable(cfg)
+    with open_run(cfg.out, "train", cfg.resume, resolved) as run:
+        data = _load_data(cfg, "train", run, progress)
+        teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
+        spec = _spec(cfg, resolved, role="model", arch=auto_arch(cfg.student, "teacher", data), method=cfg.method,
+                     train=cfg.train, run_dir=run, method_params=cfg.method_params, model_kwargs=cfg.model_kwargs,
+                     init={"pretrained": cfg.pretrained, "weights": cfg.weights})
+        pool = _unlabeled_pool(cfg, data)
+        preflight.dry_step(spec, data, teacher, pool)
+        res = run_stage(spec, data, teacher=teacher, unlabeled=pool, progress=progress)
+    d = data_summary(data)
+    d.pop("val")
+    return JobResult(run_dir=str(run), rows=[res.summary], method=cfg.method, data=d, note=_note([res], cfg))

@@ -1,0 +1,49 @@
+"""The job behind ``compress evaluate``: a checkpoint (classification or embedding tasks) on its run's split or
+a folder. ``TASKS`` names what can be asked; bad combinations are refused here, not in the CLI."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from compress.errors import UserInputError
+
+TASKS = ("classification", "retrieval", "clustering", "knn", "all")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Everything ``compress evaluate`` accepts (``ks``: P@k / mAP@k cut-offs)."""
+
+    target: str
+    data: str | None = None
+    split: str = "test"
+    device: str = "auto"
+    out: str | None = None
+    task: str = "classification"
+    metric: str = "euclidean"
+    ks: tuple[int, ...] = (1, 5, 10, 20)
+    knn_k: int = 10
+    cross_checkpoint: str | None = None
+    cross_data: str | None = None
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise UserInputError(f"--task must be {', '.join(TASKS[:-1])} or {TASKS[-1]}, got '{self.task}'.")
+        if self.knn_k < 1 or any(k < 1 for k in self.ks) or self.batch_size < 1:
+            raise UserInputError("--knn-k, --k and --batch-size must be ≥ 1.")
+
+
+def run_evaluate(cfg: EvaluateConfig) -> Any:
+    """``EvaluationResult`` (classification) or ``EmbeddingEvalResult`` (embedding tasks)."""
+    if cfg.task == "classification":
+        from compress.evaluation.checkpoint import evaluate_checkpoint
+
+        return evaluate_checkpoint(cfg.target, data=cfg.data, split=cfg.split, device=cfg.device, out=cfg.out,
+                                   batch_size=cfg.batch_size)
+    from compress.evaluation.checkpoint import evaluate_embeddings
+    from compress.hardware import resolve_device
+
+    return evaluate_embeddings(cfg.target, cfg.task, data=cfg.data, query_split=cfg.split, metric=cfg.metric,
+                               ks=cfg.ks, knn_k=cfg.knn_k, cross_checkpoint=cfg.cross_checkpoint,
+                               cross_data=cfg.cross_data, out_dir=cfg.out, device=str(resolve_device(cfg.device)))

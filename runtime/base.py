@@ -39,6 +39,7 @@ class Runner(ABC):
         if self.is_active:
             raise RuntimeError(f"{self.name}: activate() called twice without deactivate()")
         self.activate_impl()
+        self._specs = {s.name: s for s in self.input_specs_impl()}  # read once, not per inference
         self.is_active = True
         return self
 
@@ -59,12 +60,17 @@ class Runner(ABC):
 
     def input_specs(self) -> list[TensorSpec]:
         self._check_active()
-        return self.input_specs_impl()
+        return list(self._specs.values())
 
-    def infer(self, feeds: dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
-        """Run one inference. ``feeds`` maps every input name to an array of matching rank/dtype."""
+    def infer(self, feeds: dict[str, np.ndarray], check_inputs: bool = True) -> "OrderedDict[str, np.ndarray]":
+        """Run one inference. ``feeds`` maps every input name to an array of matching rank/dtype.
+
+        Timing loops pass ``check_inputs=False`` after a first checked call, as Polygraphy's do.
+        """
+        if not check_inputs:
+            return self.infer_impl(feeds)
         self._check_active()
-        specs = {s.name: s for s in self.input_specs_impl()}
+        specs = self._specs
         missing = sorted(set(specs) - set(feeds))
         extra = sorted(set(feeds) - set(specs))
         if missing or extra:

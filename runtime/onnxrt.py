@@ -1,7 +1,9 @@
 """``OnnxrtRunner``: an ONNX model in ONNX Runtime on one of its execution providers."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
@@ -42,8 +44,10 @@ def _provider_loads(full: str) -> bool:
     try:
         opts = ort.SessionOptions()
         opts.log_severity_level = 4
-        sess = ort.InferenceSession(model.SerializeToString(),
-                                    sess_options=opts, providers=[full, "CPUExecutionProvider"])
+        # ORT's Python layer prints a multi-line "EP Error ... Falling back" banner for a provider that fails
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            sess = ort.InferenceSession(model.SerializeToString(),
+                                        sess_options=opts, providers=[full, "CPUExecutionProvider"])
         return full in sess.get_providers()
     except Exception:  # noqa: BLE001 - any failure means the provider is unusable here
         return False
@@ -91,43 +95,62 @@ def model_precision(model: Any) -> str:
     return "fp32"
 
 
-class OnnxrtRunner(Runner):
-    """ONNX Runtime session over a model path or serialized bytes.
+class SessionFromOnnx:
+    """Loader (as Polygraphy's ``SessionFromOnnx``): builds the ONNX Runtime session for a model path or
+    serialized bytes once, on first call, and returns the same session afterwards.
 
     ``providers``: short names (``cpu``, ``cuda``, ``tensorrt``) or ORT names, in priority order.
     ``threads``: intra-op threads (``None`` = ORT's default, all physical cores).
     """
 
-    backend = "onnxrt"
-
     def __init__(self, path_or_bytes: str | Path | bytes, providers: Sequence[str] | str | None = None,
-                 threads: int | None = None, name: str | None = None) -> None:
-        super().__init__(name)
+                 threads: int | None = None) -> None:
         if not isinstance(path_or_bytes, (bytes, bytearray)) and not Path(path_or_bytes).is_file():
             raise UserInputError(f"ONNX model '{path_or_bytes}' does not exist; export one with `compress export`.")
         if threads is not None and threads < 1:
             raise UserInputError(f"threads must be >= 1, got {threads}.")
-        self.source = path_or_bytes
-        self.providers = resolve_providers(providers)
-        self.threads = threads
+        self.source, self.providers, self.threads = path_or_bytes, resolve_providers(providers), threads
+        self._built: tuple[Any, str] | None = None
+
+    def __call__(self) -> tuple[Any, str]:
+        """``(InferenceSession, precision)``; the precision is read from the graph (fp32 / fp16 / int8)."""
+        if self._built is None:
+            ort = require("onnxruntime", "ONNX Runtime inference")
+            import onnx
+
+            opts = ort.SessionOptions()
+            if self.threads is not None:
+                opts.intra_op_num_threads = self.threads
+                opts.inter_op_num_threads = 1
+            src = bytes(self.source) if isinstance(self.source, (bytes, bytearray)) else str(self.source)
+            proto = onnx.load_from_string(src) if isinstance(src, bytes) else onnx.load(src, load_external_data=False)
+            try:
+                session = ort.InferenceSession(src, sess_options=opts, providers=self.providers)
+            except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+                raise UserInputError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from exc
+            self._built = (session, model_precision(proto))
+        return self._built
+
+
+class OnnxrtRunner(Runner):
+    """Runs the session a :class:`SessionFromOnnx` loader builds (a path or bytes are wrapped in one)."""
+
+    backend = "onnxrt"
+
+    def __init__(self, model: str | Path | bytes | SessionFromOnnx, providers: Sequence[str] | str | None = None,
+                 threads: int | None = None, name: str | None = None) -> None:
+        super().__init__(name)
+        self.loader = model if isinstance(model, SessionFromOnnx) else SessionFromOnnx(model, providers, threads)
+        self.providers, self.threads = self.loader.providers, self.loader.threads
         self.session: Any = None
         self._precision = "unknown"
+        self._outputs: list[str] = []
+        self._dtypes: dict[str, np.dtype] = {}
 
     def activate_impl(self) -> None:
-        ort = require("onnxruntime", "ONNX Runtime inference")
-        import onnx
-
-        opts = ort.SessionOptions()
-        if self.threads is not None:
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-        src = bytes(self.source) if isinstance(self.source, (bytes, bytearray)) else str(self.source)
-        try:
-            self.session = ort.InferenceSession(src, sess_options=opts, providers=self.providers)
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            raise UserInputError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from exc
-        proto = onnx.load_from_string(src) if isinstance(src, bytes) else onnx.load(src, load_external_data=False)
-        self._precision = model_precision(proto)
+        self.session, self._precision = self.loader()
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        self._dtypes = {i.name: np.dtype(_ORT_TYPES.get(i.type, "float32")) for i in self.session.get_inputs()}
 
     def deactivate_impl(self) -> None:
         self.session = None
@@ -138,19 +161,17 @@ class OnnxrtRunner(Runner):
 
     def output_names(self) -> list[str]:
         self._check_active()
-        return [o.name for o in self.session.get_outputs()]
+        return list(self._outputs)
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
-        specs = {s.name: s for s in self.input_specs_impl()}
         cast = {}
         for k, v in feeds.items():
-            want = np.dtype(specs[k].dtype)
+            want = self._dtypes[k]
             if v.dtype != want and not (v.dtype.kind == "f" and want.kind == "f"):
                 raise UserInputError(f"{self.name}: input '{k}' is {v.dtype} but the model expects {want} "
                                      "(an --embed-preprocess model takes uint8 NHWC images).")
-            cast[k] = np.ascontiguousarray(v, dtype=want)
-        names = [o.name for o in self.session.get_outputs()]
-        return OrderedDict(zip(names, self.session.run(names, cast)))
+            cast[k] = v if v.dtype == want and v.flags.c_contiguous else np.ascontiguousarray(v, dtype=want)
+        return OrderedDict(zip(self._outputs, self.session.run(self._outputs, cast)))
 
     def describe(self) -> dict[str, Any]:
         out = {**super().describe(), "providers": list(self.providers), "threads": self.threads,

@@ -56,11 +56,29 @@ class TrtRunner(Runner):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self._inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self._buffers: dict[str, Any] = {}
+        for n in self._inputs:  # static inputs get their device buffers now; dynamic ones on first use
+            shape = tuple(int(d) for d in self.engine.get_tensor_shape(n))
+            if all(d > 0 for d in shape):
+                self._buffer(n, shape)
 
     def deactivate_impl(self) -> None:
+        self._buffers = {}
         self.context = None
         self.engine = None
         self.stream = None
+
+    def _buffer(self, name: str, shape: tuple[int, ...]):
+        """The device tensor bound to ``name``, (re)allocated only when its shape changes."""
+        import torch
+
+        buf = self._buffers.get(name)
+        if buf is None or tuple(buf.shape) != shape:
+            buf = torch.empty(shape, dtype=getattr(torch, self._np_dtype(name).name),
+                              device=torch.device("cuda", self.device))
+            self._buffers[name] = buf
+            self.context.set_tensor_address(name, buf.data_ptr())
+        return buf
 
     def _np_dtype(self, name: str) -> np.dtype:
         return np.dtype(self._trt.nptype(self.engine.get_tensor_dtype(name)))
@@ -72,23 +90,14 @@ class TrtRunner(Runner):
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         import torch
 
-        dev = torch.device("cuda", self.device)
-        keep = []  # device buffers must outlive the enqueue
         with torch.cuda.stream(self.stream):
             for n in self._inputs:
                 host = np.ascontiguousarray(feeds[n], dtype=self._np_dtype(n))
-                buf = torch.from_numpy(host).to(dev, non_blocking=False)
                 if not self.context.set_input_shape(n, tuple(host.shape)):
                     raise UserInputError(f"{self.name}: input '{n}' shape {host.shape} is outside the engine's "
                                          f"optimisation profile {self.engine.get_tensor_profile_shape(n, 0)}.")
-                self.context.set_tensor_address(n, buf.data_ptr())
-                keep.append(buf)
-            outs = OrderedDict()
-            for n in self._outputs:
-                shape = tuple(self.context.get_tensor_shape(n))
-                buf = torch.empty(shape, dtype=getattr(torch, self._np_dtype(n).name), device=dev)
-                self.context.set_tensor_address(n, buf.data_ptr())
-                outs[n] = buf
+                self._buffer(n, tuple(host.shape)).copy_(torch.from_numpy(host))
+            outs = OrderedDict((n, self._buffer(n, tuple(self.context.get_tensor_shape(n)))) for n in self._outputs)
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise DeviceError(f"{self.name}: TensorRT execution failed (see the TensorRT log above).")
         self.stream.synchronize()

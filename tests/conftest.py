@@ -37,6 +37,16 @@ def tiny_folder(tmp_path: Path) -> Path:
     return write_folder(tmp_path / "data")
 
 
+def fake_jetson(root: Path, model: bytes = b"NVIDIA Jetson AGX Orin Developer Kit\x00", mem_kb: int = 31268916) -> Path:
+    """A root folder that looks like a Jetson's (device tree, L4T release, meminfo)."""
+    (root / "proc/device-tree").mkdir(parents=True, exist_ok=True)
+    (root / "etc").mkdir(exist_ok=True)
+    (root / "proc/device-tree/model").write_bytes(model)
+    (root / "etc/nv_tegra_release").write_text("# R35 (release), REVISION: 3.1, GCID: 32827747, BOARD: t186ref\n")
+    (root / "proc/meminfo").write_text(f"MemTotal:       {mem_kb} kB\n")
+    return root
+
+
 def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
     has_cuda = torch.cuda.is_available()

@@ -65,6 +65,10 @@ def to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+class NonFiniteLoss(Exception):
+    """Raised inside an epoch; ``fit`` turns it into ``TrainingDiverged`` with what is kept."""
+
+
 @dataclass
 class _Run:
     """What the loop carries across epochs (restored from ``checkpoints/last`` on resume)."""
@@ -128,9 +132,9 @@ def _train_epoch(method: Method, loader, optimizer, scaler, cfg: TrainConfig, ep
             values = torch.stack(list(sums.values())).tolist()  # the one host read of this window
             read = dict(zip(sums, values))
             if not all(np.isfinite(values)):
-                terms = {k: v / n_batches for k, v in read.items() if k != "loss"}
-                raise TrainingDiverged(f"The loss became non-finite by epoch {epoch + 1}, step {i + 1} (mean terms "
-                                       f"{terms}); lower --lr or pass --grad-clip 5.")
+                terms = ", ".join(f"{k} {v / n_batches:.4g}" for k, v in read.items() if k != "loss")
+                raise NonFiniteLoss(f"the loss became non-finite by epoch {epoch + 1}, step {i + 1} (mean terms: "
+                                    f"{terms})")
         progress.advance(1, f"loss {read['loss'] / n_batches:.3f} lr {lr:.2e}" if read else "")
     row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
     row.update({f"train_{k}": v / max(1, n_batches) for k, v in read.items()})
@@ -175,7 +179,12 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         loader = build_loader(method, data, cfg, epoch, workers, device)
         t0 = time.perf_counter()
         progress.start(f"epoch {epoch + 1}/{cfg.epochs}", len(loader))
-        row = _train_epoch(method, loader, optimizer, scaler, cfg, epoch, len(loader), device, amp, progress)
+        try:
+            row = _train_epoch(method, loader, optimizer, scaler, cfg, epoch, len(loader), device, amp, progress)
+        except NonFiniteLoss as exc:
+            progress.stop()
+            best = str(ckpt_dir / "best") if (ckpt_dir / "best").is_dir() else None
+            raise TrainingDiverged(diverged_message(str(exc), manifest.role, cfg.lr, best)) from None
         progress.stop()
         epoch_time = time.perf_counter() - t0
         images = row.pop("_images")

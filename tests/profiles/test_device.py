@@ -62,13 +62,9 @@ def test_user_yaml(tmp_path):
 
 def test_jetson_detection_picks_the_matching_profile(tmp_path):
     from runtime.jetson import detect_jetson
+    from tests.conftest import fake_jetson
 
-    (tmp_path / "proc/device-tree").mkdir(parents=True)
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "proc/device-tree/model").write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
-    (tmp_path / "etc/nv_tegra_release").write_text("# R35 (release), REVISION: 3.1, GCID: 32827747, BOARD: t186ref\n")
-    (tmp_path / "proc/meminfo").write_text("MemTotal:       31268916 kB\n")
-    info = detect_jetson(tmp_path)
+    info = detect_jetson(fake_jetson(tmp_path))
     assert info.l4t_release == "35.3.1" and match_profile(info.model, info.memory_gb) == "jetson-agx-orin-32gb"
     (tmp_path / "proc/meminfo").write_text("MemTotal:       64335836 kB\n")
     info = detect_jetson(tmp_path)

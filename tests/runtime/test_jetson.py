@@ -42,12 +42,9 @@ def test_energy_per_inference():
 
 
 def test_detect_from_device_tree(tmp_path):
-    (tmp_path / "proc/device-tree").mkdir(parents=True)
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "proc/device-tree/model").write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
-    (tmp_path / "etc/nv_tegra_release").write_text("# R35 (release), REVISION: 3.1, GCID: 32827747, BOARD: t186ref\n")
-    (tmp_path / "proc/meminfo").write_text("MemTotal:       31268916 kB\n")
-    info = detect_jetson(tmp_path)
+    from tests.conftest import fake_jetson
+
+    info = detect_jetson(fake_jetson(tmp_path))
     assert info.l4t_release == "35.3.1" and info.model == "NVIDIA Jetson AGX Orin Developer Kit"
     assert info.memory_gb == pytest.approx(31268916 / 1024 ** 2)
 

@@ -1,0 +1,46 @@
+"""Divergence: the rules on their own, and a run whose loss explodes stopping with the best checkpoint kept."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from compress.data import DataConfig, build_data
+from compress.engine.config import TrainConfig
+from compress.engine.divergence import DivergenceMonitor, TrainingDiverged
+from compress.engine.loop import fit
+from compress.engine.stage import base_manifest
+from compress.methods.base import Method, StepOutput
+from compress.models import create_model
+
+
+def test_rules():
+    m = DivergenceMonitor(classes=10)
+    assert m.check(1, 2.3, 0.40) is None and m.check(2, 1.9, 0.55) is None
+    assert "rose from 2.3 (epoch 1) to 4.7" in m.check(3, 4.7, 0.5)
+    m = DivergenceMonitor(classes=10)
+    m.check(1, 2.3, 0.45)
+    assert "collapsed to 12.00 % (chance 10.00 %)" in m.check(2, 2.2, 0.12)
+    slow = DivergenceMonitor(classes=10)  # a slow start near chance is not a collapse
+    assert slow.check(1, 2.3, 0.11) is None and slow.check(2, 2.2, 0.10) is None
+    assert "nan" in DivergenceMonitor(classes=2).check(1, math.nan, None)
+
+
+class Exploding(Method):
+    """CE scaled by 10^epoch: the loss of epoch 2 is ten times epoch 1's."""
+
+    def training_step(self, images, targets):
+        logits = self.student(images)
+        return StepOutput({"ce": F.cross_entropy(logits, targets) * 10.0 ** self.epoch}, logits, targets)
+
+
+def test_exploding_loss_stops_after_the_epoch_and_keeps_the_best(tmp_path):
+    data = build_data(DataConfig(image_size=8), run_dir=tmp_path)
+    torch.manual_seed(0)
+    method = Exploding(create_model("cifar_resnet8", 10, 1), num_classes=10, image_size=8, in_chans=1)
+    man = base_manifest("cifar_resnet8", data, role="student", method="x", config={})
+    cfg = TrainConfig(epochs=4, batch_size=256, lr=0.01, device="cpu")
+    with pytest.raises(TrainingDiverged, match=r"rose from .* \(epoch 2\).*best checkpoint so far is kept"):
+        fit(method, data, cfg, tmp_path, man)
+    assert (tmp_path / "checkpoints" / "best" / "model.safetensors").is_file()
+    assert len((tmp_path / "history.csv").read_text().strip().splitlines()) == 3  # header + epochs 1, 2

@@ -1,0 +1,126 @@
+"""Imports point one way (DESIGN.md "Layers"): every module of compress, export, runtime and profiles is
+parsed with ``ast`` (all imports, also those inside functions); a cycle between files or an import
+against the direction fails, and no file may pass 400 lines."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("compress", "export", "runtime", "profiles")
+CORE = {"compress", "compress.errors", "compress.io", "compress.registry", "compress.config", "compress.checkpoint",
+        "compress.hardware"}
+LAYER2 = ("compress.data", "compress.models", "compress.losses", "compress.metrics", "compress.evaluation")
+# layer → the layers it may import (its own included)
+ALLOWED = {
+    "core": {"core"},
+    "layer2": {"core", "layer2"},
+    "methods": {"core", "layer2", "methods"},
+    "engine": {"core", "layer2", "methods", "engine"},
+    "runtime": {"core", "runtime"},
+    "profiles": {"core", "layer2", "runtime", "profiles"},
+    "export": {"core", "layer2", "runtime", "export"},
+    "jobs": {"core", "layer2", "methods", "engine", "runtime", "profiles", "export", "jobs"},
+    "cli": {"core", "layer2", "methods", "engine", "runtime", "profiles", "export", "jobs", "cli"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> str:
+    if module in CORE:
+        return "core"
+    for prefix, layer in ((("compress.cli", "compress.__main__"), "cli"), (LAYER2, "layer2"),
+                          (("compress.methods",), "methods"), (("compress.engine",), "engine"),
+                          (("compress.jobs",), "jobs"), (("runtime",), "runtime"), (("profiles",), "profiles"),
+                          (("export",), "export")):
+        if any(module == p or module.startswith(p + ".") for p in prefix):
+            return layer
+    raise AssertionError(f"{module} belongs to no layer; add it to tests/test_architecture.py")
+
+
+def all_modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Our modules imported anywhere in ``path`` (``from pkg import sub`` counts as ``pkg.sub`` when it is one)."""
+    me = module_name(path)
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                pkg = me.split(".") if path.name == "__init__.py" else me.split(".")[:-1]
+                base = ".".join(pkg[:len(pkg) - node.level + 1] + ([base] if base else []))
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != me:
+                out.add(name)
+    return out
+
+
+def test_imports_point_down_the_layers():
+    modules = all_modules()
+    bad = []
+    for name, path in sorted(modules.items()):
+        src = layer_of(name)
+        for dep in sorted(imports_of(path, modules)):
+            if layer_of(dep) not in ALLOWED[src]:
+                bad.append(f"{name} ({src}) imports {dep} ({layer_of(dep)})")
+    assert not bad, "imports against the layer direction:\n" + "\n".join(bad)
+
+
+def test_no_import_cycles_between_files():
+    modules = all_modules()
+    graph = {name: imports_of(path, modules) for name, path in modules.items()}
+    # a package's __init__ re-exporting its own submodules is not a cycle of files that import each other
+    for name in graph:
+        graph[name] = {d for d in graph[name] if not (modules[d].name == "__init__.py" and name.startswith(d + "."))}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycles.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not cycles, "import cycles:\n" + "\n".join(" → ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_file_passes_400_lines(package):
+    long = [f"{p.relative_to(ROOT)}: {n}" for p in (ROOT / package).rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400]
+    assert not long, "files over 400 lines: " + ", ".join(long)
+
+
+def test_the_checker_sees_function_level_imports(tmp_path):
+    modules = all_modules()
+    probe = ROOT / "compress" / "methods" / "kd.py"
+    assert "compress.losses.functional" in imports_of(probe, modules)
+    lazy = ROOT / "compress" / "jobs" / "classification.py"
+    assert "compress.checkpoint" in imports_of(lazy, modules)  # imported inside a function there

@@ -32,7 +32,8 @@ def measure_runners(name: str, size: int, batch: int, warmup: int, iters: int, t
     import onnx
 
     from compress.models import create_model
-    from export.quantize import convert_fp16, quantize_int8
+    from export.fp16 import convert_fp16
+from export.int8 import quantize_int8
     from runtime.latency import measure_latency
     from runtime.onnxrt import OnnxrtRunner
     from runtime.torch_runner import TorchRunner

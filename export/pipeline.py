@@ -20,7 +20,8 @@ import numpy as np
 from compress.errors import UserInputError
 from compress.io import read_json, write_json_atomic, write_text_atomic
 from export.onnx import EXPORTERS, OUTPUT_NAMES, OnnxInfo, OnnxOptions, export_module, export_onnx, metadata_props
-from export.quantize import MIN_CALIB_IMAGES, QuantizeInfo, convert_fp16, preprocess_node_names, quantize_int8
+from export.int8 import CALIB_METHODS, MIN_CALIB_IMAGES
+from export.variants import INT8_FILES, INT8_TARGETS, Int8Variant, write_fp16, write_int8
 from export.targets import TrtTarget, choose_ir_version, choose_opset
 from runtime.trtexec import resolve_trt_target
 from export.verify import ParityCriteria, ParityReport, check_parity
@@ -47,6 +48,12 @@ class ExportConfig:
     int8: bool = False
     calib_images: int = 256
     calib_method: str = "entropy"
+    int8_target: str = "auto"  # cpu | trt | both; auto: cpu, plus trt with --trt
+    int8_budget: float | None = 1.0  # OA points on the validation split; None: no fallback
+    int8_exclude: tuple[str, ...] = ()
+    int8_reduce_range: str = "auto"  # auto (from this CPU's features) | on | off
+    int8_max_float: float = 0.5  # at most this share of the weighted layers may stay float
+    fallback_images: int = 500
     trt: bool = False
     trt_version: str | None = None
     dla: int | None = None
@@ -66,7 +73,7 @@ class ExportResult:
     files: list[str]
     onnx: OnnxInfo
     parity: ParityReport
-    quantize: QuantizeInfo | None = None
+    int8: list[Int8Variant] = field(default_factory=list)
     engine_status: str = "not requested"  # built | built-remote | script-only | not requested
     engine_note: str = ""
     engine_onnx: str = ""  # the ONNX file build_engine.sh builds from
@@ -104,6 +111,18 @@ def _validate(cfg: ExportConfig) -> None:
         parse_host(cfg.remote)
     if cfg.parity_samples < 1:
         raise UserInputError("parity needs at least 1 sample.")
+    if cfg.int8:
+        CALIB_METHODS.get(cfg.calib_method)
+    if cfg.int8_target not in ("auto", *INT8_TARGETS):
+        raise UserInputError(f"--int8-target must be cpu, trt or both, got '{cfg.int8_target}'.")
+    if cfg.int8_reduce_range not in ("auto", "on", "off"):
+        raise UserInputError(f"--int8-reduce-range must be auto, on or off, got '{cfg.int8_reduce_range}'.")
+    if cfg.int8_budget is not None and cfg.int8_budget < 0:
+        raise UserInputError(f"--int8-budget is OA points and must be ≥ 0, got {cfg.int8_budget}.")
+    if not 0 < cfg.int8_max_float <= 1:
+        raise UserInputError(f"int8_max_float is a share of the layers in (0, 1], got {cfg.int8_max_float}.")
+    if (cfg.int8_exclude or cfg.int8_target != "auto") and not cfg.int8:
+        raise UserInputError("--int8-exclude and --int8-target shape the INT8 file; add --int8.")
 
 
 def is_export_dir(path: Path) -> bool:
@@ -167,14 +186,15 @@ def _inputs_of(samples: Any, embed_preprocess: bool, size: int, what: str) -> np
     return _resize(arr, size, embed_preprocess) if have != size else arr
 
 
-def _ort_candidates(path: Path, precision: str) -> list[tuple[str, Any, str]]:
+def _ort_candidates(path: Path, precision: str, label: str | None = None) -> list[tuple[str, Any, str]]:
     from runtime.onnxrt import OnnxrtRunner, available_providers
 
     have = available_providers()
-    out = [(f"onnxrt-cpu-{precision}", OnnxrtRunner(path, providers="cpu"), precision)]
+    label = label or precision
+    out = [(f"onnxrt-cpu-{label}", OnnxrtRunner(path, providers="cpu"), precision)]
     for short, full in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
         if full in have:
-            out.append((f"onnxrt-{short}-{precision}", OnnxrtRunner(path, providers=short), precision))
+            out.append((f"onnxrt-{short}-{label}", OnnxrtRunner(path, providers=short), precision))
     return out
 
 
@@ -271,27 +291,35 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
     info = export_onnx(module, tmp / "model.onnx", opts, metadata_props(man, sha, opts, "fp32"))
     info.path = out_dir / "model.onnx"
     candidates = _ort_candidates(tmp / "model.onnx", "fp32")
-    qinfo = None
+    files = {c[0]: "model.onnx" for c in candidates}
     if cfg.fp16:
-        proto = onnx.load(str(tmp / "model.onnx"))
-        keep = preprocess_node_names(proto) if cfg.embed_preprocess else []
-        half = convert_fp16(proto, keep_io_types=True, node_block_list=keep)
-        set_metadata(half, {"precision": "fp16"})
-        onnx.save(half, str(tmp / "model_fp16.onnx"))
-        candidates += _ort_candidates(tmp / "model_fp16.onnx", "fp16")
+        name = write_fp16(tmp, cfg.embed_preprocess)
+        more = _ort_candidates(tmp / name, "fp16")
+        files.update({c[0]: name for c in more})
+        candidates += more
+    variants: list[Int8Variant] = []
     if cfg.int8:
         calib = loader(ckpt.path, man, "train", cfg.calib_images)
         calib_x = _inputs_of(calib, cfg.embed_preprocess, opts.image_size, "calibration images")
         if len(calib_x) < cfg.calib_images:
             notes.append(f"INT8 calibration used all {len(calib_x)} training images ({cfg.calib_images} were asked "
                          "for; the training split has no more).")
-        qinfo = quantize_int8(tmp / "model.onnx", tmp / "model_int8.onnx", calib_x, cfg.calib_method,
-                              batch=1 if cfg.dynamic_batch else cfg.batch)
-        q = onnx.load(str(tmp / "model_int8.onnx"))
-        q.ir_version = info.ir_version  # keep the target's IR version
-        set_metadata(q, {"precision": "int8", "calibration": f"{cfg.calib_method}:{qinfo.calib_images}"})
-        onnx.save(q, str(tmp / "model_int8.onnx"))
-        candidates += _ort_candidates(tmp / "model_int8.onnx", "int8")
+        val = None
+        if cfg.int8_budget is not None and cfg.task == "classify" and calib.labels is not None:
+            held = loader(ckpt.path, man, "val", cfg.fallback_images)
+            if not held.source.startswith("val"):
+                notes.append(f"the INT8 accuracy budget was checked on {held.source}: the run has no validation "
+                             "images, so the layer choice saw the images the parity table reports.")
+            val = (_inputs_of(held, cfg.embed_preprocess, opts.image_size, "validation images"),
+                   np.asarray(held.labels).astype(np.int64))
+        variants = write_int8(tmp, cfg, info.ir_version, calib_x, val)
+        for v in variants:
+            label = "int8" if v.flavour == "cpu" else f"int8-{v.flavour}"
+            more = _ort_candidates(tmp / v.file, "int8", label)
+            files.update({c[0]: v.file for c in more})
+            candidates += more
+            if v.fallback is not None and not v.fallback.met:
+                notes.append(f"{v.file}: {v.fallback.note}.")
 
     status, note, engine_onnx = "not requested", "", ""
     if trt_cfg is not None:
@@ -301,11 +329,13 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
                       input_dtype=info.input_dtype, output_names=(info.output_name,))
     report = check_parity(ref, candidates, inputs, labels, cfg.task, cfg.batch, cfg.dynamic_batch,
                           cfg.criteria, source, cfg.repeats)
+    for row in report.rows:
+        row.file = files.get(row.name, "model.engine" if row.name.startswith("tensorrt") else None)
     write_json_atomic(tmp / "parity.json", report)
     if not report.passed:
         failed = ", ".join(r.name for r in report.rows if not r.passed)
         write_text_atomic(tmp / FAILED_MARKER, f"parity failed for: {failed}; see parity.json\n")
-    result = ExportResult(out_dir=out_dir, files=[], onnx=info, parity=report, quantize=qinfo,
+    result = ExportResult(out_dir=out_dir, files=[], onnx=info, parity=report, int8=variants,
                           engine_status=status, engine_note=note, engine_onnx=engine_onnx,
                           passed=report.passed, notes=notes)
     write_json_atomic(tmp / EXPORT_MARKER, {"format": EXPORT_FORMAT, "checkpoint": str(ckpt.path),
@@ -321,7 +351,7 @@ def _tensorrt_step(tmp: Path, trt_cfg: Any, candidates: list, build_here: bool) 
     t = trt_cfg.target
     # 8.x/10.x: FP16 is a builder flag on the FP32 graph; INT8 and every 11.x build read the typed graph.
     onnx_name = {"fp32": "model.onnx", "fp16": "model.onnx" if t.precision_flags else "model_fp16.onnx",
-                 "int8": "model_int8.onnx"}[trt_cfg.precision]
+                 "int8": INT8_FILES["trt"]}[trt_cfg.precision]
     write_build_script(tmp / SCRIPT_NAME, trt_cfg, onnx_name, static_sidecar(trt_cfg, tmp / onnx_name))
     if not build_here:
         return "script-only", "to be built on the remote target", onnx_name

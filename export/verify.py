@@ -93,6 +93,7 @@ class ParityRow:
     speedup_vs_fp32: float | None = None  # ONNX Runtime FP32 latency / this latency
     passed: bool = True
     rule: str = ""
+    file: str | None = None  # the exported file this row measured (profile matches accuracy by it)
 
 
 @dataclass

@@ -29,6 +29,16 @@ OPTIONS = Group("export", (
     opt("calib_images", "--calib-images", type=int, default=256,
         help="Training images for INT8 calibration (capped at the training split)."),
     opt("calib_method", "--calib-method", default="entropy", help="minmax | entropy | percentile"),
+    opt("int8_target", "--int8-target", default="auto", help="INT8 flavour: cpu (ONNX Runtime), trt (TensorRT "
+        "Q/DQ placement) or both; auto = cpu, plus trt with --trt."),
+    opt("int8_budget", "--int8-budget", type=float, default=1.0,
+        help="Largest INT8 OA drop (points, validation split); the most sensitive layers stay float to meet it."),
+    opt("no_int8_fallback", "--no-int8-fallback", type=Flag, default=False,
+        help="Quantise every layer; no sensitivity fallback."),
+    opt("int8_exclude", "--int8-exclude", type=Optional[List[str]], show_default=False,
+        help="Keep this layer in float (node name or module path, e.g. layer1.0.conv1; repeatable)."),
+    opt("int8_reduce_range", "--int8-reduce-range", default="auto",
+        help="7-bit INT8 weights for x86 CPUs without VNNI: auto (from this CPU), on or off."),
     opt("trt", "--trt", type=Flag, default=False, help="Build a TensorRT engine (here if possible) + build_engine.sh."),
     opt("trt_version", "--trt-version", help="Target TensorRT: 8.2, 8.5, 10.3, 11.", show_default="10.3"),
     opt("dla", "--dla", type=Int, help="DLA core (Jetson Xavier/Orin), GPU fallback on.", show_default=False),
@@ -79,6 +89,24 @@ def render_parity(report) -> None:
     console.print(table)
 
 
+def render_fallback(variant) -> None:
+    """The budget fallback of one INT8 file: each step's float layers, validation OA and CPU latency."""
+    from rich.table import Table
+
+    fb = variant.fallback
+    table = Table(title=f"{variant.file}: INT8 fallback to a {fb.budget:g}-pt budget ({fb.images} validation images, "
+                        f"FP32 {fb.reference_accuracy:.2f} % OA, {_fmt(fb.fp32_latency_ms, '.3f')} ms on ONNX Runtime CPU)")
+    for col in ("step", "kept in float", "OA %", "drop pt", "ms"):
+        table.add_column(col, justify="left" if col == "kept in float" else "right")
+    for i, st in enumerate(fb.steps):
+        table.add_row(str(i), st.added or ("all layers INT8" if not st.float_nodes else ", ".join(st.float_nodes)),
+                      f"{st.accuracy:.2f}", f"{st.drop:+.2f}", _fmt(st.latency_ms, ".3f"))
+    console.print(table)
+    chosen = fb.chosen
+    console.print(f"{'met' if fb.met else '[red]NOT met[/red]'}: {len(chosen.float_nodes)} layer(s) kept in float "
+                  f"({', '.join(chosen.float_nodes) or 'none'}), drop {chosen.drop:.2f} pt")
+
+
 def register(app: typer.Typer) -> None:
     @command(app, "export", OPTIONS)
     def export_cmd(given: Given) -> None:
@@ -96,7 +124,10 @@ def register(app: typer.Typer) -> None:
                            image_size=g["image_size"], opset=g["opset"], exporter=g["exporter"],
                            simplify=not g["no_simplify"], embed_preprocess=g["embed_preprocess"], task=g["task"],
                            fp16=g["fp16"], int8=g["int8"], calib_images=g["calib_images"],
-                           calib_method=g["calib_method"], trt=g["trt"], trt_version=g["trt_version"], dla=g["dla"],
+                           calib_method=g["calib_method"], int8_target=g["int8_target"],
+                           int8_budget=None if g["no_int8_fallback"] else g["int8_budget"],
+                           int8_exclude=tuple(g["int8_exclude"] or ()), int8_reduce_range=g["int8_reduce_range"],
+                           trt=g["trt"], trt_version=g["trt_version"], dla=g["dla"],
                            workspace_mb=g["workspace_mb"], remote=g["remote"], criteria=criteria,
                            parity_samples=g["samples"], force=g["force"])
         result = export_checkpoint(g["checkpoint"], g["out"], cfg)
@@ -104,6 +135,9 @@ def register(app: typer.Typer) -> None:
             print_json(result)
         else:
             render_parity(result.parity)
+            for v in result.int8:
+                if v.fallback is not None and len(v.fallback.steps) > 1:
+                    render_fallback(v)
             console.print(f"wrote {', '.join(result.files)} to {result.out_dir}")
         for note in result.notes:
             err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)

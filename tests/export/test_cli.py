@@ -35,17 +35,21 @@ def test_full_export_trt_without_tensorrt(app, digits_ckpt, tmp_path):
     assert res.exit_code == 1
     assert "TensorRT engine not built" in res.output and "run `bash build_engine.sh`" in res.output
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["build_engine.sh", "export.json", "model.onnx", "model_fp16.onnx", "model_int8.onnx",
-                     "parity.json"]
+    assert files == ["build_engine.sh", "calibration_cpu.json", "calibration_trt.json", "export.json", "model.onnx",
+                     "model_fp16.onnx", "model_int8.onnx", "model_int8_trt.onnx", "parity.json"]
     assert not any(p.name.startswith(".exp") for p in tmp_path.iterdir())  # no temp folder left
     parity = json.loads((out / "parity.json").read_text())
     names = [r["name"] for r in parity["rows"]]
-    assert names == ["pytorch", "onnxrt-cpu-fp32", "onnxrt-cpu-fp16", "onnxrt-cpu-int8"]
+    assert names == ["pytorch", "onnxrt-cpu-fp32", "onnxrt-cpu-fp16", "onnxrt-cpu-int8", "onnxrt-cpu-int8-trt"]
+    assert [r["file"] for r in parity["rows"][1:]] == ["model.onnx", "model_fp16.onnx", "model_int8.onnx",
+                                                       "model_int8_trt.onnx"]
     assert parity["num_samples"] == 48 and parity["passed"] is True
     assert parity["rows"][1]["max_abs"] < 1e-4 and parity["rows"][1]["speedup_vs_fp32"] == 1.0
-    m = onnx.load(str(out / "model_int8.onnx"))
-    assert m.ir_version == 8 and {p.key: p.value for p in m.metadata_props}["compress.precision"] == "int8"
-    assert "trtexec --onnx=model_int8.onnx" in (out / "build_engine.sh").read_text()
+    for name, flavour in (("model_int8.onnx", "cpu"), ("model_int8_trt.onnx", "trt")):
+        meta = {p.key: p.value for p in onnx.load(str(out / name)).metadata_props}
+        assert meta["compress.precision"] == "int8" and meta["compress.int8_flavour"] == flavour
+        assert onnx.load(str(out / name)).ir_version == 8
+    assert "trtexec --onnx=model_int8_trt.onnx" in (out / "build_engine.sh").read_text()
 
 
 def test_existing_dir_needs_force(app, digits_ckpt, tmp_path):

@@ -9,7 +9,8 @@ import torch
 from compress.models.checkpoint import load_checkpoint
 from compress.errors import UserInputError
 from export.onnx import OnnxOptions, export_module, export_onnx, metadata_props
-from export.quantize import convert_fp16, quantize_int8
+from export.fp16 import convert_fp16
+from export.int8 import quantize_int8
 from runtime.onnxrt import OnnxrtRunner
 
 

@@ -1,0 +1,81 @@
+"""The lower-precision files of an export: ``model_fp16.onnx`` and one INT8 file per flavour
+(``model_int8.onnx`` for ONNX Runtime CPU, ``model_int8_trt.onnx`` for TensorRT), each stamped with its
+precision, flavour, calibration and the layers left in float."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from export.int8 import INT8_FLAVOURS, QuantizeInfo, match_nodes, pre_process, quantize_int8, weighted_nodes
+from export.onnx import set_metadata
+from export.sensitivity import FallbackReport, fallback_to_budget
+
+INT8_FILES = {"cpu": "model_int8.onnx", "trt": "model_int8_trt.onnx"}
+INT8_TARGETS = ("cpu", "trt", "both")
+
+
+@dataclass
+class Int8Variant:
+    """One INT8 file: what quantisation did, and the fallback's steps when the budget was checked."""
+
+    file: str
+    flavour: str
+    quantize: QuantizeInfo
+    fallback: FallbackReport | None = None
+
+
+def int8_flavours(target: str, trt: bool) -> list[str]:
+    """``cpu`` by default; ``trt`` with ``--trt``; ``both`` when asked or when a CPU file is wanted beside TRT."""
+    if target == "auto":
+        return ["cpu", "trt"] if trt else ["cpu"]
+    return ["cpu", "trt"] if target == "both" else [target]
+
+
+def write_fp16(tmp: Path, embed_preprocess: bool) -> str:
+    import onnx
+
+    from export.fp16 import convert_fp16, preprocess_node_names
+
+    proto = onnx.load(str(tmp / "model.onnx"))
+    keep = preprocess_node_names(proto) if embed_preprocess else []
+    half = convert_fp16(proto, keep_io_types=True, node_block_list=keep)
+    set_metadata(half, {"precision": "fp16"})
+    onnx.save(half, str(tmp / "model_fp16.onnx"))
+    return "model_fp16.onnx"
+
+
+def write_int8(tmp: Path, cfg: Any, ir_version: int, calib_x: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None,
+               progress: Callable[[str], None] | None = None) -> list[Int8Variant]:
+    """Quantise ``tmp/model.onnx`` for each flavour ``cfg`` asks for; with ``val`` the budget fallback runs."""
+    import onnx
+
+    batch = 1 if cfg.dynamic_batch else cfg.batch
+    reduce = {"auto": None, "on": True, "off": False}[cfg.int8_reduce_range]
+    out = []
+    for name in int8_flavours(cfg.int8_target, cfg.trt):
+        flavour = INT8_FLAVOURS.get(name)(reduce)
+        src = tmp / "model.onnx"
+        if flavour.pre_process:
+            src = pre_process(src, tmp / ".model_pre.onnx")
+        exclude = match_nodes(weighted_nodes(src), cfg.int8_exclude)
+        dst, cache = tmp / INT8_FILES[name], tmp / f"calibration_{name}.json"
+        if val is not None and cfg.int8_budget is not None:
+            info, report = fallback_to_budget(src, dst, flavour, cfg.calib_method, calib_x, cache, val[0], val[1],
+                                              budget=cfg.int8_budget, batch=batch, dynamic=cfg.dynamic_batch,
+                                              exclude=exclude, max_float=cfg.int8_max_float, progress=progress)
+        else:
+            info, report = quantize_int8(src, dst, calib_x, cfg.calib_method, flavour, batch=batch,
+                                         float_nodes=exclude, calibration_cache=cache), None
+        q = onnx.load(str(dst))
+        q.ir_version = ir_version  # keep the target's IR version
+        set_metadata(q, {"precision": "int8", "int8_flavour": name, "int8_scheme": flavour.describe(),
+                         "calibration": f"{cfg.calib_method}:{info.calib_images}",
+                         "float_nodes": ",".join(info.float_nodes)})
+        onnx.save(q, str(dst))
+        out.append(Int8Variant(file=INT8_FILES[name], flavour=name, quantize=info, fallback=report))
+    for hidden in tmp.glob(".model_pre*"):
+        hidden.unlink()
+    return out

@@ -1,0 +1,145 @@
+"""INT8 flavours (graph properties of each) and the sensitivity fallback to an accuracy budget."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from export.int8 import cpu_flavour, match_nodes, pre_process, quantize_int8, trt_flavour, weighted_nodes
+from export.sensitivity import fallback_to_budget
+
+
+def _graph(path):
+    g = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    return g, inits, consumers
+
+
+@pytest.fixture(scope="module")
+def resnet_onnx(tmp_path_factory):
+    from compress.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("cifar_resnet8", 10, 3).eval()
+    path = tmp_path_factory.mktemp("r") / "m.onnx"
+    torch.onnx.export(model, (torch.randn(1, 3, 16, 16),), str(path), input_names=["input"], output_names=["logits"],
+                      opset_version=17, dynamo=False)
+    calib = np.random.default_rng(0).standard_normal((32, 3, 16, 16)).astype(np.float32)
+    return path, calib
+
+
+def test_cpu_flavour_uint8_activations_relu_absorbed_per_channel_weights(resnet_onnx, tmp_path):
+    path, calib = resnet_onnx
+    pre = pre_process(path, tmp_path / "p.onnx")
+    quantize_int8(pre, tmp_path / "cpu.onnx", calib, "minmax", cpu_flavour(reduce_range=False))
+    g, inits, consumers = _graph(tmp_path / "cpu.onnx")
+    ops = [n.op_type for n in g.node]
+    assert "Relu" not in ops  # absorbed by the uint8 zero point
+    act_zp = [inits[n.input[2]] for n in g.node if n.op_type == "QuantizeLinear"]
+    assert act_zp and all(z.dtype == np.uint8 for z in act_zp) and any(int(z) != 0 for z in act_zp)
+    weights = [n for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+               and consumers[n.output[0]][0].op_type == "Conv" and inits[n.input[0]].dtype == np.int8]
+    assert weights and all(next(a.i for a in n.attribute if a.name == "axis") == 0 for n in weights)
+    assert all(not inits[n.input[2]].any() for n in weights)  # symmetric: zero point 0
+    assert all(inits[n.input[1]].ndim == 1 and inits[n.input[1]].size > 1 for n in weights)  # per channel
+
+
+def test_reduce_range_uses_seven_bit_weights(resnet_onnx, tmp_path):
+    path, calib = resnet_onnx
+    quantize_int8(path, tmp_path / "rr.onnx", calib, "minmax", cpu_flavour(reduce_range=True))
+    g, inits, _ = _graph(tmp_path / "rr.onnx")
+    w = [inits[n.input[0]] for n in g.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+         and inits[n.input[0]].dtype == np.int8]
+    assert max(int(np.abs(a).max()) for a in w) <= 64
+
+
+def test_trt_flavour_follows_nvidia_placement(resnet_onnx, tmp_path):
+    path, calib = resnet_onnx
+    quantize_int8(path, tmp_path / "trt.onnx", calib, "minmax", trt_flavour())
+    g, inits, consumers = _graph(tmp_path / "trt.onnx")
+    producers = {o: n for n in g.node for o in n.output}
+    assert "Relu" in [n.op_type for n in g.node]  # kept explicit for TensorRT to fuse
+    q = [n for n in g.node if n.op_type == "QuantizeLinear"]
+    assert q and all(inits[n.input[2]].dtype == np.int8 and not inits[n.input[2]].any() for n in q)
+    assert all(inits[n.input[1]].size == 1 for n in q)  # per-tensor activations
+    for n in g.node:
+        if n.op_type == "Conv":  # weighted layers read Q/DQ'd activations and weights
+            assert producers[n.input[0]].op_type == "DequantizeLinear" and producers[n.input[1]].op_type == "DequantizeLinear"
+            # a layer's output is quantised only where a residual add reads it
+            for q in (c for c in consumers[n.output[0]] if c.op_type == "QuantizeLinear"):
+                assert all(r.op_type == "Add" for dq in consumers[q.output[0]] for r in consumers[dq.output[0]])
+        if n.op_type == "Add":  # both inputs of a residual add
+            assert all(producers[i].op_type == "DequantizeLinear" for i in n.input)
+    outputs = {o.name for o in g.output}
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0] in outputs for n in g.node)
+
+
+class TwoPaths(nn.Module):
+    """The class is sign(x1 − x2); an outlier channel (×1000) makes per-tensor INT8 of conv1's output erase
+    both small channels, so conv2a AND conv2b must read it in float to recover the accuracy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 3, 1, bias=False)
+        self.conv2a = nn.Conv2d(3, 1, 1, bias=False)
+        self.conv2b = nn.Conv2d(3, 1, 1, bias=False)
+        self.fc = nn.Linear(1, 2, bias=False)
+        with torch.no_grad():
+            self.conv1.weight.copy_(torch.diag(torch.tensor([1000.0, 0.01, 0.01])).view(3, 3, 1, 1))
+            self.conv2a.weight.copy_(torch.tensor([0.0, 100.0, 0.0]).view(1, 3, 1, 1))
+            self.conv2b.weight.copy_(torch.tensor([0.0, 0.0, -100.0]).view(1, 3, 1, 1))
+            self.fc.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+
+    def forward(self, x):
+        h = self.conv1(x)
+        return self.fc((self.conv2a(h) + self.conv2b(h)).mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def two_paths(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tp")
+    rng = np.random.default_rng(0)
+    x = np.zeros((200, 3, 4, 4), np.float32)
+    x[:, 0] = rng.uniform(-3, 3, (200, 1, 1))
+    x[:, 1] = rng.standard_normal((200, 1, 1))
+    x[:, 2] = rng.standard_normal((200, 1, 1))
+    y = (x[:, 1, 0, 0] < x[:, 2, 0, 0]).astype(np.int64)
+    torch.onnx.export(TwoPaths().eval(), (torch.from_numpy(x[:1]),), str(d / "m.onnx"), input_names=["input"],
+                      output_names=["logits"], opset_version=17, dynamo=False)
+    return d / "m.onnx", x, y
+
+
+def test_fallback_keeps_the_fewest_layers_float_and_is_deterministic(two_paths, tmp_path):
+    path, x, y = two_paths
+    runs = [fallback_to_budget(path, tmp_path / f"q{i}.onnx", cpu_flavour(False), "minmax", x[:64],
+                               tmp_path / f"c{i}.json", x[64:], y[64:], budget=2.0) for i in range(2)]
+    (info, rep), (_, again) = runs
+    assert rep.reference_accuracy == 100.0 and rep.steps[0].drop > 20  # all-INT8 loses the signal
+    conv2 = sorted(match_nodes(weighted_nodes(path), ["conv2a", "conv2b"]))
+    assert rep.met and sorted(rep.chosen.float_nodes) == conv2 and rep.chosen.drop <= 2.0
+    assert [s.float_nodes for s in rep.steps] == [s.float_nodes for s in again.steps]
+    assert info.float_nodes == rep.chosen.float_nodes and all(s.latency_ms > 0 for s in rep.steps)
+
+
+def test_an_unreachable_budget_reports_the_best_found(two_paths, tmp_path):
+    path, x, y = two_paths
+    _, rep = fallback_to_budget(path, tmp_path / "q.onnx", cpu_flavour(False), "minmax", x[:64], tmp_path / "c.json",
+                                x[64:], y[64:], budget=2.0, max_float=0.25)  # 1 of the 4 layers may stay float
+    assert not rep.met and len(rep.chosen.float_nodes) == 1
+    assert "budget was not met" in rep.note and f"{rep.chosen.accuracy:.2f} % OA" in rep.note
+
+
+def test_exclude_patterns():
+    names = ["/conv1/Conv", "/layer1/layer1.0/conv1/Conv", "/fc/Gemm"]
+    assert match_nodes(names, ["layer1.0.conv1", "/fc/Gemm"]) == ["/layer1/layer1.0/conv1/Conv", "/fc/Gemm"]
+    from compress.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="matches no weighted layer"):
+        match_nodes(names, ["layer9"])

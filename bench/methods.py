@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--student", default="auto")
     ap.add_argument("--teacher", default="auto")
-    ap.add_argument("--teacher-checkpoint", type=Path, default=None,
-                    help="use this trained teacher (its normalisation) instead of training one")
+    ap.add_argument("--teacher-checkpoint", type=Path, nargs="+", default=None,
+                    help="use this trained teacher (its normalisation) instead of training one; several → ensemble")
+    ap.add_argument("--teacher-weight", type=float, nargs="+", default=None, help="ensemble weights, in order")
+    ap.add_argument("--student-weights", default=None, help="initial student weights (file or package:NAME)")
     ap.add_argument("--methods", nargs="+", default=DISTILL_METHODS)
     ap.add_argument("--param", action="append", default=[], help="METHOD.KEY=VALUE (repeatable)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.teacher_checkpoint:
         from compress.checkpoint import read_manifest
 
-        tm = read_manifest(args.teacher_checkpoint)
+        tm = read_manifest(args.teacher_checkpoint[0])
         mean_std = (tm.mean, tm.std)
     data = build_data(DataConfig(data=args.data, train_ratio=args.train_ratio, image_size=args.image_size),
                       seed=args.split_seed, run_dir=args.out, model_mean_std=mean_std)
@@ -100,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         from compress.evaluation.classification import evaluate_classifier
         from compress.hardware import resolve_device
 
-        teacher = teacher_for((str(args.teacher_checkpoint),), (), data)
-        teacher_arch = read_manifest(args.teacher_checkpoint).architecture
+        teacher = teacher_for(tuple(map(str, args.teacher_checkpoint)), tuple(args.teacher_weight or ()), data)
+        teacher_arch = "+".join(read_manifest(c).architecture for c in args.teacher_checkpoint)
         tm_ = evaluate_classifier(teacher, data.test, data.class_names, resolve_device(args.device))
         rows = [{"method": f"teacher ({teacher_arch}, given)", "oa": tm_.oa, "kappa": tm_.kappa,
                  "epoch_s": float("nan"), "seeds": 1}]
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         teacher = teacher_for((t_row.checkpoint,), (), data)
         rows = [{"method": f"teacher ({teacher_arch})", "oa": t_row.test_oa, "kappa": t_row.test_kappa,
                  "epoch_s": _epoch_seconds(args.out / "teacher"), "seeds": 1}]
+    from compress.engine.divergence import TrainingDiverged
+
+    diverged: list[str] = []
     for method in ["ce", *args.methods]:
         params = dict(overrides.get(method, {}))
         if method == "erkt" and data.in_chans != 3:  # colour units need RGB
@@ -121,16 +126,26 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             run_dir = args.out / f"{method}-seed{seed}"
             t0 = time.perf_counter()
-            r = run_stage(StageSpec(role="student", arch=student, method=method, method_params=params,
-                                    train=train_cfg(seed, args.epochs), run_dir=run_dir, config=config, resume=True,
-                                    workers=args.workers),
-                          data, teacher=teacher if METHODS.get(method).requires_teacher else None).summary
+            try:
+                r = run_stage(StageSpec(role="student", arch=student, method=method, method_params=params,
+                                        train=train_cfg(seed, args.epochs), run_dir=run_dir, config=config,
+                                        resume=True, workers=args.workers, init={"weights": args.student_weights}),
+                              data, teacher=teacher if METHODS.get(method).requires_teacher else None).summary
+            except TrainingDiverged as exc:  # recorded as a row, the other methods still run
+                Console(stderr=True).print(f"{method} seed {seed}: {exc}")
+                diverged.append(f"{method}/seed{seed}")
+                continue
             oas.append(r.test_oa)
             kappas.append(r.test_kappa if r.test_kappa is not None else float("nan"))
             secs.append(_epoch_seconds(run_dir) if (run_dir / "history.csv").is_file() else time.perf_counter() - t0)
+        if not oas:
+            rows.append({"method": method, "oa": float("nan"), "kappa": float("nan"), "epoch_s": float("nan"),
+                         "seeds": 0, "diverged": True})
+            continue
         rows.append({"method": "baseline (ce)" if method == "ce" else method, "oa": statistics.median(oas),
                      "kappa": statistics.median(kappas), "epoch_s": statistics.median(secs), "seeds": len(oas),
-                     "oa_min": min(oas), "oa_max": max(oas), "params": params})
+                     "oa_min": min(oas), "oa_max": max(oas), "oa_mean": statistics.fmean(oas),
+                     "oa_sd": statistics.stdev(oas) if len(oas) > 1 else 0.0, "oa_all": oas, "params": params})
 
     title = (f"{data.source_name}: {len(data.train)} train / {len(data.val) if data.val else 0} val / "
              f"{len(data.test)} test, {data.image_size} px; student {student}, teacher {teacher_arch}; "
@@ -144,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                       str(r["seeds"]))
     Console().print(table)
     if args.json:
-        args.json.write_text(json.dumps({"title": title, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"title": title, "rows": rows, "diverged": diverged}, indent=2))
     return 0
 
 

@@ -91,10 +91,13 @@ class Manifest:
 
 
 def resolve_checkpoint_dir(path: str | Path) -> Path:
-    """Accept the checkpoint folder, its manifest/weights file, or a run folder (→ ``checkpoints/best``)."""
+    """Accept the checkpoint folder, its manifest/weights file, or a run folder (→ ``checkpoints/best``; a
+    distill run → its student's)."""
     p = Path(path)
     if p.is_file() and p.name in (WEIGHTS, MANIFEST):
         p = p.parent
+    if p.is_dir() and not (p / MANIFEST).exists() and (p / "student" / "checkpoints" / "best" / MANIFEST).exists():
+        p = p / "student"
     if p.is_dir() and not (p / MANIFEST).exists() and (p / "checkpoints" / "best" / MANIFEST).exists():
         p = p / "checkpoints" / "best"
     if not p.exists():

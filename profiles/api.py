@@ -32,7 +32,7 @@ class ProfileConfig:
     image_size: int | None = None
     in_chans: int | None = None
     batches: tuple[int, ...] = (1,)
-    precision: str = "fp32"
+    precision: str | None = None  # None: each model's own (an INT8/FP16 ONNX file says so; else fp32)
     per_layer: bool = False
     remote: str | None = None
     warmup: int = 10
@@ -42,7 +42,7 @@ class ProfileConfig:
     def __post_init__(self) -> None:
         from compress.data.bundle import check_image_size
 
-        if self.precision not in PRECISIONS:
+        if self.precision is not None and self.precision not in PRECISIONS:
             raise UserInputError(f"--precision '{self.precision}' is not valid; use fp32, fp16 or int8.")
         if self.device is not None and self.device not in LOCAL_DEVICES and not self.device.startswith("cuda:"):
             raise UserInputError(f"--device '{self.device}' is not where to measure; use cpu, cuda or jetson (a device "
@@ -72,6 +72,7 @@ class TargetReport:
     latency: list[dict[str, Any]] = field(default_factory=list)  # kind: measured | estimate
     power: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    precision: str = "fp32"
 
 
 @dataclass
@@ -173,8 +174,10 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
             progress(spec)
         t = resolve_profile_target(spec, cfg.num_classes, cfg.image_size, cfg.in_chans)
         analysis = analyze_target(t, cfg.batches[0])
+        precision = cfg.precision or t.meta.get("precision") or "fp32"
         rep = TargetReport(spec, t.kind, t.name, [cfg.batches[0], t.in_chans, t.image_size, t.image_size],
-                           analysis.to_dict(cfg.per_layer) if analysis else None, t.file_bytes, t.accuracy, t.accuracy_source)
+                           analysis.to_dict(cfg.per_layer) if analysis else None, t.file_bytes, t.accuracy, t.accuracy_source,
+                           precision=precision)
         if analysis is None:
             rep.notes.append("no analysis: an engine without its ONNX beside it (sidecar 'onnx') has no readable graph")
         for b in cfg.batches:
@@ -185,14 +188,14 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
                 if a_b is None:
                     rep.notes.append(f"no estimate at batch {b}: no graph to estimate from")
                 else:
-                    rep.latency.append(estimate_latency(a_b, profile, cfg.precision, cfg.power_mode).to_dict(cfg.per_layer))
+                    rep.latency.append(estimate_latency(a_b, profile, precision, cfg.power_mode).to_dict(cfg.per_layer))
             if cfg.remote:
                 from runtime.remote import profile_remote
 
                 if t.kind not in ("onnx", "engine"):
                     raise UserInputError(f"--remote needs an .onnx or .engine target; export '{spec}' first "
                                          "(compress export) and profile the file.")
-                res = profile_remote(cfg.remote, t.path, cfg.precision, None, None, iterations=max(cfg.iters, 50))
+                res = profile_remote(cfg.remote, t.path, precision, None, None, iterations=max(cfg.iters, 50))
                 rep.latency.append({**res.latency.__dict__, "where": f"remote {cfg.remote}", "power_mode": res.power_mode})
                 rep.power = res.power.__dict__ if res.power else None
             elif profile is None or cfg.device is not None:

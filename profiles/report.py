@@ -26,15 +26,15 @@ def latency_ms(entry: dict[str, Any]) -> float:
 def markdown(report: ProfileReport) -> str:
     dev = report.device or {}
     lines = ["# Model profile", "", f"Created {report.created}; device: **{dev.get('display_name', dev.get('name'))}**; "
-             f"precision {report.config.get('precision')}.", "",
+             f"precision {report.config.get('precision') or 'each model’s own'}.", "",
              "MACs = multiply-accumulates of conv/linear/matmul layers; FLOPs = 2 × MACs (papers and torchvision "
              "often print MACs as \"FLOPs\").", "",
-             "| target | kind | input | params (M) | params deploy (M) | MACs (G) | FLOPs (G) | peak act. (MB) | file (MB) "
+             "| target | kind | precision | input | params (M) | params deploy (M) | MACs (G) | FLOPs (G) | peak act. (MB) | file (MB) "
              "| accuracy | batch | latency (ms) | p90 (ms) | images/s | how |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for t in report.targets:
         a = t.analysis or {}
-        base = (f"| {t.target} | {t.kind} | {'x'.join(map(str, t.input_shape))} | {_fmt(a.get('params'), '', 1e6)} | "
+        base = (f"| {t.target} | {t.kind} | {t.precision} | {'x'.join(map(str, t.input_shape))} | {_fmt(a.get('params'), '', 1e6)} | "
                 f"{_fmt(a.get('params_deploy'), '', 1e6)} | {_fmt(a.get('macs'), '', 1e9, 3)} | {_fmt(a.get('flops'), '', 1e9, 3)} | "
                 f"{_fmt(a.get('peak_activation_bytes'), '', 2**20)} | {_fmt(t.file_bytes, '', 2**20)} | "
                 f"{_fmt(t.accuracy, '', 1, 4)} |")

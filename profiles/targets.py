@@ -48,8 +48,12 @@ def _dir_size(p: Path) -> int:
 def _onnx_input(path: Path) -> tuple[int | None, int | None, str]:
     """(channels, size, precision) of an ONNX model's image input; ``compress export`` tags FP16/INT8
     models in their metadata, untagged means FP32."""
+    from runtime.onnxrt import model_precision
+
     model = load_onnx(path)
-    precision = {p.key: p.value for p in model.metadata_props}.get("precision", "fp32")
+    # compress export tags its files; any other Q/DQ or half-precision graph is recognised from its nodes
+    props = {p.key: p.value for p in model.metadata_props}
+    precision = props.get("compress.precision") or props.get("precision") or model_precision(model)
     inits = {i.name for i in model.graph.initializer}
     for inp in model.graph.input:
         if inp.name in inits:
@@ -81,8 +85,10 @@ def _sibling_accuracy(path: Path, precision: str, backend: str) -> tuple[float |
     if parity.is_file():
         try:
             data = json.loads(parity.read_text(encoding="utf-8"))
-            rows = [r for r in data.get("rows", []) if r.get("precision") == precision
-                    and isinstance(r.get("accuracy"), (int, float)) and r.get("name") != "pytorch"]
+            rows = [r for r in data.get("rows", []) if isinstance(r.get("accuracy"), (int, float))
+                    and r.get("name") != "pytorch"]
+            mine = [r for r in rows if r.get("file") == path.name]  # the row measured on this very file
+            rows = mine or [r for r in rows if r.get("precision") == precision and not r.get("file")]
             rows.sort(key=lambda r: not str(r.get("name", "")).startswith(backend))
             if rows:
                 r = rows[0]
@@ -120,7 +126,7 @@ def resolve_profile_target(spec: str, num_classes: int | None = None, input_size
         c, s, precision = _onnx_input(p)
         acc, src = _sibling_accuracy(p, precision, "onnxrt-cpu")
         return Target(spec, "onnx", p.stem, in_chans or c or 3, input_size or s or 224, num_classes, path=p,
-                      file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src)
+                      file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src, meta={"precision": precision})
     if p.suffix.lower() in (".engine", ".plan"):
         if not p.is_file():
             raise UserInputError(f"Engine file '{spec}' does not exist.")
@@ -129,7 +135,8 @@ def resolve_profile_target(spec: str, num_classes: int | None = None, input_size
         shape = meta.get("input_shape") or [1, 3, 224, 224]
         acc, src = _sibling_accuracy(p, str(meta.get("precision", "fp32")), "tensorrt")
         return Target(spec, "engine", p.stem, in_chans or int(shape[1]), input_size or int(shape[-1]), num_classes,
-                      path=p, file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src, meta=meta)
+                      path=p, file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src,
+                      meta={"precision": "fp32", **meta})
     if p.suffix or "/" in spec:
         raise UserInputError(f"'{spec}' is not a checkpoint folder, .onnx, .engine or model name.")
     from compress.models import create_model

@@ -9,7 +9,8 @@ from compress.cli.common import console, print_json
 from compress.cli.options import Group, Given, Int, arg, command, opt
 
 OPTIONS = Group("evaluate", (
-    arg("target", "Checkpoint folder, or its run folder (→ checkpoints/best)."),
+    arg("target", "Checkpoint folder, a train/distill run folder (→ the best, student, checkpoint) or an exported "
+        ".onnx file."),
     opt("data", "--data", help="Class-per-folder root to evaluate on instead of the saved split.", show_default=False),
     opt("split", "--split", help="Part of the saved split: train, val or test.", default="test"),
     opt("device", "--device", help="auto, cpu or cuda.", default="auto"),

@@ -33,12 +33,12 @@ def _render(report) -> None:
     from rich.table import Table
 
     table = Table(title=f"profile — device {(report.device or {}).get('name')} (MACs: multiply-accumulates; FLOPs = 2×MACs)")
-    for col in ("target", "params (M)", "MACs (G)", "FLOPs (G)", "peak act. (MB)", "file (MB)", "acc", "batch",
+    for col in ("target", "prec", "params (M)", "MACs (G)", "FLOPs (G)", "peak act. (MB)", "file (MB)", "acc", "batch",
                 "latency ms", "p90 ms", "img/s", "how"):
         table.add_column(col)
     for t in report.targets:
         a = t.analysis or {}
-        head = [t.target, f"{a['params'] / 1e6:.3f}" if a else "–", f"{a['macs'] / 1e9:.3f}" if a else "–",
+        head = [t.target, t.precision, f"{a['params'] / 1e6:.3f}" if a else "–", f"{a['macs'] / 1e9:.3f}" if a else "–",
                 f"{a['flops'] / 1e9:.3f}" if a else "–", f"{a['peak_activation_bytes'] / 2**20:.2f}" if a else "–",
                 f"{t.file_bytes / 2**20:.2f}" if t.file_bytes else "–", f"{t.accuracy:.4f}" if t.accuracy is not None else "–"]
         for e in t.latency or [{}]:
@@ -76,7 +76,8 @@ OPTIONS = Group("profile", (
     opt("in_chans", "--in-chans", type=Int, help="Input channels/bands.", show_default="the model's"),
     opt("batch", "--batch-size", type=List[int], default=[1], help="Batch size; repeat for several.",
         deprecated=("--batch",)),
-    opt("precision", "--precision", default="fp32", help="fp32 | fp16 | int8 (estimates, remote trtexec)."),
+    opt("precision", "--precision", help="fp32 | fp16 | int8 (estimates, remote trtexec).",
+        show_default="each model's own: an INT8/FP16 .onnx says so, else fp32"),
     opt("per_layer", "--per-layer", type=bool, default=False, help="Per-layer breakdown."),
     opt("remote", "--remote", help="[user@]host[:port] of a Jetson to measure on over SSH.", show_default=False),
     opt("warmup", "--warmup", type=int, default=10, help="Untimed runs before timing."),

@@ -1,5 +1,5 @@
-"""The job behind ``compress evaluate``: a checkpoint (classification or embedding tasks) on its run's split or
-a folder. ``TASKS`` names what can be asked; bad combinations are refused here, not in the CLI."""
+"""The job behind ``compress evaluate``: a checkpoint (classification or embedding tasks) or an exported
+``.onnx`` classifier, on its run's split or a folder. ``TASKS`` names what can be asked; bad combinations are refused here, not in the CLI."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,6 +36,13 @@ class EvaluateConfig:
 
 def run_evaluate(cfg: EvaluateConfig) -> Any:
     """``EvaluationResult`` (classification) or ``EmbeddingEvalResult`` (embedding tasks)."""
+    if str(cfg.target).lower().endswith(".onnx"):
+        if cfg.task != "classification":
+            raise UserInputError("an exported .onnx file is scored for classification; embedding tasks take the "
+                                 "checkpoint (compress evaluate CKPT --task retrieval).")
+        from export.evaluate import evaluate_onnx
+
+        return evaluate_onnx(cfg.target, data=cfg.data, split=cfg.split, out=cfg.out)
     if cfg.task == "classification":
         from compress.evaluation.checkpoint import evaluate_checkpoint
 

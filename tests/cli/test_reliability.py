@@ -270,3 +270,14 @@ def test_parity_table_shows_an_accuracy_drop_as_negative():
     finally:
         console.width = width
     assert "-6.25" in cap.get() and "+6.25" not in cap.get()
+
+
+def test_evaluate_scores_an_exported_onnx_file_like_its_checkpoint(trained, tmp_path):
+    ck = json.loads(runner.invoke(app, ["evaluate", str(trained), "--json"]).stdout)
+    assert runner.invoke(app, ["export", str(trained), "-o", str(tmp_path / "e"), "--int8", "--calib-images", "64",
+                               "--samples", "32", "--json"]).exit_code in (0, 1)
+    fp32 = json.loads(runner.invoke(app, ["evaluate", str(tmp_path / "e" / "model.onnx"), "--json"]).stdout)
+    assert fp32["n"] == ck["n"] and fp32["metrics"]["oa"] == pytest.approx(ck["metrics"]["oa"], abs=1e-9)
+    q = runner.invoke(app, ["evaluate", str(tmp_path / "e" / "model_int8.onnx"), "--json"])
+    assert q.exit_code == 0, q.output
+    assert abs(json.loads(q.stdout)["metrics"]["oa"] - ck["metrics"]["oa"]) < 0.1

@@ -45,3 +45,29 @@ def test_no_report_or_no_matching_row_means_no_accuracy(tmp_path):
     assert resolve_target(str(_onnx(tmp_path / "b.onnx", "fp16"))).accuracy is None
     (tmp_path / "parity.json").write_text("{not json")
     assert resolve_target(str(_onnx(tmp_path / "c.onnx"))).accuracy is None
+
+
+def test_int8_files_get_their_own_row_and_precision(tmp_path):
+    rows = [{"name": "pytorch", "precision": "fp32", "accuracy": 90.0},
+            {"name": "onnxrt-cpu-int8", "precision": "int8", "accuracy": 88.5, "file": "model_int8.onnx"},
+            {"name": "onnxrt-cpu-int8-trt", "precision": "int8", "accuracy": 87.25, "file": "model_int8_trt.onnx"}]
+    (tmp_path / "parity.json").write_text(json.dumps({**PARITY, "rows": rows}))
+    cpu = resolve_target(str(_onnx(tmp_path / "model_int8.onnx", "int8")))
+    trt = resolve_target(str(_onnx(tmp_path / "model_int8_trt.onnx", "int8")))
+    assert (cpu.accuracy, trt.accuracy) == (0.885, 0.8725) and cpu.meta["precision"] == "int8"
+
+
+def test_a_qdq_graph_without_metadata_is_int8(tmp_path):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(0, np.uint8), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)])
+    import onnx
+
+    onnx.save(model, str(tmp_path / "q.onnx"))
+    assert resolve_target(str(tmp_path / "q.onnx")).meta["precision"] == "int8"

@@ -23,10 +23,10 @@ def _data(name: str) -> str:
     return _default(DataConfig, name)
 
 
-def _train(name: str) -> str:
+def _train(name: str, cfg=None) -> str:
     from compress.engine.config import TrainConfig
 
-    return _default(TrainConfig, name)
+    return str(getattr(cfg, name)) if cfg is not None else _default(TrainConfig, name)
 
 
 def _o(name: str, *flags: str, help: str, key: str | None = None, type: Any = Str, shown: Any = True,
@@ -51,23 +51,28 @@ DATA = Group("data", (
        help="Data-loader worker processes (0 = load in the main process)."),
 ))
 
-TRAIN = Group("training", (
-    _o("epochs", "--epochs", key="train.epochs", type=Int, shown=_train("epochs"), help="Training epochs per model."),
-    _o("batch_size", "--batch-size", key="train.batch_size", type=Int, shown=_train("batch_size"),
-       help="Images per batch."),
-    _o("lr", "--lr", key="train.lr", type=Float, shown=_train("lr"), help="Peak learning rate."),
-    _o("optimizer", "--optimizer", key="train.optimizer", shown=_train("optimizer"), help="sgd or adamw."),
-    _o("schedule", "--schedule", key="train.schedule", shown=_train("schedule"),
-       help="cosine, step, multistep or constant."),
-    _o("warmup_epochs", "--warmup-epochs", key="train.warmup_epochs", type=Float, shown=_train("warmup_epochs"),
-       help="Linear learning-rate warm-up, in epochs."),
-    _o("label_smoothing", "--label-smoothing", key="train.label_smoothing", type=Float,
-       shown=_train("label_smoothing"), help="Label smoothing of the CE term (0 = off)."),
-    _o("grad_clip", "--grad-clip", key="train.grad_clip", type=Float, shown=_train("grad_clip"),
-       help="Clip the global gradient norm to this value (0 = off)."),
-    _o("seed", "--seed", key="train.seed", type=Int, shown=_train("seed"),
-       help="Seed of the split, the augmentation and the initialisation."),
-))
+def train_group(cfg=None) -> Group:
+    """The training options, showing the defaults of ``cfg`` (a TrainConfig; None → its class defaults)."""
+    return Group("training", (
+        _o("epochs", "--epochs", key="train.epochs", type=Int, shown=_train("epochs", cfg), help="Training epochs per model."),
+        _o("batch_size", "--batch-size", key="train.batch_size", type=Int, shown=_train("batch_size", cfg),
+           help="Images per batch."),
+        _o("lr", "--lr", key="train.lr", type=Float, shown=_train("lr", cfg), help="Peak learning rate."),
+        _o("optimizer", "--optimizer", key="train.optimizer", shown=_train("optimizer", cfg), help="sgd or adamw."),
+        _o("schedule", "--schedule", key="train.schedule", shown=_train("schedule", cfg),
+           help="cosine, step, multistep or constant."),
+        _o("warmup_epochs", "--warmup-epochs", key="train.warmup_epochs", type=Float, shown=_train("warmup_epochs", cfg),
+           help="Linear learning-rate warm-up, in epochs."),
+        _o("label_smoothing", "--label-smoothing", key="train.label_smoothing", type=Float,
+           shown=_train("label_smoothing", cfg), help="Label smoothing of the CE term (0 = off)."),
+        _o("grad_clip", "--grad-clip", key="train.grad_clip", type=Float, shown=_train("grad_clip", cfg),
+           help="Clip the global gradient norm to this value (0 = off)."),
+        _o("seed", "--seed", key="train.seed", type=Int, shown=_train("seed", cfg),
+           help="Seed of the split, the augmentation and the initialisation."),
+    ))
+
+
+TRAIN = train_group()
 
 DEVICE = Group("device", (
     _o("device", "--device", key="train.device", shown=_train("device"), help="auto, cpu, cuda or cuda:N."),
@@ -121,5 +126,3 @@ def method_option(default: str, choices: str) -> Group:
 def model_option(name: str, flags: tuple[str, ...], help: str, shown: str, deprecated: tuple[str, ...] = ()) -> Group:
     return Group("model", (_o(name, *flags, key="student", help=help, shown=shown, deprecated=deprecated),))
 
-
-Int_, Float_, Str_, Flag_ = Int, Float, Str, Flag  # re-exported for command files

@@ -38,9 +38,8 @@ def load_job_config(cls: type[C], given: Mapping[str, Any], *, command: str, con
                     defaults: Mapping[str, Any] | None = None) -> C:
     """``cls`` from ``config_file`` + ``given`` (+ command ``defaults`` for keys neither sets, new runs only)."""
     raw = merge_config(load_config_file(config_file) if config_file else {}, given)
-    if not raw.get("resume"):
-        for k, v in (defaults or {}).items():
-            raw.setdefault(k, v)
+    if defaults and not raw.get("resume"):
+        raw = merge_config(defaults, raw)  # section by section: what the file or a flag gives wins
     return prepare_config(cls, raw, command)
 
 

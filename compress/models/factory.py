@@ -23,7 +23,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TF-ported nets (tf_efficientnet_lite*) expect [-1, 1] inputs
 
 # Modules that fill MODELS when imported; other model files (ensemble, embedding heads) add themselves here.
-BUILTIN_MODULES: list[str] = ["compress.models.small", "compress.models.embedding"]
+BUILTIN_MODULES: list[str] = ["compress.models.small", "compress.models.embedding", "compress.models.qdq"]
 
 # Friendly names for the families named in the docs, resolved to a concrete library model.
 ALIASES = {

@@ -37,11 +37,11 @@ step $O/retrieval/results.json python bench/retrieval.py --data "$AID" --out $O/
   --image-size 32 --epochs 5 --batch-size 64 --lr 0.001 --train-ratio 0.2 --skip kd
 
 # Issue 5: ORT FP32/FP16/INT8 vs eager on the distilled AID student.
-step $O/export-aid.json python bench/export.py $O/aid20-distill-kd/student/checkpoints/best --repeats 50 \
+step $O/export-aid.json python bench/export_bench.py $O/aid20-distill-kd/student/checkpoints/best --repeats 50 \
   --threads 2 --samples 1000 --json $O/export-aid.json
 
 # Issue 6: every runner here + the Jetson estimates.
-step $O/profile-resnet18.md python bench/profile.py --model resnet18 --size 224 --iters 50 --threads 2 \
+step $O/profile-resnet18.md python bench/profile_bench.py --model resnet18 --size 224 --iters 50 --threads 2 \
   -o $O/profile-resnet18.md
 
 # Issue 4, distillation with unlabelled images: a teacher that saw only the 20 % labelled part (same

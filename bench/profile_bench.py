@@ -1,7 +1,7 @@
 """Profile evidence: one model through every runner here, and the roofline ESTIMATE per Jetson profile.
 
-    python bench/profile.py --model resnet18 --size 224 --iters 50 --threads 2 -o bench/profile_results.md
-    python bench/profile.py --quick            # small input, few iterations (smoke run)
+    python bench/profile_bench.py --model resnet18 --size 224 --iters 50 --threads 2 -o bench/profile_results.md
+    python bench/profile_bench.py --quick            # small input, few iterations (smoke run)
 
 Part A measures the same model with PyTorch eager and ONNX Runtime (CPU) FP32 / FP16 / INT8-QDQ on the
 same input, same thread count, and prints ratios to PyTorch eager. The INT8 model is calibrated on
@@ -89,7 +89,7 @@ def estimates(precision: str = "fp16") -> list[dict]:
 
 
 def render(a_rows: list[dict], b_rows: list[dict], args: argparse.Namespace) -> str:
-    lines = [f"## Profile bench (`python bench/profile.py {' '.join(sys.argv[1:])}`)", "",
+    lines = [f"## Profile bench (`python bench/profile_bench.py {' '.join(sys.argv[1:])}`)", "",
              f"Host: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {args.threads}.", ""]
     if a_rows:
         base = a_rows[0]["mean_ms"]

@@ -1,6 +1,6 @@
 """ONNX Runtime CPU latency of FP32 / FP16 / INT8 exports against PyTorch eager, on the same inputs.
 
-    python bench/export.py runs/<name>/checkpoints/best --repeats 50 --batch 1 --threads 4
+    python bench/export_bench.py runs/<name>/checkpoints/best --repeats 50 --batch 1 --threads 4
 
 Exports the checkpoint (FP32 + FP16 + INT8 QDQ, parity checked) into a temporary folder, then
 times every runner on the same batch of real test images (median of ``--repeats`` calls after

@@ -14,7 +14,7 @@ app = typer.Typer(
 )
 
 # Each module defines register(app); the order is the order in --help.
-COMMAND_MODULES = ["distill", "train", "evaluate", "export", "quantize", "profile", "ensemble", "retrieval", "data"]
+COMMAND_MODULES = ["distill", "train", "evaluate", "export", "quantize", "prune", "profile", "ensemble", "retrieval", "data"]
 
 
 def _register_all() -> None:

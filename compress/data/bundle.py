@@ -42,6 +42,7 @@ class DataConfig:
     cache_limit_gb: float = 4.0
     workers: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    split: str | None = None  # a saved split.json to reuse (same train/val/test images as that run)
 
     def __post_init__(self) -> None:
         check_image_size(self.image_size)
@@ -49,6 +50,8 @@ class DataConfig:
             raise DataError(f"--workers must be ≥ 0 (0 loads in the main process), got {self.workers}.")
         if self.cache_limit_gb < 0:
             raise DataError(f"cache_limit_gb must be ≥ 0, got {self.cache_limit_gb}.")
+        if self.split is not None and not Path(self.split).is_file():
+            raise DataError(f"split '{self.split}' is not a split.json file (one is written into every run folder).")
 
 
 @dataclass
@@ -120,6 +123,8 @@ def build_data(cfg: DataConfig, *, seed: int = 0, run_dir: str | Path | None = N
     else:
         source = _load_source(cfg.data, cfg, progress)
         split_path = Path(run_dir) / SPLIT_FILE if run_dir else None
+        if cfg.split and not (reuse_split and split_path is not None and split_path.is_file()):
+            split_path, reuse_split = Path(cfg.split), True
         if reuse_split and split_path is not None and split_path.is_file():
             split = load_split(split_path)
             if list(split.class_names) != source.class_names:

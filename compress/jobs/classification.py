@@ -74,6 +74,24 @@ def auto_arch(name: str, role: str, data: DataBundle) -> str:
     return AUTO_ARCH[DIGITS if data.source_name == DIGITS else "folder"][role]
 
 
+def student_source(cfg: JobConfig) -> tuple[str, dict[str, Any], str | None]:
+    """``(architecture, model kwargs, initial weights)`` of the student: a zoo name, or a checkpoint folder
+    (e.g. a pruned one) whose architecture, structure and weights it starts from."""
+    from compress.checkpoint import read_manifest, resolve_checkpoint_dir
+    from compress.errors import CheckpointError
+
+    if cfg.student != "auto" and Path(cfg.student).is_dir():
+        try:
+            ckpt = resolve_checkpoint_dir(cfg.student)
+        except CheckpointError:
+            return cfg.student, cfg.model_kwargs, cfg.weights
+        if cfg.weights:
+            raise UserInputError("--student is a checkpoint, which already gives the initial weights; drop --weights.")
+        man = read_manifest(ckpt)
+        return man.architecture, {**man.model_kwargs, **cfg.model_kwargs}, str(ckpt)
+    return cfg.student, cfg.model_kwargs, cfg.weights
+
+
 def data_summary(data: DataBundle) -> dict[str, Any]:
     return {"source": data.source_name, "classes": len(data.class_names), "train": len(data.train),
             "val": len(data.val) if data.val else 0, "test": len(data.test), "image_size": data.image_size,
@@ -94,8 +112,10 @@ def _preprocessing(cfg: JobConfig, command: str) -> tuple[DataConfig, tuple | No
     """
     from compress.checkpoint import read_manifest
 
-    if cfg.teacher:
-        man = read_manifest(cfg.teacher[0])
+    s_name, _, s_init = student_source(cfg)
+    given = cfg.teacher[0] if cfg.teacher else (s_init if s_init and s_name != cfg.student else None)
+    if given:  # a checkpoint (the teacher, or a checkpoint student) fixes size and normalisation
+        man = read_manifest(given)
         data_cfg = cfg.data if cfg.data.image_size else dataclasses.replace(cfg.data, image_size=man.image_size)
         return data_cfg, (man.mean, man.std)
     arch = cfg.student if command == "train" else cfg.teacher_arch
@@ -115,8 +135,8 @@ def _check_inputs(cfg: JobConfig) -> None:
     METHODS.get(cfg.method)
     preflight.check_checkpoints(cfg.teacher, "--teacher")
     build_method_params(cfg.method, cfg.method_params)
-    preflight.check_models([cfg.student, cfg.teacher_arch])
-    preflight.check_weights(cfg.weights, "--weights")
+    preflight.check_models([student_source(cfg)[0], cfg.teacher_arch])
+    preflight.check_weights(student_source(cfg)[2], "--weights")
     preflight.check_weights(cfg.teacher_init_weights, "--teacher-init-weights")
     preflight.check_folder(cfg.unlabeled, "--unlabeled")
 
@@ -153,16 +173,17 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
     resolved = to_jsonable(cfg)
     with open_run(cfg.out, "distill", cfg.resume, resolved) as run:
         data = _load_data(cfg, "distill", run, progress)
-        t_arch, s_arch = auto_arch(cfg.teacher_arch, "teacher", data), auto_arch(cfg.student, "student", data)
+        s_name, s_kwargs, s_init = student_source(cfg)
+        t_arch, s_arch = auto_arch(cfg.teacher_arch, "teacher", data), auto_arch(s_name, "student", data)
         t_train = cfg.train if cfg.teacher_epochs is None else dataclasses.replace(cfg.train, epochs=cfg.teacher_epochs)
         teacher_spec = _spec(cfg, resolved, role="teacher", arch=t_arch, method="ce", train=t_train,
                              run_dir=run / "teacher", init={"pretrained": cfg.pretrained,
                                                             "weights": cfg.teacher_init_weights})
         base_spec = _spec(cfg, resolved, role="baseline", arch=s_arch, method="ce", train=cfg.train,
-                          run_dir=run / "baseline", init={"weights": cfg.weights})
+                          run_dir=run / "baseline", model_kwargs=s_kwargs, init={"weights": s_init})
         student_spec = _spec(cfg, resolved, role="student", arch=s_arch, method=cfg.method, train=cfg.train,
-                             run_dir=run / "student", method_params=cfg.method_params, model_kwargs=cfg.model_kwargs,
-                             init={"weights": cfg.weights})
+                             run_dir=run / "student", method_params=cfg.method_params, model_kwargs=s_kwargs,
+                             init={"weights": s_init})
         teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
         pool = _unlabeled_pool(cfg, data)
         # every stage is built and stepped once on real images before the first one trains
@@ -200,9 +221,10 @@ def run_train(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResult
     with open_run(cfg.out, "train", cfg.resume, resolved) as run:
         data = _load_data(cfg, "train", run, progress)
         teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
-        spec = _spec(cfg, resolved, role="model", arch=auto_arch(cfg.student, "teacher", data), method=cfg.method,
-                     train=cfg.train, run_dir=run, method_params=cfg.method_params, model_kwargs=cfg.model_kwargs,
-                     init={"pretrained": cfg.pretrained, "weights": cfg.weights})
+        s_name, s_kwargs, s_init = student_source(cfg)
+        spec = _spec(cfg, resolved, role="model", arch=auto_arch(s_name, "teacher", data), method=cfg.method,
+                     train=cfg.train, run_dir=run, method_params=cfg.method_params, model_kwargs=s_kwargs,
+                     init={"pretrained": cfg.pretrained, "weights": s_init})
         pool = _unlabeled_pool(cfg, data)
         preflight.dry_step(spec, data, teacher, pool)
         res = run_stage(spec, data, teacher=teacher, unlabeled=pool, progress=progress)

@@ -231,12 +231,13 @@ _BUILDERS = {"registry": _build_registry, "timm": _build_timm, "torchvision": _b
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False,
-                 weights: str | Path | None = None, **kwargs: Any) -> Any:
+                 weights: str | Path | None = None, pruned: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """Build an image classifier ``[B, in_chans, H, W] -> logits [B, num_classes]``.
 
     ``pretrained`` fetches hub weights (timm/torchvision; fails with a hint when offline); ``weights``
     loads a local file or ``package:NAME`` via :func:`compress.models.weights.load_weights`, whose
-    :class:`WeightsReport` is kept on the model as ``model.weights_report``.
+    :class:`WeightsReport` is kept on the model as ``model.weights_report``. ``pruned`` is the recorded
+    structure of a pruned model (:mod:`compress.models.structure`), applied before any weights load.
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise UserInputError(f"num_classes must be a positive integer, got {num_classes!r}.")
@@ -246,6 +247,10 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: boo
         raise UserInputError("Pass either --pretrained (hub weights) or --weights PATH, not both.")
     source, concrete = resolve_model(name)
     model = _BUILDERS[source](concrete, num_classes, in_chans, pretrained, dict(kwargs))
+    if pruned:
+        from compress.models.structure import apply_structure
+
+        apply_structure(model, pruned)
     if weights is not None:
         from compress.models.weights import load_weights
 

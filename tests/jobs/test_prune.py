@@ -1,0 +1,89 @@
+"""compress prune: a pruned checkpoint every command accepts, recovery by distillation, budgets it cannot meet."""
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from compress.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("t") / "t"
+    r = runner.invoke(app, ["train", "--model", "cifar_resnet20", "--epochs", "1", "--image-size", "8",
+                            "--batch-size", "256", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def pruned(teacher, tmp_path_factory):
+    out = tmp_path_factory.mktemp("p") / "p"
+    r = runner.invoke(app, ["prune", str(teacher), "--macs", "0.5", "--round-to", "4", "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    return out, json.loads(r.stdout)
+
+
+def test_prune_meets_the_budget_and_records_each_step(pruned):
+    out, res = pruned
+    assert res["after"]["macs"] <= 0.5 * res["before"]["macs"] and res["margin"] >= 0
+    assert [s["ratio"] for s in res["steps"]][0] == 0.0 and len(res["steps"]) >= 2
+    man = json.loads((out / "checkpoints" / "best" / "manifest.json").read_text())
+    assert man["model_kwargs"]["pruned"] and man["role"] == "pruned"
+    assert (out / "split.json").is_file() and 0 <= res["test_oa_before_recovery"] <= 1
+
+
+def test_every_command_takes_the_pruned_checkpoint(pruned, teacher, tmp_path):
+    out, _ = pruned
+    ck = out / "checkpoints" / "best"
+    ev = json.loads(runner.invoke(app, ["evaluate", str(out), "--json"]).stdout)
+    assert ev["n"] > 0
+    ex = runner.invoke(app, ["export", str(ck), "-o", str(tmp_path / "e"), "--samples", "32", "--json"])
+    assert ex.exit_code == 0, ex.output
+    row = json.loads(ex.stdout)["parity"]["rows"][1]
+    assert row["max_abs"] < 1e-4  # ONNX parity of the pruned graph
+    prof = json.loads(runner.invoke(app, ["profile", str(ck), "--target", "jetson-orin-nano-8gb", "--json"]).stdout)
+    assert prof["targets"][0]["analysis"]["macs"] > 0
+    d = runner.invoke(app, ["distill", "--teacher", str(ck), "--epochs", "1", "--no-baseline", "--batch-size", "256",
+                            "--out", str(tmp_path / "t2"), "--json"])
+    assert d.exit_code == 0, d.output  # a pruned teacher
+
+
+def test_distilling_into_the_pruned_student_changes_only_the_student(pruned, teacher, tmp_path):
+    from safetensors.torch import load_file
+
+    out, _ = pruned
+    before_t = load_file(str(teacher / "checkpoints" / "best" / "model.safetensors"))
+    before_s = load_file(str(out / "checkpoints" / "best" / "model.safetensors"))
+    r = runner.invoke(app, ["distill", "--student", str(out), "--teacher", str(teacher), "--epochs", "1",
+                            "--no-baseline", "--batch-size", "256", "--out", str(tmp_path / "d"), "--json"])
+    assert r.exit_code == 0, r.output
+    after_s = load_file(str(tmp_path / "d" / "student" / "checkpoints" / "last" / "model.safetensors"))
+    assert before_s.keys() == after_s.keys()  # the pruned structure, not the zoo's
+    assert any(not torch.equal(before_s[k], after_s[k]) for k in before_s)
+    after_t = load_file(str(teacher / "checkpoints" / "best" / "model.safetensors"))
+    assert all(torch.equal(before_t[k], after_t[k]) for k in before_t)
+
+
+def test_prune_and_recover_in_one_command(teacher, tmp_path):
+    r = runner.invoke(app, ["prune", str(teacher), "--params", "0.6", "--round-to", "4", "--recover", "--epochs", "1",
+                            "--batch-size", "256", "-o", str(tmp_path / "pr"), "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)["recovered"]
+    assert [row["role"] for row in rec["rows"]] == ["student"] and rec["rows"][0]["method"] == "kd"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--latency-ms", "0.00001", "--target", "jetson-orin-nano-8gb"], "cannot be met"),
+    (["--macs", "1.5"], "share of the model to keep"),
+    (["--macs", "0.5", "--params", "0.5"], "exactly one budget"),
+    (["--latency-ms", "2"], "needs a positive budget and --target"),
+    (["--macs", "0.5", "--keep", "layer9.conv"], "is not a module"),
+])
+def test_bad_budgets_are_one_line(teacher, tmp_path, args, message):
+    r = runner.invoke(app, ["prune", str(teacher), *args, "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "x").exists()

@@ -58,6 +58,7 @@ class Manifest:
     split_hash: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     epoch: int = 0
+    world_size: int = 1  # data-parallel processes that trained it
     versions: dict[str, str] = field(default_factory=library_versions)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     format: str = FORMAT

@@ -49,7 +49,11 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def print_json(obj: Any) -> None:
-    """Machine-readable output on stdout (``--json``)."""
+    """Machine-readable output on stdout (``--json``); under torchrun only rank 0 prints."""
+    from compress.parallel import is_main
+
+    if not is_main():
+        return
     sys.stdout.write(json.dumps(to_jsonable(obj), indent=2) + "\n")
     sys.stdout.flush()
 

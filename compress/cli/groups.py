@@ -76,7 +76,16 @@ TRAIN = train_group()
 
 DEVICE = Group("device", (
     _o("device", "--device", key="train.device", shown=_train("device"), help="auto, cpu, cuda or cuda:N."),
-    _o("amp", "--amp", key="train.amp", shown=_train("amp"), help="Mixed precision: auto, off, bf16 or fp16."),
+    _o("amp", "--amp", key="train.amp", shown=_train("amp"),
+       help="Mixed precision: auto (bf16 on CUDA and on CPUs with native bf16, fp16 on older GPUs), off, bf16, fp16."),
+    _o("memory_format", "--memory-format", key="train.memory_format", shown=_train("memory_format"),
+       help="auto (NHWC on CUDA and on AMX CPUs under bf16), channels_last or contiguous."),
+    _o("compile", "--compile", key="train.compile", type=Flag, default=False, shown=False,
+       help="torch.compile the student and the teacher (the first epoch pays the compilation)."),
+    _o("sync_bn", "--sync-bn", key="train.sync_bn", type=Flag, default=False, shown=False,
+       help="Under torchrun: BatchNorm statistics over the global batch."),
+    _o("log_every", "--log-every", key="train.log_every", type=Int, shown=_train("log_every"),
+       help="Steps between reads of the running loss (the only host syncs of a step loop)."),
 ))
 
 METHOD = Group("method", (

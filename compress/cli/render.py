@@ -15,12 +15,17 @@ def _pct(v) -> str:
 def run_with_progress(job: Callable[..., Any], cfg: Any, quiet: bool = False, **kwargs: Any) -> Any:
     """``job(cfg, progress=…)`` with a rich progress bar (none with ``quiet``, e.g. under ``--json``)."""
     from compress.cli.progress import RichProgress
+    from compress.parallel import is_main
 
-    with RichProgress(enabled=not quiet) as progress:
+    with RichProgress(enabled=not quiet and is_main()) as progress:
         return job(cfg, progress=progress, **kwargs)
 
 
 def render_job(result, title: str, as_json: bool = False) -> None:
+    from compress.parallel import is_main
+
+    if not is_main():
+        return
     if as_json:
         print_json(result.to_dict())
         return

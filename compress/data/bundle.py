@@ -40,13 +40,13 @@ class DataConfig:
     normalize: str = "auto"  # auto | data | model | none
     cache: bool = True
     cache_limit_gb: float = 4.0
-    workers: int = 0
+    workers: int | None = None  # loader processes; None → automatic (none on a 2-core machine)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: str | None = None  # a saved split.json to reuse (same train/val/test images as that run)
 
     def __post_init__(self) -> None:
         check_image_size(self.image_size)
-        if self.workers < 0:
+        if self.workers is not None and self.workers < 0:
             raise DataError(f"--workers must be ≥ 0 (0 loads in the main process), got {self.workers}.")
         if self.cache_limit_gb < 0:
             raise DataError(f"cache_limit_gb must be ≥ 0, got {self.cache_limit_gb}.")
@@ -164,7 +164,9 @@ def build_data(cfg: DataConfig, *, seed: int = 0, run_dir: str | Path | None = N
     train = SubsetDataset(source, idx["train"], aug, norm, seed=seed, augment=True)
     val = SubsetDataset(source, idx["val"], ev, norm) if len(idx["val"]) else None
     test = SubsetDataset(source, idx["test"], ev, norm)
-    if run_dir is not None:
+    from compress.parallel import is_main
+
+    if run_dir is not None and is_main():
         save_split(split, run_dir)
         if source.bad_files:
             lines = [f"{len(source.bad_files)} unreadable image(s) skipped"] + [f"{k}\t{e}" for k, e in source.bad_files]

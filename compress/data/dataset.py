@@ -55,12 +55,14 @@ class SubsetDataset(Dataset):
         """The un-augmented, un-normalised image ``[C, H, W]`` in [0, 1] scale."""
         return to_tensor(self.source.load(int(self.indices[i])), self.scale)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """Item ``i``; a key ``(i, epoch)`` (the training loader's) augments for that epoch."""
+        i, epoch = i if isinstance(i, tuple) else (i, self.epoch)
         src = int(self.indices[i])
         x = to_tensor(self.source.load(src), self.scale)
         if self.augment:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed((self.seed * 1_000_003 + self.epoch * 100_003 + src) % (2**63 - 1))
+                torch.manual_seed((self.seed * 1_000_003 + epoch * 100_003 + src) % (2**63 - 1))
                 x = self.transform(x)
         else:
             x = self.transform(x)

@@ -28,6 +28,7 @@ class MixedBatch:
     targets_b: torch.Tensor
     lam: torch.Tensor
     index: torch.Tensor
+    mixed: bool = True  # known on the host: whether any image was mixed (no device read needed)
 
     def soft_targets(self, num_classes: int) -> torch.Tensor:
         """``[B, num_classes]`` label weights ``lam·onehot(a) + (1 − lam)·onehot(b)``."""
@@ -45,11 +46,13 @@ class MixedBatch:
 
 
 def sample_beta(alpha: float) -> float:
-    """One draw of ``λ ~ Beta(alpha, alpha)`` from the global torch RNG."""
+    """One draw of ``λ ~ Beta(alpha, alpha)`` from NumPy's global RNG (seeded per epoch by the engine):
+    a host-side scalar, so a training step reads nothing back from the device to mix a batch."""
+    import numpy as np
+
     if not alpha > 0:
         raise UserInputError(f"The Beta(α, α) parameter must be > 0, got {alpha}.")
-    a = torch.tensor(float(alpha), dtype=torch.float64)
-    return float(torch.distributions.Beta(a, a).sample())
+    return float(np.random.beta(alpha, alpha))
 
 
 def _check_batch(images: torch.Tensor, targets: torch.Tensor, index: torch.Tensor, fn: str) -> None:
@@ -68,7 +71,7 @@ def mixup(images: torch.Tensor, targets: torch.Tensor, lam: float, index: torch.
         raise UserInputError(f"mixup: lam must be in [0, 1], got {lam}.")
     mixed = lam * images + (1.0 - lam) * images[index]
     lam_t = torch.full((images.shape[0],), float(lam), device=images.device)
-    return MixedBatch(mixed, targets, targets[index], lam_t, index)
+    return MixedBatch(mixed, targets, targets[index], lam_t, index, mixed=lam < 1.0)
 
 
 def cutmix_box(height: int, width: int, lam: float,
@@ -81,8 +84,13 @@ def cutmix_box(height: int, width: int, lam: float,
         raise UserInputError(f"cutmix: lam must be in [0, 1], got {lam}.")
     cut = (1.0 - lam) ** 0.5
     ch, cw = int(height * cut), int(width * cut)
-    cy = int(torch.randint(0, height, (1,), generator=generator))
-    cx = int(torch.randint(0, width, (1,), generator=generator))
+    if generator is None:  # host-side draws (NumPy's global RNG, seeded per epoch)
+        import numpy as np
+
+        cy, cx = int(np.random.randint(0, height)), int(np.random.randint(0, width))
+    else:
+        cy = int(torch.randint(0, height, (1,), generator=generator))
+        cx = int(torch.randint(0, width, (1,), generator=generator))
     top, bottom = max(cy - ch // 2, 0), min(cy + ch // 2, height)
     left, right = max(cx - cw // 2, 0), min(cx + cw // 2, width)
     return top, left, bottom, right
@@ -105,14 +113,14 @@ def cutmix(images: torch.Tensor, targets: torch.Tensor, lam: float, index: torch
     mixed[:, :, top:bottom, left:right] = images[index][:, :, top:bottom, left:right]
     exact = 1.0 - (bottom - top) * (right - left) / float(h * w)
     lam_t = torch.full((images.shape[0],), exact, device=images.device)
-    return MixedBatch(mixed, targets, targets[index], lam_t, index)
+    return MixedBatch(mixed, targets, targets[index], lam_t, index, mixed=exact < 1.0)
 
 
 def unmixed(images: torch.Tensor, targets: torch.Tensor) -> MixedBatch:
     """The identity 'mix' (``lam = 1``), for a gate that did not fire."""
     b = images.shape[0]
     return MixedBatch(images, targets, targets, torch.ones(b, device=images.device),
-                      torch.arange(b, device=images.device))
+                      torch.arange(b, device=images.device), mixed=False)
 
 
 def different_class_partners(targets: torch.Tensor,

@@ -107,20 +107,21 @@ class PairedDataset(Dataset):
     def eval_view(self) -> "PairedDataset":
         return PairedDataset(*self.sources, self.indices, *self.preps, augment=False, seed=self.seed)
 
-    def _one(self, part: int, src_index: int) -> torch.Tensor:
+    def _one(self, part: int, src_index: int, epoch: int) -> torch.Tensor:
         x = to_tensor(self.sources[part].load(src_index), self.scales[part])
         if self.augment:
             # the same seed for both sources → the same flips/turns for the pair
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed((self.seed * 1_000_003 + self.epoch * 100_003 + src_index) % (2**63 - 1))
+                torch.manual_seed((self.seed * 1_000_003 + epoch * 100_003 + src_index) % (2**63 - 1))
                 x = self.transforms[part](x)
         else:
             x = self.transforms[part](x)
         return self.norms[part](x)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int | tuple[int, int]):
+        i, epoch = i if isinstance(i, tuple) else (i, self.epoch)
         src = int(self.indices[i])
-        return (self._one(0, src), self._one(1, src)), int(self.sources[0].labels[src])
+        return (self._one(0, src, epoch), self._one(1, src, epoch)), int(self.sources[0].labels[src])
 
 
 @dataclass

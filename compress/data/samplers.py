@@ -34,6 +34,8 @@ class SameClassPairSampler:
     layout of Yun et al.'s class-wise self-KD that PSKD builds on.
     """
 
+    layout = "pairs"  # data-parallel ranks split anchors and their partners alike
+
     def __init__(self, labels: Sequence[int] | np.ndarray, batch_size: int, seed: int = 0, epoch: int = 0,
                  drop_last: bool = False) -> None:
         self.labels = _labels(labels, "SameClassPairSampler")
@@ -84,6 +86,7 @@ class PKSampler:
             raise UserInputError(f"PKSampler: p={p} classes per batch but the data has only {len(classes)}; "
                                  f"lower p to at most {len(classes)}.")
         self.p, self.k, self.seed, self.epoch = int(p), int(k), int(seed), int(epoch)
+        self.layout = ("groups", self.k)  # data-parallel ranks take whole identity groups
         self._by_class = {int(c): np.flatnonzero(self.labels == c) for c in classes}
 
     def _batches(self) -> list[list[int]]:

@@ -141,7 +141,9 @@ class VarianceSuppression:
 
     def mix_batch(self, images: torch.Tensor, targets: torch.Tensor) -> MixedBatch:
         """The CutMix GFU on a batch: fires with ``cutmix_p``; partners are a random permutation."""
-        if self.cfg.cutmix_p <= 0 or float(torch.rand(1)) >= self.cfg.cutmix_p or images.shape[0] < 2:
+        import numpy as np
+
+        if self.cfg.cutmix_p <= 0 or np.random.random() >= self.cfg.cutmix_p or images.shape[0] < 2:
             return unmixed(images, targets)
         lam = sample_beta(self.cfg.cutmix_beta)
         index = torch.randperm(images.shape[0], device=images.device)

@@ -25,12 +25,15 @@ class TrainConfig:
     min_lr: float = 0.0
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max global grad norm; 0 = off
-    amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | off | bf16 | fp16
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA, bf16 on CPUs with native bf16, else fp32) | off | bf16 | fp16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     eval_every: int = 1
     log_every: int = 50  # steps between host reads of the running loss (the non-finite check rides on it)
     drop_last: bool = True
+    memory_format: str = "auto"  # auto | channels_last | contiguous
+    compile: bool = False  # torch.compile the student and the teacher
+    sync_bn: bool = False  # BatchNorm statistics over the global batch under data-parallel training
 
     def __post_init__(self) -> None:
         checks = [
@@ -47,6 +50,8 @@ class TrainConfig:
             (0 <= self.seed < 2**32, f"seed must be in 0…2^32−1, got {self.seed}"),
             (self.eval_every >= 1, f"eval_every must be ≥ 1, got {self.eval_every}"),
             (self.log_every >= 1, f"log_every must be ≥ 1, got {self.log_every}"),
+            (self.memory_format in ("auto", "channels_last", "contiguous"),
+             f"memory_format must be auto, channels_last or contiguous, got '{self.memory_format}'"),
             (self.weight_decay >= 0 and self.momentum >= 0, "weight_decay and momentum must be ≥ 0"),
         ]
         for ok, msg in checks:

@@ -1,16 +1,100 @@
-"""Rank awareness for ``torchrun``: only rank 0 writes files; single-process runs are rank 0 of 1."""
+"""Data-parallel training under ``torchrun``: joining the process group (NCCL on CUDA, gloo on CPU),
+wrapping the method in DistributedDataParallel, synchronised BatchNorm (torch's on CUDA, a gloo one
+for plain BatchNorm layers on CPU).
+
+``--batch-size`` is the GLOBAL batch: each of the N ranks takes its 1/N share of every batch the
+single-process run would draw (same order, same augmentation), so N ranks with synchronised
+BatchNorm compute the same gradient as one process. Rank queries and gathers are core
+(:mod:`compress.parallel`).
+"""
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from compress.errors import UserInputError
+from compress.parallel import active, barrier, is_main, local_rank, rank, world_size
+
+__all__ = ["DistContext", "barrier", "init", "is_main", "rank", "sync_batchnorm", "world_size", "wrap"]
 
 
-def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world: int
+    local_rank: int
+    backend: str | None
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+def init(device: torch.device) -> DistContext:
+    """Join the process group torchrun set up (once per process); returns who we are."""
+    if world_size() > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(local_rank())
+        torch.distributed.init_process_group(backend=backend)
+    backend = torch.distributed.get_backend() if active() else None
+    return DistContext(rank(), world_size(), local_rank(), backend)
 
 
-def is_main() -> bool:
-    return rank() == 0
+class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are those of the global batch, for CPU/gloo (torch's
+    SyncBatchNorm runs on GPUs only): sums and squared sums are all-reduced, with gradient."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise UserInputError(f"GlooSyncBatchNorm expects [N, C, ...] input, got {tuple(x.shape)}.")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and active()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0, *range(2, x.dim())]
+        n = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
+        stats = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), n.view(1)]))
+        c = x.shape[1]
+        count = stats[-1]
+        mean = stats[:c] / count
+        var = stats[c:2 * c] / count - mean * mean
+        with torch.no_grad():
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
+            self.running_mean.mul_(1 - m).add_(m * mean.detach())
+            self.running_var.mul_(1 - m).add_(m * var.detach() * count / (count - 1))
+            self.num_batches_tracked += 1
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model with synchronised BatchNorm layers (global-batch statistics)."""
+    if device.type == "cuda":
+        try:
+            from timm.layers import convert_sync_batchnorm  # also handles timm's BatchNormAct2d
+
+            return convert_sync_batchnorm(model)
+        except ImportError:
+            return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, mod in list(model.named_modules()):
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and type(mod) not in (nn.BatchNorm1d, nn.BatchNorm2d,
+                                                                                  GlooSyncBatchNorm):
+            raise UserInputError(f"--sync-bn on CPU handles torch BatchNorm layers; '{name}' is a "
+                                 f"{type(mod).__name__}; train on CUDA (NCCL) or drop --sync-bn.")
+    for mod in model.modules():
+        if type(mod) in (nn.BatchNorm1d, nn.BatchNorm2d):
+            mod.__class__ = GlooSyncBatchNorm  # same parameters and buffers, synchronised statistics
+    return model
+
+
+def wrap(method: nn.Module, device: torch.device) -> nn.Module:
+    """``method`` in DistributedDataParallel (the student and the method's own trainable modules; the
+    teacher is not a submodule and stays a per-rank replica in eval mode)."""
+    if not active():
+        return method
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index if device.index is not None else local_rank()] if device.type == "cuda" else None
+    return DistributedDataParallel(method, device_ids=ids, find_unused_parameters=True)

@@ -19,7 +19,7 @@ from compress.checkpoint import Manifest, commit_dir, read_manifest, read_weight
 from compress.data.bundle import DataBundle
 from compress.engine import distributed as dist
 from compress.engine.config import TrainConfig
-from compress.engine.device import amp_dtype, autocast, resolve_device
+from compress.engine.device import amp_dtype, autocast, channels_last, resolve_device
 from compress.engine.divergence import DivergenceMonitor, TrainingDiverged, diverged_message
 from compress.engine.epoch import build_loader, loader_seed, write_history
 from compress.engine.optim import build_optimizer, lr_at, set_lr
@@ -79,9 +79,12 @@ class _Run:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def resumable(ckpt_dir: Path) -> bool:
+    """Whether ``fit(resume=True)`` would continue from a saved state (also one a kill left mid-swap)."""
+    return any((ckpt_dir / name / "train_state.json").is_file() for name in ("last", ".last.new", ".last.old"))
+
+
 def _restore(method: Method, optimizer, scaler, ckpt_dir: Path) -> _Run:
-    recover_dir(ckpt_dir / "best")
-    recover_dir(ckpt_dir / "last", complete_marker="train_state.json")
     if not (ckpt_dir / "last" / "train_state.json").is_file():
         return _Run()  # nothing saved yet: a fresh start is the correct continuation
     state = load_state(ckpt_dir / "last")
@@ -96,9 +99,23 @@ def _restore(method: Method, optimizer, scaler, ckpt_dir: Path) -> _Run:
     return _Run(int(state["epoch"]), float(state["best_val"]), int(state["best_epoch"]), list(state["history"]))
 
 
-def _train_epoch(method: Method, loader, optimizer, scaler, cfg: TrainConfig, epoch: int, steps_per_epoch: int,
-                 device: torch.device, amp, progress: ProgressSink) -> dict[str, Any]:
-    """One pass over ``loader``; returns the epoch's history row (mean loss terms, train accuracy, lr)."""
+def _read(sums: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The one host read of a logging window: loss sums (over all ranks) as floats."""
+    from compress.parallel import all_reduce_sum
+
+    values = all_reduce_sum(torch.stack(list(sums.values()))).tolist()
+    return dict(zip(sums, values))
+
+
+def _train_epoch(step, method: Method, loader, optimizer, scaler, cfg: TrainConfig, epoch: int, steps_per_epoch: int,
+                 device: torch.device, amp, nhwc: bool, progress: ProgressSink) -> dict[str, Any]:
+    """One pass over ``loader``; returns the epoch's history row (mean loss terms, train accuracy, lr).
+
+    ``step`` is the method itself or its DistributedDataParallel wrapper (whose forward is the step).
+    """
+    from compress.losses.checks import trusted_values
+    from compress.parallel import all_reduce_sum, world_size
+
     sums: dict[str, torch.Tensor] = {}
     correct = torch.zeros((), dtype=torch.int64, device=device)
     counted = n_batches = images = 0
@@ -109,8 +126,10 @@ def _train_epoch(method: Method, loader, optimizer, scaler, cfg: TrainConfig, ep
         lr = lr_at(cfg, epoch * steps_per_epoch + i, steps_per_epoch)
         set_lr(optimizer, lr)
         x, y = to_device(x, device), to_device(y, device)
-        with autocast(device, amp):
-            out = method.training_step(x, y)
+        if nhwc and isinstance(x, torch.Tensor):
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp), trusted_values():
+            out = step(x, y)
             loss = sum(out.losses.values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -126,25 +145,29 @@ def _train_epoch(method: Method, loader, optimizer, scaler, cfg: TrainConfig, ep
             correct += (out.logits.detach().argmax(1) == out.targets).sum()
             counted += int(out.targets.numel())
         n_batches += 1
-        images += len(y)
+        images += len(y) * world_size()
         last = i + 1 == steps_per_epoch
         if (i + 1) % cfg.log_every == 0 or last:
-            values = torch.stack(list(sums.values())).tolist()  # the one host read of this window
-            read = dict(zip(sums, values))
-            if not all(np.isfinite(values)):
+            read = {k: v / world_size() for k, v in _read(sums).items()}
+            if not all(np.isfinite(list(read.values()))):
                 terms = ", ".join(f"{k} {v / n_batches:.4g}" for k, v in read.items() if k != "loss")
                 raise NonFiniteLoss(f"the loss became non-finite by epoch {epoch + 1}, step {i + 1} (mean terms: "
                                     f"{terms})")
         progress.advance(1, f"loss {read['loss'] / n_batches:.3f} lr {lr:.2e}" if read else "")
     row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
     row.update({f"train_{k}": v / max(1, n_batches) for k, v in read.items()})
-    row["train_acc"] = int(correct) / counted if counted else None
+    if counted:
+        c = all_reduce_sum(torch.stack([correct.to(torch.float64), torch.tensor(float(counted), device=device,
+                                                                               dtype=torch.float64)])).tolist()
+        row["train_acc"] = c[0] / c[1]
+    else:
+        row["train_acc"] = None
     row["_images"] = images
     return row
 
 
 def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path, manifest: Manifest, *,
-        resume: bool = False, workers: int = 0, progress: ProgressSink | None = None,
+        resume: bool = False, workers: int | None = None, progress: ProgressSink | None = None,
         stop_after_epochs: int | None = None) -> FitResult:
     """Train ``method.student`` for ``cfg.epochs``; checkpoints in ``run_dir/checkpoints/{best,last}``.
 
@@ -156,15 +179,35 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     device = resolve_device(cfg.device)
+    ctx = dist.init(device)
+    if device.type == "cuda" and ctx.world > 1:
+        device = torch.device("cuda", ctx.local_rank)
     amp = amp_dtype(cfg.amp, device)
     seed_everything(cfg.seed)
-    method.to(device)
-    optimizer = build_optimizer(method.trainable_parameters(), cfg)
+    if cfg.sync_bn and ctx.world > 1:
+        method.student = dist.sync_batchnorm(method.student, device)
+    nhwc = channels_last(cfg.memory_format, device, amp, method.student)
+    method.to(device, memory_format=torch.channels_last) if nhwc else method.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
+    if cfg.compile:
+        method.student.compile()
+        if method.teacher is not None:
+            method.teacher.compile()
+    optimizer = build_optimizer(method.trainable_parameters(), cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    if resume:
+        if dist.is_main():
+            recover_dir(ckpt_dir / "best")
+            recover_dir(ckpt_dir / "last", complete_marker="train_state.json")
+        dist.barrier()
     run = _restore(method, optimizer, scaler, ckpt_dir) if resume else _Run()
+    step = dist.wrap(method, device)
+    manifest = manifest.replace(world_size=ctx.world)
     monitor = DivergenceMonitor(classes=len(data.class_names))
     monitor.restore(run.history)
-    steps_per_epoch = len(build_loader(method, data, cfg, 0, 0, device))
+    loader = build_loader(method, data, cfg, workers, device)
+    steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise UserInputError(f"The training set has {len(data.train)} images, fewer than one batch of "
                              f"{cfg.batch_size}; lower --batch-size.")
@@ -176,11 +219,12 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         seed_everything(loader_seed(cfg.seed, epoch) + 17)
         method.train()
         method.on_epoch_start(epoch, cfg.epochs)
-        loader = build_loader(method, data, cfg, epoch, workers, device)
+        loader.batch_sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         progress.start(f"epoch {epoch + 1}/{cfg.epochs}", len(loader))
         try:
-            row = _train_epoch(method, loader, optimizer, scaler, cfg, epoch, len(loader), device, amp, progress)
+            row = _train_epoch(step, method, loader, optimizer, scaler, cfg, epoch, len(loader), device, amp, nhwc,
+                               progress)
         except NonFiniteLoss as exc:
             progress.stop()
             best = str(ckpt_dir / "best") if (ckpt_dir / "best").is_dir() else None
@@ -194,7 +238,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         row["images_per_second"] = round(images / max(epoch_time, 1e-9), 1)
         is_last = epoch + 1 == cfg.epochs
         if data.val is not None and ((epoch + 1) % cfg.eval_every == 0 or is_last):
-            score, _, _ = method.evaluate(data.val, data.class_names, device, amp)
+            score, _, _ = method.evaluate(data.val, data.class_names, device, amp)  # the same on every rank
             row["val_score"] = score
             improved = score > run.best_val
         else:
@@ -206,11 +250,12 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
                 write_history(run_dir, run.history)
             best = str(ckpt_dir / "best") if (ckpt_dir / "best").is_dir() else None
             raise TrainingDiverged(diverged_message(reason, manifest.role, cfg.lr, best))
+        if improved:
+            run.best_val = row.get("val_score", run.best_val) if data.val is not None else run.best_val
+            run.best_epoch = epoch + 1
         if dist.is_main():
             man = manifest.replace(epoch=epoch + 1, metrics={"val_score": row.get("val_score")})
             if improved:
-                run.best_val = row.get("val_score", run.best_val) if data.val is not None else run.best_val
-                run.best_epoch = epoch + 1
                 commit_dir(ckpt_dir / "best", lambda d: save_checkpoint(d, method.student, man))
             state = {"epoch": epoch + 1, "best_val": run.best_val, "best_epoch": run.best_epoch,
                      "history": run.history, "optimizer": optimizer.state_dict(),
@@ -222,6 +267,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
 
             commit_dir(ckpt_dir / "last", write_last, complete_marker="train_state.json")
             write_history(run_dir, run.history)
+        dist.barrier()
     return _finish(method, data, run_dir, device, amp, run.history, run.best_epoch,
                    time.perf_counter() - t_run, seen_images / max(train_seconds, 1e-9))
 
@@ -229,6 +275,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
 def _finish(method, data, run_dir: Path, device, amp, history, best_epoch, seconds, ips) -> FitResult:
     """Evaluate the best checkpoint on the test split and write metrics + confusion matrix."""
     ckpt_dir = run_dir / "checkpoints"
+    dist.barrier()  # rank 0 has written the best checkpoint every rank now loads
     if not (ckpt_dir / "best").is_dir():
         raise CheckpointError(f"No checkpoint was written under {ckpt_dir}; the run ended before its first epoch.")
     # Evaluate through the method so embedding methods report their own metrics.
@@ -248,6 +295,7 @@ def _finish(method, data, run_dir: Path, device, amp, history, best_epoch, secon
             m = read_manifest(ckpt_dir / name)
             extra = {"test": {k: v for k, v in test_d.items() if isinstance(v, (int, float))}} if name == "best" else {}
             write_json_atomic(ckpt_dir / name / "manifest.json", m.replace(metrics={**m.metrics, **extra}).to_dict())
+    dist.barrier()
     return FitResult(run_dir=str(run_dir), best_checkpoint=str(ckpt_dir / "best"), last_checkpoint=str(ckpt_dir / "last"),
                      best_epoch=best_epoch, epochs=len(history), seconds=seconds, images_per_second=ips,
                      test=metrics["test"], val=metrics["val"], history=history, selected_on=metrics["selected_on"])

@@ -9,15 +9,19 @@ import torch
 from compress.engine.config import TrainConfig
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig,
+                    device: torch.device | None = None) -> torch.optim.Optimizer:
+    """SGD or AdamW; fused kernels on CUDA (one launch for all parameters instead of one per tensor)."""
     # No weight decay on biases and norm parameters, the usual practice for both SGD and AdamW.
     params = list(params)
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = {"fused": True} if device is not None and device.type == "cuda" else {}
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+        return torch.optim.AdamW(groups, lr=cfg.lr, **fused)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                           **fused)
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:

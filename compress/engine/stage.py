@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from compress.checkpoint import Manifest
 from compress.data.bundle import DataBundle
 from compress.engine.config import TrainConfig
-from compress.engine.loop import FitResult, fit, seed_everything
+from compress.engine.loop import FitResult, fit, resumable, seed_everything
 from compress.engine.progress import ProgressSink
 from compress.errors import UserInputError
 from compress.io import read_json, to_jsonable
@@ -24,7 +24,7 @@ from compress.methods import METHODS, Method, build_method
 @dataclass(frozen=True)
 class StageSpec:
     """What one stage trains. ``model_kwargs`` are recorded in the manifest (they rebuild the model);
-    ``init`` (``pretrained``, ``weights``, ``backbone_weights``) only initialise it and are dropped on resume."""
+    ``init`` (``pretrained``, ``weights``, ``backbone_weights``) only initialise it and are skipped when a saved state is resumed."""
 
     role: str  # teacher | baseline | student | model | member
     arch: str
@@ -36,7 +36,7 @@ class StageSpec:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     init: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
-    workers: int = 0
+    workers: int | None = None  # None → automatic
     unlabeled_hint: str = "pass --unlabeled DIR"
 
 
@@ -128,7 +128,10 @@ def run_stage(spec: StageSpec, data: DataBundle, *, teacher: nn.Module | None = 
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     if spec.resume and finished(spec.run_dir, spec.train.epochs):
         return _from_disk(spec, data, teacher, unlabeled)
-    method = build_stage_method(spec, data, teacher, unlabeled, initial=not spec.resume)
+    # initial weights are skipped only when a saved state replaces them: a resumed run killed before its
+    # first checkpoint starts from the initial weights again
+    saved = spec.resume and resumable(spec.run_dir / "checkpoints")
+    method = build_stage_method(spec, data, teacher, unlabeled, initial=not saved)
     custom = method.train_transform(data.image_size, data.in_chans)
     if custom is not None:
         train = copy.copy(data.train)

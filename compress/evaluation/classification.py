@@ -10,13 +10,33 @@ from torch.utils.data import DataLoader, Dataset
 from compress.hardware import autocast
 
 
+def sharded(dataset: Dataset) -> Dataset:
+    """This rank's contiguous part of ``dataset`` under data-parallel training (the whole set otherwise)."""
+    from torch.utils.data import Subset
+
+    from compress.parallel import active, shard_indices
+
+    if not active():
+        return dataset
+    part = shard_indices(len(dataset))
+    return Subset(dataset, range(part.start, part.stop))
+
+
+def gathered(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each array concatenated over the ranks' shards, in rank order (the arrays themselves single-process)."""
+    from compress.parallel import gather_objects
+
+    parts = gather_objects(arrays)
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(arrays)))
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 256,
             workers: int = 0, amp: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Logits ``[N, C]`` (float32) and labels ``[N]`` over ``dataset`` in order."""
+    """Logits ``[N, C]`` (float32) and labels ``[N]`` over ``dataset`` in order (each rank scores its shard)."""
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+    loader = DataLoader(sharded(dataset), batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
     outs, labels = [], []
     with torch.inference_mode():
@@ -26,7 +46,7 @@ def predict(model: torch.nn.Module, dataset: Dataset, device: torch.device, batc
             outs.append(out.float().cpu())
             labels.append(y)
     model.train(was_training)
-    return torch.cat(outs).numpy(), torch.cat(labels).numpy()
+    return gathered(torch.cat(outs).numpy(), torch.cat(labels).numpy())
 
 
 def evaluate_classifier(model: torch.nn.Module, dataset: Dataset, class_names: list[str], device: torch.device,

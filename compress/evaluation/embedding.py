@@ -38,9 +38,11 @@ def embed_dataset(model: torch.nn.Module, dataset: Dataset, device: torch.device
     device = torch.device(device)
     was = model.training
     model.eval()
+    from compress.evaluation.classification import gathered, sharded
+
     embs, labels, logits = [], [], []
     try:
-        for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        for x, y in DataLoader(sharded(dataset), batch_size=batch_size, shuffle=False):
             x = (x[part] if part is not None else x).to(device)
             with autocast(device, amp):
                 embs.append(model.embed(x).float().cpu())
@@ -49,8 +51,8 @@ def embed_dataset(model: torch.nn.Module, dataset: Dataset, device: torch.device
             labels.append(torch.as_tensor(y))
     finally:
         model.train(was)
-    return (torch.cat(embs).numpy(), torch.cat(labels).numpy(),
-            torch.cat(logits).numpy() if with_logits else None)
+    e, y = gathered(torch.cat(embs).numpy(), torch.cat(labels).numpy())
+    return e, y, (gathered(torch.cat(logits).numpy())[0] if with_logits else None)
 
 
 def _ks_for(ks: Sequence[int], n_ranked: int) -> tuple[int, ...]:

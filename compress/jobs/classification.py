@@ -171,7 +171,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
     _check_inputs(cfg)
     needs_teacher = METHODS.get(cfg.method).requires_teacher or bool(cfg.teacher)
     resolved = to_jsonable(cfg)
-    with open_run(cfg.out, "distill", cfg.resume, resolved) as run:
+    with open_run(cfg.out, "distill", cfg.resume, resolved, device=cfg.train.device) as run:
         data = _load_data(cfg, "distill", run, progress)
         s_name, s_kwargs, s_init = student_source(cfg)
         t_arch, s_arch = auto_arch(cfg.teacher_arch, "teacher", data), auto_arch(s_name, "student", data)
@@ -206,7 +206,10 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
         results.append(run_stage(student_spec, data, teacher=teacher, unlabeled=pool, progress=progress))
         result = JobResult(run_dir=str(run), rows=[r.summary for r in results], method=cfg.method,
                            data=data_summary(data), note=_note(results, cfg))
-        write_json_atomic(run / "metrics.json", {k: v for k, v in result.to_dict().items() if k != "note"})
+        from compress.parallel import is_main
+
+        if is_main():
+            write_json_atomic(run / "metrics.json", {k: v for k, v in result.to_dict().items() if k != "note"})
     return result
 
 
@@ -218,7 +221,7 @@ def run_train(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResult
         raise UserInputError(f"Method '{cfg.method}' needs a teacher: use `compress distill`, or pass --teacher CKPT.")
     _check_inputs(cfg)
     resolved = to_jsonable(cfg)
-    with open_run(cfg.out, "train", cfg.resume, resolved) as run:
+    with open_run(cfg.out, "train", cfg.resume, resolved, device=cfg.train.device) as run:
         data = _load_data(cfg, "train", run, progress)
         teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
         s_name, s_kwargs, s_init = student_source(cfg)

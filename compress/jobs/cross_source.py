@@ -96,7 +96,7 @@ def _stage1(cfg: CrossSourceConfig, paired: PairedData, run, resolved, progress,
 def run_cross_source(cfg: CrossSourceConfig, progress: ProgressSink | None = None, workers: int = 0) -> CrossSourceResult:
     """Stage 1 (or ``cfg.teacher``) → stage 2 → retrieval in all four directions; files under ``runs/<name>/``."""
     resolved = to_jsonable(cfg)
-    with open_run(cfg.out, "cross-source", cfg.resume, resolved) as run:
+    with open_run(cfg.out, "cross-source", cfg.resume, resolved, device=cfg.train.device) as run:
         return _run(cfg, run, resolved, progress, workers)
 
 

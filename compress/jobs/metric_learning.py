@@ -127,7 +127,7 @@ def run_metric_learning(cfg: MetricLearningConfig, progress: ProgressSink | None
     preflight.check_weights(cfg.weights, "--weights")
     preflight.check_folder(cfg.unlabeled_dir, "--unlabeled")
     resolved = to_jsonable(cfg)
-    with open_run(cfg.out, "metric-learn", cfg.resume, resolved) as run:
+    with open_run(cfg.out, "metric-learn", cfg.resume, resolved, device=cfg.train.device) as run:
         dcfg = cfg.data
         if cfg.labeled_ratio is not None:
             dcfg = dataclasses.replace(dcfg, train_ratio=cfg.labeled_ratio, val_fraction=0.0)

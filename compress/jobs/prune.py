@@ -164,7 +164,7 @@ def run_prune(cfg: PruneJobConfig, progress: ProgressSink | None = None) -> Prun
     budget = _Budget(cfg, shape)
     budget.base = base = budget.measure(model)
     resolved = to_jsonable(cfg)
-    with open_run(cfg.out, "prune", cfg.resume, resolved) as run:
+    with open_run(cfg.out, "prune", cfg.resume, resolved, device=cfg.train.device) as run:
         calib = _calibration(ckpt, cfg.prune.calib_batches) if cfg.prune.importance == "taylor" else None
         steps = prune_model(model, torch.zeros(shape), cfg.prune, budget, calib)
         met, final = budget(model)

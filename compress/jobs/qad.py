@@ -123,7 +123,7 @@ def run_quantize(cfg: QuantizeConfig, progress: ProgressSink | None = None) -> Q
         raise UserInputError("quantisation-aware distillation trains classifiers; this checkpoint is an embedding model.")
     flavour = INT8_FLAVOURS.get(cfg.flavour)({"auto": None, "on": True, "off": False}[cfg.reduce_range])
     resolved = to_jsonable(cfg)
-    with open_run(cfg.out, "quantize", cfg.resume, resolved) as run:
+    with open_run(cfg.out, "quantize", cfg.resume, resolved, device=cfg.train.device) as run:
         exp = run / "export"
         exp.mkdir(parents=True, exist_ok=True)
         fp32 = _export_fp32(ckpt, exp)

@@ -24,7 +24,8 @@ C = TypeVar("C")
 
 # Keys that may differ from the saved config on --resume: where and how fast the run executes, and
 # --epochs to extend it (never to shorten it). Anything else would silently change the recipe.
-SAFE_ON_RESUME = ("train.device", "train.amp", "data.workers", "workers", "train.epochs", "out", "resume")
+SAFE_ON_RESUME = ("train.device", "train.amp", "train.compile", "train.memory_format", "train.log_every",
+                  "data.workers", "workers", "train.epochs", "out", "resume")
 FLAG_NAMES = {"train.batch_size": "--batch-size", "teacher_weights": "--teacher-weight", "student": "--student/--model",
               "method_params": "-p/--method-param", "data.data": "--data", "unlabeled_dir": "--unlabeled"}
 
@@ -76,7 +77,8 @@ def restore_config(cls: type[C], run: Path, given: Mapping[str, Any]) -> C:
         parts = [f"{flag_name(k)} {after[k]!r} (saved {before[k]!r})" for k in changed]
         raise UserInputError(
             f"--resume continues '{run}' with the config it was started with, but {', '.join(parts)} "
-            "differ from it; drop them (only --epochs to extend the run, --device, --amp and --workers may change), "
+            "differ from it; drop them (only --epochs to extend the run, --device, --amp, --workers, --compile, "
+            "--memory-format and --log-every may change), "
             "or start a new run with another --out.")
     if "train.epochs" in after and int(after["train.epochs"]) < int(before.get("train.epochs", 0)):
         raise UserInputError(f"--epochs {after['train.epochs']} is fewer than the run's {before['train.epochs']}; "
@@ -101,12 +103,23 @@ def prepare_config(cls: type[C], raw: Mapping[str, Any], command: str) -> C:
 
 
 @contextmanager
-def open_run(out: str | None, command: str, resume: bool, config: Any) -> Iterator[Path]:
+def open_run(out: str | None, command: str, resume: bool, config: Any, device: str = "auto") -> Iterator[Path]:
     """The run folder for a job, created (or checked for ``--resume``), ``config.json`` written first.
 
     A new run that fails before any checkpoint exists is removed again, so the same command can simply
-    be re-run; a folder that existed (resume, or one that was empty) is never removed.
+    be re-run; a folder that existed (resume, or one that was empty) is never removed. Under
+    ``torchrun`` the process group is joined here; rank 0 makes the folder while the others wait.
     """
+    from compress.engine import distributed as dist
+    from compress.hardware import resolve_device
+
+    dist.init(resolve_device(device))
+    if not dist.is_main():
+        dist.barrier()  # rank 0 checks and creates the folder
+        if out is None or not (Path(out) / CONFIG_FILE).is_file():
+            raise UserInputError("rank 0 could not open the run folder; see its error.")
+        yield Path(out)
+        return
     if out is None:
         if resume:
             raise UserInputError("--resume needs --out RUN_DIR naming the run to continue.")
@@ -122,6 +135,7 @@ def open_run(out: str | None, command: str, resume: bool, config: Any) -> Iterat
     run.mkdir(parents=True, exist_ok=True)
     if not resume:
         write_json_atomic(run / CONFIG_FILE, to_jsonable(config))
+    dist.barrier()
     try:
         yield run
     except BaseException:

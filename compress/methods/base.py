@@ -84,6 +84,21 @@ class Method(nn.Module, ABC):
         """The frozen teacher model (eval mode, no gradients), or None."""
         return self._teacher.module if self._teacher is not None else None
 
+    def forward(self, images, targets) -> StepOutput:
+        """``training_step`` as the module's forward, so data-parallel training can wrap the method in DDP."""
+        return self.training_step(images, targets)
+
+    @staticmethod
+    def gather(t: torch.Tensor) -> torch.Tensor:
+        """The whole global batch of ``t`` under data-parallel training (differentiable), else ``t``.
+
+        ``relates_batch`` methods compute their batch-relating terms on gathered tensors, so N ranks
+        see the relations of the one global batch a single process would.
+        """
+        from compress.parallel import gather_cat
+
+        return gather_cat(t)
+
     def tap(self, model: nn.Module, paths, *, frozen: bool = False):
         """A :class:`~compress.models.taps.TappedForward` on ``model`` for this method's lifetime: hooks are
         registered once here and removed by :meth:`release`; each call clears what it captured."""

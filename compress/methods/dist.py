@@ -33,7 +33,7 @@ class DISTParams:
 @METHODS.register("dist")
 class DIST(Method):
     requires_teacher = True
-    relates_batch = True  # the intra-class term correlates predictions across the batch
+    relates_batch = True  # the intra-class term correlates predictions across the (gathered) global batch
     Params = DISTParams
 
     def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
@@ -41,6 +41,6 @@ class DIST(Method):
         t_logits = self.teacher_logits(images)
         logits = self.student(images)
         losses = {"ce": p.ce_weight * F.cross_entropy(logits, targets),
-                  "dist": dist_loss(logits, t_logits, temperature=p.temperature, beta=p.beta, gamma=p.gamma,
-                                    tau_squared=p.tau_squared)}
+                  "dist": dist_loss(self.gather(logits), self.gather(t_logits), temperature=p.temperature, beta=p.beta,
+                                    gamma=p.gamma, tau_squared=p.tau_squared)}
         return StepOutput(losses=losses, logits=logits, targets=targets)

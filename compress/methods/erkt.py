@@ -39,7 +39,7 @@ class ERKTParams(VSMConfig):
 @METHODS.register("erkt")
 class ERKTNet(Method):
     requires_teacher = True
-    relates_batch = True  # CutMix partners and DIST's intra-class term span the batch
+    relates_batch = True  # DIST over the gathered global batch; CutMix partners are drawn per rank
     Params = ERKTParams
 
     def __init__(self, student, teacher=None, params=None, **kw) -> None:
@@ -54,8 +54,8 @@ class ERKTNet(Method):
         mb = self.vsm.mix_batch(images, targets)
         t_logits = self.teacher_logits(mb.images)
         logits = self.student(mb.images)
-        l_dist = dist_loss(logits, t_logits, temperature=p.temperature, beta=p.inter_weight, gamma=p.intra_weight,
-                           tau_squared=p.tau_squared)
+        l_dist = dist_loss(self.gather(logits), self.gather(t_logits), temperature=p.temperature, beta=p.inter_weight,
+                           gamma=p.intra_weight, tau_squared=p.tau_squared)
         losses = {"ce": p.ratio * mb.cross_entropy(logits), "dist": (2.0 - p.ratio) * l_dist}
-        mixed = bool((mb.lam < 1).any())
+        mixed = mb.mixed
         return StepOutput(losses=losses, logits=None if mixed else logits, targets=None if mixed else targets)

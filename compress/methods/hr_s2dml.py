@@ -129,7 +129,7 @@ class HRS2DML(_CosineMethod):
                                                 p.theta_overflow)}
         if use_hr:
             probs = torch.softmax(self.student.cosine(emb[n:]) / self.tau, dim=1)
-            losses["hr"] = p.hr_weight * nuclear_norm_loss(probs, p.hr_normalization)
+            losses["hr"] = p.hr_weight * nuclear_norm_loss(self.gather(probs), p.hr_normalization)
         logits = self.student.cosine(emb_l.detach()) / self.tau
         return StepOutput(losses=losses, logits=logits, targets=targets)
 
@@ -172,7 +172,8 @@ class TripletMetricLearning(_CosineMethod):
 
     def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
         emb = self.student.embed(images).float()
-        return StepOutput(losses={"triplet": triplet_loss(emb, targets, self.params.margin, self.params.distance)})
+        return StepOutput(losses={"triplet": triplet_loss(self.gather(emb), self.gather(targets), self.params.margin,
+                                                          self.params.distance)})
 
 
 @dataclass(frozen=True)
@@ -213,5 +214,5 @@ class KDWithHighRankness(UnlabeledPool, Method):
         losses = {"ce": (1 - p.alpha) * F.cross_entropy(ls, targets),
                   "kd": p.alpha * kd_loss(kd_student, t_logits, temperature=p.temperature)}
         if p.hr_weight > 0:
-            losses["hr"] = p.hr_weight * nuclear_norm_loss(torch.softmax(lu, dim=1), p.hr_normalization)
+            losses["hr"] = p.hr_weight * nuclear_norm_loss(self.gather(torch.softmax(lu, dim=1)), p.hr_normalization)
         return StepOutput(losses=losses, logits=ls, targets=targets)

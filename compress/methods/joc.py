@@ -97,7 +97,7 @@ class JointOptimization(Method):
         if "softmax" in self.terms:
             losses["softmax"] = F.cross_entropy(logits, targets, label_smoothing=p.label_smoothing)
         if "triplet" in self.terms:
-            losses["triplet"] = triplet_loss(f_t.float(), targets, p.margin, p.distance)
+            losses["triplet"] = triplet_loss(self.gather(f_t.float()), self.gather(targets), p.margin, p.distance)
         if "center" in self.terms:
             losses["center"] = p.center_weight * center_loss(f_t.float(), targets, self.centers)
         # the classifier is not trained by triplet alone: its accuracy would be noise

@@ -7,7 +7,7 @@ each. Total loss, Eq. (9): ``α·L_pair + β·L_mix + γ·CE(S(x), y)`` with
   stopped (θ̃ is a fixed copy of θ), self-distillation that shrinks within-class variation;
 * L_mix, Eq. (8): mixup of each anchor with an anchor of a DIFFERENT class, ``x̂ = λ·x_i + (1−λ)·x_j``,
   ``λ ~ Beta(a, a)`` once per batch: ``λ·CE(S(x̂), y_i) + (1−λ)·CE(S(x̂), y_j) + τ²·KL(T(x̂) ‖ S(x̂))``.
-  Anchors without a different-class anchor in the batch are left out of L_mix.
+  Anchors without a different-class anchor in the batch are masked out of L_mix.
 
 Defaults α = 0.1, β = 1, γ = 0.8, τ = 4 (paper §4.2 and Table 6). The paper writes the mixup Beta
 parameter with the same symbol α and gives only "α = 0.1", so ``mixup_alpha`` defaults to 0.1.
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from compress.data.mixing import different_class_partners, mixup, sample_beta
 from compress.data.samplers import SameClassPairSampler
 from compress.errors import UserInputError
-from compress.losses.functional import kd_loss, pair_consistency_loss
+from compress.losses.functional import pair_consistency_loss
 from compress.methods.base import METHODS, Method, StepOutput
 
 
@@ -45,7 +45,7 @@ class PSKDParams:
 @METHODS.register("pskd")
 class PairwiseSimilarityKD(Method):
     requires_teacher = True
-    relates_batch = True  # pairs and mixup partners are drawn within the batch
+    relates_batch = True  # pairs stay together on one rank; mixup partners are drawn within each rank's share
     Params = PSKDParams
 
     def batch_sampler(self, labels, batch_size: int, seed: int, epoch: int):
@@ -69,17 +69,18 @@ class PairwiseSimilarityKD(Method):
         losses = {"ce": p.gamma * F.cross_entropy(logits, y),
                   "pair": p.alpha * pair_consistency_loss(pair_logits, logits, temperature=p.temperature)}
         index, valid = different_class_partners(y)
-        if bool(valid.any()):
-            keep = valid.nonzero().squeeze(1)
-            lam = sample_beta(p.mixup_alpha)
-            # the partner index is remapped into the kept subset (partners of valid rows are valid too)
-            pos = torch.full_like(index, -1)
-            pos[keep] = torch.arange(len(keep), device=index.device)
-            mb = mixup(x[keep], y[keep], lam, pos[index[keep]])
-            t_mix = self.teacher_logits(mb.images)
-            s_mix = self.student(mb.images)
-            losses["mix_ce"] = p.beta * mb.cross_entropy(s_mix)
-            losses["mix_kd"] = p.beta * kd_loss(s_mix, t_mix, temperature=p.temperature)
-        else:  # a batch of one class has nothing to mix with: the term is absent, not NaN
-            losses["mix_ce"] = losses["mix_kd"] = logits.sum() * 0.0
+        # Anchors without a different-class anchor in the batch mix with themselves and are masked out of
+        # L_mix: no data-dependent branch, so the step reads nothing back from the device.
+        lam = sample_beta(p.mixup_alpha)
+        mb = mixup(x, y, lam, index)
+        t_mix = self.teacher_logits(mb.images)
+        s_mix = self.student(mb.images)
+        w = valid.to(s_mix.dtype)
+        n = w.sum().clamp(min=1.0)
+        ce = lam * F.cross_entropy(s_mix, mb.targets_a, reduction="none") + \
+            (1 - lam) * F.cross_entropy(s_mix, mb.targets_b, reduction="none")
+        kl = F.kl_div(F.log_softmax(s_mix / p.temperature, dim=1), F.log_softmax(t_mix.detach() / p.temperature, dim=1),
+                      reduction="none", log_target=True).sum(dim=1) * p.temperature ** 2
+        losses["mix_ce"] = p.beta * (ce * w).sum() / n
+        losses["mix_kd"] = p.beta * (kl * w).sum() / n
         return StepOutput(losses=losses, logits=logits, targets=y)

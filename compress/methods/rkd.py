@@ -30,7 +30,7 @@ class RKDParams:
 @METHODS.register("rkd")
 class RelationalKD(Method):
     requires_teacher = True
-    relates_batch = True  # distances and angles between the samples of a batch
+    relates_batch = True  # distances and angles between the samples of the (gathered) global batch
     Params = RKDParams
 
     def __init__(self, student, teacher=None, params=None, **kw) -> None:
@@ -52,5 +52,6 @@ class RelationalKD(Method):
         t_emb = self._teacher_embeddings(images)
         logits, s_emb = forward_with_pooled(self.student, images)
         losses = {"ce": p.ce_weight * F.cross_entropy(logits, targets),
-                  "rkd": rkd_loss(s_emb, t_emb, distance_weight=p.distance_weight, angle_weight=p.angle_weight)}
+                  "rkd": rkd_loss(self.gather(s_emb), self.gather(t_emb), distance_weight=p.distance_weight,
+                                  angle_weight=p.angle_weight)}
         return StepOutput(losses=losses, logits=logits, targets=targets)

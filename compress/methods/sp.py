@@ -31,7 +31,7 @@ class SPParams:
 @METHODS.register("sp")
 class SimilarityPreserving(Method):
     requires_teacher = True
-    relates_batch = True  # similarities between the samples of a batch
+    relates_batch = True  # similarities between the samples of the (gathered) global batch
     Params = SPParams
 
     def __init__(self, student, teacher=None, params=None, **kw) -> None:
@@ -48,6 +48,6 @@ class SimilarityPreserving(Method):
         p = self.params
         _, t_feats = self.teacher_taps(images)
         logits, s_feats = self.student_taps(images)
-        sp = sum(sp_loss(fs, ft) for fs, ft in zip(s_feats, t_feats))
+        sp = sum(sp_loss(self.gather(fs), self.gather(ft)) for fs, ft in zip(s_feats, t_feats))
         losses = {"ce": p.ce_weight * F.cross_entropy(logits, targets), "sp": p.gamma * sp}
         return StepOutput(losses=losses, logits=logits, targets=targets)

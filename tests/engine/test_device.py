@@ -1,4 +1,7 @@
-"""Device and AMP selection: CPU trains in FP32; CUDA picks bf16 where supported, else fp16."""
+"""Device and AMP selection: bf16 on CPUs with native bf16 (fixtures of /proc/cpuinfo), else FP32; CUDA picks
+bf16 where supported, else fp16."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -8,11 +11,22 @@ from compress.errors import UserInputError
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def test_cpu_is_full_precision_and_refuses_explicit_amp():
-    assert amp_dtype("auto", CPU) is None and amp_dtype("off", CPU) is None
-    for amp in ("bf16", "fp16"):
-        with pytest.raises(UserInputError, match=f"amp '{amp}' needs a CUDA device"):
-            amp_dtype(amp, CPU)
+FIX = Path(__file__).parents[1] / "fixtures" / "cpuinfo"
+
+
+@pytest.mark.parametrize("fixture,isa,auto", [("intel_avx2", "x86_64", None), ("amd_zen4", "x86_64", torch.bfloat16),
+                                              ("intel_spr_amx", "x86_64", torch.bfloat16),
+                                              ("arm_cortex_a57", "aarch64", None),
+                                              ("arm_neoverse_v1", "aarch64", torch.bfloat16)])
+def test_cpu_amp_auto_follows_native_bf16(monkeypatch, fixture, isa, auto):
+    import compress.engine.device as dev
+    from compress.hardware import parse_cpuinfo
+
+    monkeypatch.setattr(dev, "cpu_info", lambda: parse_cpuinfo((FIX / f"{fixture}.txt").read_text(), isa=isa))
+    assert amp_dtype("auto", CPU) is auto and amp_dtype("off", CPU) is None
+    assert amp_dtype("bf16", CPU) is torch.bfloat16  # asked for explicitly: honoured
+    with pytest.raises(UserInputError, match="amp 'fp16' needs a CUDA device"):
+        amp_dtype("fp16", CPU)
 
 
 @pytest.mark.parametrize("bf16_ok,amp,expected", [

@@ -1,4 +1,4 @@
-"""Profile evidence: one model through every runner here, and the roofline ESTIMATE per Jetson profile.
+"""Profile evidence: one model through every runner here, and the per-kernel ESTIMATE per Jetson profile.
 
     python bench/profile_bench.py --model resnet18 --size 224 --iters 50 --threads 2 -o bench/profile_results.md
     python bench/profile_bench.py --quick            # small input, few iterations (smoke run)
@@ -33,7 +33,7 @@ def measure_runners(name: str, size: int, batch: int, warmup: int, iters: int, t
 
     from compress.models import create_model
     from export.fp16 import convert_fp16
-from export.int8 import quantize_int8
+    from export.int8 import quantize_int8
     from runtime.latency import measure_latency
     from runtime.onnxrt import OnnxrtRunner
     from runtime.torch_runner import TorchRunner
@@ -83,7 +83,7 @@ def estimates(precision: str = "fp16") -> list[dict]:
                 est = estimate_latency(a, dev, precision, mode)
                 pub = published.get((dev.name, tv)) if mode == dev.power_modes[0].name else None
                 rows.append({"model": zoo, "device": dev.name, "mode": mode, "estimate_ms": est.latency_ms,
-                             "published_ms": pub.latency_ms if pub else None, "split": pub.split if pub else None,
+                             "published_ms": pub.latency_ms if pub else None, "split": pub.timing if pub else None,
                              "gmacs": a.macs / 1e9})
     return rows
 
@@ -101,8 +101,9 @@ def render(a_rows: list[dict], b_rows: list[dict], args: argparse.Namespace) -> 
             lines.append(f"| {r['runner']} | {r['mean_ms']:.3f} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} "
                          f"| {r['throughput_ips']:.1f} | {base / r['mean_ms']:.2f}x |")
     if b_rows:
-        lines += ["", "### B. ESTIMATES (roofline, FP16, batch 1, 224 px) per Jetson profile, beside published "
-                  "measurements (torch2trt; `test` = not used in the calibration)", "",
+        lines += ["", "### B. ESTIMATES (per-kernel model, FP16, batch 1, 224 px) per Jetson profile, beside published "
+                  "measurements (in brackets: what the publication timed; all of them are in the calibration, see "
+                  "profiles/calibration/fit_report.md for cross-validated errors)", "",
                   "| model | GMACs | device | power mode | ESTIMATE ms | published ms | estimate / published |",
                   "| --- | ---: | --- | --- | ---: | ---: | ---: |"]
         for r in b_rows:

@@ -5,7 +5,7 @@ MobileNetV3 students trained from scratch with KD at similar MACs, same epochs, 
         --scratch mobilenetv3_large_100 mobilenetv3_small_100 --epochs 8 --out bench/out/prune --json bench/out/prune.json
 
 One table: test OA, params, MACs, ONNX Runtime CPU latency (batch 1, 2 threads, median of interleaved
-rounds) and a Jetson latency ESTIMATE (roofline, FP16) for every model.
+rounds) and a Jetson latency ESTIMATE (per-kernel model, FP16) for every model.
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                          args.power_mode))
     _latencies(rows, args.threads, args.rounds, args.iters)
     cpu = cpu_info().describe()
-    print(f"CPU: {cpu}; ORT CPU {args.threads} threads, batch 1; estimate: {args.target} FP16 (roofline)")
+    print(f"CPU: {cpu}; ORT CPU {args.threads} threads, batch 1; estimate: {args.target} FP16 (per-kernel model)")
     print(f"{'model':40s} {'OA %':>7s} {'params M':>9s} {'MACs M':>8s} {'CPU ms':>8s} {'est. ms':>8s}")
     for r in rows:
         print(f"{r['model']:40s} {100 * r['oa']:7.2f} {r['params'] / 1e6:9.3f} {r['macs'] / 1e6:8.2f} "

@@ -1,4 +1,4 @@
-"""Model analysis (params, MACs/FLOPs, memory), device profiles and the roofline latency ESTIMATE."""
+"""Model analysis (params, MACs/FLOPs, memory), device profiles and the per-kernel latency ESTIMATE."""
 from profiles.analysis import LayerStats, ModelAnalysis
 from profiles.device import DeviceProfile, PowerMode, list_device_profiles, load_device_profile
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-#: op classes the roofline estimator distinguishes (every layer maps to exactly one)
+#: op classes of a layer (the estimator refines them into kernel classes, profiles.kernels) (every layer maps to exactly one)
 OP_CLASSES = ("conv", "dwconv", "linear", "pool", "elementwise", "reshape")
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
@@ -36,6 +36,8 @@ class LayerStats:
     input_elems: int  # activation elements read
     output_elems: int  # activation elements written
     bytes_per_element: int = 4
+    kernel: int = 1  # spatial kernel elements of a conv (9 for 3x3), 1 otherwise
+    groups: int = 1  # conv groups (channels for a depthwise conv)
 
     @property
     def bytes_read(self) -> int:
@@ -51,6 +53,7 @@ class LayerStats:
             "output_shape": list(self.output_shape), "params": self.params, "macs": self.macs,
             "flops": 2 * self.macs, "other_ops": self.other_ops,
             "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
+            "kernel": self.kernel, "groups": self.groups,
         }
 
 

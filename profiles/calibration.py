@@ -1,15 +1,22 @@
-"""Fit the roofline's efficiency factors on published measured Jetson latencies.
+"""Fit the estimator's factors on published Jetson latencies, with device- and family-level cross-validation.
 
-Data: ``profiles/calibration/published.csv`` (each row: device, power mode, torchvision model,
-precision, batch, measured latency, its ``split`` = calibration | test, and its source; see
-SOURCES.md there). The five factors of ``Efficiency`` are fitted by least squares on
-``log(predicted) − log(measured)`` over the calibration rows only; the test rows are reported as
-held-out error. ``calibrate()`` writes ``efficiency.csv`` and ``fit_report.md`` next to the data.
+Data: ``profiles/calibration/published.csv`` (device, power mode, model, family, precision, batch,
+input size, measured ms, what was timed, TensorRT version, source; see SOURCES.md beside it).
+Layer analyses: torchvision models are analysed on the meta device; other models are read from
+``profiles/calibration/models/`` (written by ``bench/calibration_models.py``).
+
+The twelve factors of ``Efficiency`` are fitted by least squares on ``log(estimated / measured)``
+(with a weak pull towards the defaults so factors no point constrains stay put). Leave-one-device-out
+and leave-one-family-out refits predict every point from a fit that never saw its device (family);
+the 10th–90th percentile of the leave-one-device-out ratios is the error band every estimate prints.
+``python -m profiles.calibration`` writes ``efficiency.csv`` and ``fit_report.md``.
 """
 from __future__ import annotations
 
 import csv
-import datetime as _dt
+import dataclasses
+import gzip
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +24,18 @@ from typing import Callable
 
 from compress.errors import UserInputError
 from compress.io import write_text_atomic
-from profiles.analysis import ModelAnalysis
-from profiles.device import load_device_profile
-from profiles.estimate import CALIBRATION_DIR, EFFICIENCY_FILE, Efficiency, estimate_latency
+from profiles.analysis import LayerStats, ModelAnalysis
+from profiles.device import DeviceProfile, load_device_profile
+from profiles.fit_report import Calibration, PointError, fit_report_markdown, summary
+from profiles.estimate import (CALIBRATION_DIR, EFFICIENCY_FILE, TIMINGS, Efficiency, KernelArrays, estimate_latency,
+                               host_overhead_ms)
 
 PUBLISHED_FILE = CALIBRATION_DIR / "published.csv"
+MODELS_DIR = CALIBRATION_DIR / "models"
+_LOG_BOUNDS = {"conv": (1e-3, 1.0), "pointwise": (1e-3, 1.0), "depthwise": (1e-4, 1.0), "grouped": (1e-4, 1.0),
+               "fc": (1e-4, 1.0), "int8": (0.05, 1.0), "fp32": (0.05, 1.0), "memory": (0.02, 1.0),
+               "kernel_cycles": (10.0, 5000.0), "kernel_cycles_trt7": (10.0, 1e6), "host_sync_us": (1.0, 1e5), "host_copy_us": (1.0, 1e5), "copy": (1e-3, 1.0)}
+PRIOR_WEIGHT = 0.05  # per factor, in log units: negligible wherever points constrain a factor
 
 
 @dataclass(frozen=True)
@@ -29,49 +43,64 @@ class PublishedPoint:
     device: str
     power_mode: str
     model: str
+    family: str
     precision: str
     batch: int
     input_size: int
     latency_ms: float
-    split: str
+    timing: str  # gpu_compute | host_sync | host_copy
+    tensorrt: str
     source: str
 
-
-@dataclass(frozen=True)
-class PointError:
-    point: PublishedPoint
-    predicted_ms: float
-
     @property
-    def ratio(self) -> float:
-        return self.predicted_ms / self.point.latency_ms
-
-
-@dataclass(frozen=True)
-class FitResult:
-    efficiency: Efficiency
-    errors: tuple[PointError, ...]
-
-    def summary(self, split: str) -> dict[str, float]:
-        """Median and max |relative error| and geometric-mean ratio over one split."""
-        errs = [e for e in self.errors if e.point.split == split]
-        if not errs:
-            return {"n": 0}
-        rel = sorted(abs(e.ratio - 1.0) for e in errs)
-        gm = math.exp(sum(math.log(e.ratio) for e in errs) / len(errs))
-        return {"n": len(errs), "median_abs_rel_error": rel[len(rel) // 2], "max_abs_rel_error": rel[-1],
-                "geomean_ratio": gm}
+    def module(self) -> str:
+        """The physical module (a developer kit and its module are one device for cross-validation)."""
+        return "jetson-orin-nano-8gb" if self.device == "jetson-orin-nano-super-devkit" else self.device
 
 
 def load_published(path: str | Path = PUBLISHED_FILE) -> list[PublishedPoint]:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    return [PublishedPoint(r["device"], r["power_mode"], r["model"], r["precision"], int(r["batch"]),
-                           int(r["input_size"]), float(r["latency_ms"]), r["split"], r["source"]) for r in rows]
+    try:
+        points = [PublishedPoint(r["device"], r["power_mode"], r["model"], r["family"], r["precision"], int(r["batch"]),
+                                 int(r["input_size"]), float(r["latency_ms"]), r["timing"], r["tensorrt"], r["source"])
+                  for r in rows]
+    except (KeyError, ValueError) as exc:
+        raise UserInputError(f"{path}: row does not match the published-latency format ({exc}).") from exc
+    bad = sorted({p.timing for p in points} - set(TIMINGS))
+    if bad:
+        raise UserInputError(f"{path}: unknown timing {', '.join(bad)}; use one of {', '.join(TIMINGS)}.")
+    return points
 
 
-def torchvision_analysis(name: str, batch: int = 1, size: int = 224) -> ModelAnalysis:
-    """Analyse a torchvision architecture on the meta device (no weights, no compute)."""
+def save_model_analysis(name: str, size: int, analysis: ModelAnalysis, out_dir: Path = MODELS_DIR) -> Path:
+    """Store the layer counts of ``name`` at ``size`` px (no weights) for the fit."""
+    fields = ("name", "op_type", "op_class", "output_shape", "params", "macs", "other_ops", "input_elems",
+              "output_elems", "bytes_per_element", "kernel", "groups")
+    record = {"model": name, "input_shape": list(analysis.input_shape), "params": analysis.params,
+              "macs": analysis.macs, "source": analysis.source, "fields": fields,
+              "layers": [[getattr(la, f) for f in fields] for la in analysis.layers]}
+    path = Path(out_dir) / f"{name}@{size}.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(record, separators=(",", ":")).encode(), mtime=0))
+    return path
+
+
+def load_model_analysis(path: Path) -> ModelAnalysis:
+    record = json.loads(gzip.decompress(path.read_bytes()))
+    layers = tuple(LayerStats(**{**dict(zip(record["fields"], row)), "output_shape": tuple(row[3])})
+                   for row in record["layers"])
+    return ModelAnalysis(source=record["source"], input_shape=tuple(record["input_shape"]), params=record["params"],
+                         params_deploy=record["params"], macs=record["macs"],
+                         other_ops=sum(la.other_ops for la in layers), peak_activation_bytes=0, layers=layers)
+
+
+def model_analysis(name: str, batch: int = 1, size: int = 224) -> ModelAnalysis:
+    """A stored analysis (``models/<name>@<size>.json.gz``) or a torchvision model on the meta device."""
+    stored = MODELS_DIR / f"{name}@{size}.json.gz"
+    if stored.is_file():
+        if batch != 1:
+            raise UserInputError(f"the stored analysis of {name} is for batch 1, not {batch}.")
+        return load_model_analysis(stored)
     import torch
     import torchvision
 
@@ -79,103 +108,101 @@ def torchvision_analysis(name: str, batch: int = 1, size: int = 224) -> ModelAna
 
     builder = getattr(torchvision.models, name, None)
     if builder is None:
-        raise UserInputError(f"torchvision has no model '{name}'.")
+        raise UserInputError(f"no analysis for '{name}': not a torchvision model and no {stored.name} in {MODELS_DIR} "
+                             "(write it with bench/calibration_models.py).")
     with torch.device("meta"):
         model = builder()
     return analyze_torch(model, (batch, 3, size, size))
 
 
-def predict(points: list[PublishedPoint], analyses: dict[str, ModelAnalysis], eff: Efficiency) -> list[PointError]:
-    out = []
-    for p in points:
-        dev = load_device_profile(p.device)
-        est = estimate_latency(analyses[p.model], dev, p.precision, p.power_mode, eff)
-        out.append(PointError(p, est.latency_ms))
-    return out
+def predict_point(p: PublishedPoint, analysis: ModelAnalysis, device: DeviceProfile, eff: Efficiency,
+                  kernels: KernelArrays | None = None) -> float:
+    """What the model says the point's measurement should read (GPU compute + what its timer adds)."""
+    if p.tensorrt.startswith("7"):  # JetPack 4's TensorRT 7 has its own per-kernel cost
+        eff = dataclasses.replace(eff, kernel_cycles=eff.kernel_cycles_trt7)
+    gpu = estimate_latency(analysis, device, p.precision, p.power_mode, eff, kernels=kernels, detail=False).latency_ms
+    return gpu + host_overhead_ms(p.timing, device, p.power_mode, analysis, eff)
 
 
-def fit_efficiency(points: list[PublishedPoint], analyses: dict[str, ModelAnalysis],
-                   source: str = "fitted") -> FitResult:
-    """Least squares in log space on the ``calibration`` rows; every row gets a prediction."""
+def _key(p: PublishedPoint) -> tuple[str, int, int]:
+    return (p.model, p.batch, p.input_size)
+
+
+def fit_efficiency(points: list[PublishedPoint], analyses: dict, devices: dict[str, DeviceProfile] | None = None,
+                   start: Efficiency | None = None, source: str = "fitted") -> Efficiency:
+    """Least squares in log space over ``points`` (``analyses`` keyed by (model, batch, size))."""
     import numpy as np
     from scipy.optimize import least_squares
 
-    calib = [p for p in points if p.split == "calibration"]
-    if len(calib) < 5:
-        raise UserInputError(f"need at least 5 calibration points to fit 5 factors, got {len(calib)}.")
-    devices = {p.device: load_device_profile(p.device) for p in points}
+    if len(points) < 5:
+        raise UserInputError(f"need at least 5 published points to fit, got {len(points)}.")
+    start = start or Efficiency()
+    devices = devices or {p.device: load_device_profile(p.device) for p in points}
+    x0 = np.log(start.vector())
+    lo = np.log([_LOG_BOUNDS[k][0] for k in Efficiency.FITTED])
+    hi = np.log([_LOG_BOUNDS[k][1] for k in Efficiency.FITTED])
+    x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
+    kernels = {k: KernelArrays.of(a) for k, a in analyses.items()}
 
-    def make(theta: "np.ndarray") -> Efficiency:
-        c, d, m, lu, pu = np.exp(theta)
-        return Efficiency(float(c), float(d), float(m), float(lu), float(pu), source)
+    def residuals(theta):
+        eff = start.with_vector(list(np.exp(theta)))
+        r = [math.log(predict_point(p, analyses[_key(p)], devices[p.device], eff, kernels[_key(p)]) / p.latency_ms)
+             for p in points]
+        return np.concatenate([r, PRIOR_WEIGHT * (theta - x0)])
 
-    def residuals(theta: "np.ndarray") -> "np.ndarray":
-        eff = make(theta)
-        return np.array([math.log(estimate_latency(analyses[p.model], devices[p.device], p.precision, p.power_mode,
-                                                   eff).latency_ms / p.latency_ms) for p in calib])
-
-    x0 = np.log(np.array(Efficiency().as_vector()))
-    lo = np.log([1e-3, 1e-4, 1e-3, 1e-2, 1e-1])
-    hi = np.log([1.0, 1.0, 1.0, 1e3, 1e5])
     res = least_squares(residuals, x0, bounds=(lo, hi))
-    eff = make(res.x)
-    return FitResult(eff, tuple(predict(points, analyses, eff)))
+    return start.with_vector(list(np.exp(res.x)), source)
 
 
-def fit_report_markdown(fit: FitResult) -> str:
-    e = fit.efficiency
-    lines = ["# Roofline calibration report", "",
-             f"Fitted {_dt.date.today().isoformat()} by `profiles.calibration.calibrate()` on the `calibration` rows of "
-             "`published.csv`; `test` rows were never used in the fit.", "",
-             "| factor | value |", "| --- | --- |",
-             f"| conv / linear efficiency (fraction of dense peak) | {e.conv:.3f} |",
-             f"| depthwise / grouped conv efficiency | {e.dwconv:.4f} |",
-             f"| memory efficiency (fraction of bandwidth) | {e.memory:.3f} |",
-             f"| launch overhead per kernel (us) | {e.launch_us:.2f} |",
-             f"| fixed overhead per inference (us) | {e.per_inference_us:.1f} |", ""]
-    for split in ("calibration", "test"):
-        s = fit.summary(split)
-        if s.get("n"):
-            lines.append(f"- **{split}** ({s['n']} points): median |error| {100 * s['median_abs_rel_error']:.1f} %, "
-                         f"max |error| {100 * s['max_abs_rel_error']:.1f} %, geometric-mean predicted/measured "
-                         f"{s['geomean_ratio']:.2f}")
-    lines += ["", "| device | model | split | measured ms | estimated ms | estimated / measured |",
-              "| --- | --- | --- | ---: | ---: | ---: |"]
-    for err in fit.errors:
-        p = err.point
-        lines.append(f"| {p.device} | {p.model} | {p.split} | {p.latency_ms:g} | {err.predicted_ms:.2f} | {err.ratio:.2f} |")
-    return "\n".join(lines) + "\n"
+def cross_validate(points: list[PublishedPoint], analyses: dict, group: Callable[[PublishedPoint], str],
+                   devices: dict[str, DeviceProfile], start: Efficiency) -> list[PointError]:
+    """Every point predicted by a fit on the points of the other groups."""
+    out: list[PointError] = []
+    for g in sorted({group(p) for p in points}):
+        train = [p for p in points if group(p) != g]
+        eff = fit_efficiency(train, analyses, devices, start)
+        out += [PointError(p, predict_point(p, analyses[_key(p)], devices[p.device], eff))
+                for p in points if group(p) == g]
+    return out
 
 
-def write_efficiency(eff: Efficiency, fit: FitResult, path: str | Path = EFFICIENCY_FILE) -> Path:
-    cal, test = fit.summary("calibration"), fit.summary("test")
-    rows = [("key", "value"), ("conv", f"{eff.conv:.6g}"), ("dwconv", f"{eff.dwconv:.6g}"), ("memory", f"{eff.memory:.6g}"),
-            ("launch_us", f"{eff.launch_us:.6g}"), ("per_inference_us", f"{eff.per_inference_us:.6g}"),
-            ("source", eff.source),
-            ("calibration_median_abs_rel_error", f"{cal.get('median_abs_rel_error', float('nan')):.4f}"),
-            ("test_median_abs_rel_error", f"{test.get('median_abs_rel_error', float('nan')):.4f}")]
-    text = "\n".join(",".join(f'"{c}"' if "," in c else c for c in r) for r in rows) + "\n"
-    return write_text_atomic(path, text)
+def band(errors: list[PointError], coverage: float = 0.8) -> tuple[float, float]:
+    """[low, high] multipliers of an estimate holding ``coverage`` of measured/estimated ratios."""
+    ratios = sorted(e.point.latency_ms / e.predicted_ms for e in errors)
+    lo_i = int(round((1 - coverage) / 2 * (len(ratios) - 1)))
+    return ratios[lo_i], ratios[len(ratios) - 1 - lo_i]
 
 
-def calibrate(write: bool = True, progress: Callable[[str], None] | None = None) -> FitResult:
-    """Analyse every published model, fit, and (optionally) store the factors and the report."""
+def calibrate(write: bool = True, progress: Callable[[str], None] | None = None) -> Calibration:
+    """Analyse every published model, fit on all points, cross-validate, store the factors and report."""
     points = load_published()
-    analyses: dict[str, ModelAnalysis] = {}
+    analyses: dict = {}
     for p in points:
-        if p.model not in analyses:
+        if _key(p) not in analyses:
             if progress:
                 progress(p.model)
-            analyses[p.model] = torchvision_analysis(p.model, p.batch, p.input_size)
-    source = (f"least-squares fit (log space) on {sum(p.split == 'calibration' for p in points)} published FP16 "
-              "batch-1 TensorRT latencies (torch2trt Jetson Nano / AGX Xavier tables), profiles/calibration/")
-    fit = fit_efficiency(points, analyses, source)
+            analyses[_key(p)] = model_analysis(p.model, p.batch, p.input_size)
+    devices = {p.device: load_device_profile(p.device) for p in points}
+    start = Efficiency()
+    by_device = cross_validate(points, analyses, lambda p: p.module, devices, start)
+    by_family = cross_validate(points, analyses, lambda p: p.family, devices, start)
+    low, high = band(by_device)
+    source = (f"least-squares fit (log space) on {len(points)} published TensorRT latencies of "
+              f"{len({p.module for p in points})} Jetson modules, profiles/calibration/")
+    eff = fit_efficiency(points, analyses, devices, start, source)
+    eff = Efficiency(**{**eff.__dict__, "band_low": low, "band_high": high})
+    fitted = [PointError(p, predict_point(p, analyses[_key(p)], devices[p.device], eff)) for p in points]
+    cal = Calibration(eff, fitted, by_device, by_family)
     if write:
-        write_efficiency(fit.efficiency, fit)
-        write_text_atomic(CALIBRATION_DIR / "fit_report.md", fit_report_markdown(fit))
-    return fit
+        rows = ["key,value"] + [f"{k},{getattr(eff, k):.6g}" for k in (*Efficiency.FITTED, "band_low", "band_high")]
+        rows.append(f'source,"{eff.source}"')
+        write_text_atomic(EFFICIENCY_FILE, "\n".join(rows) + "\n")
+        write_text_atomic(CALIBRATION_DIR / "fit_report.md", fit_report_markdown(cal))
+    return cal
 
 
 if __name__ == "__main__":  # python -m profiles.calibration
-    result = calibrate(write=True)
-    print(fit_report_markdown(result))
+    result = calibrate(write=True, progress=lambda m: print(f"analysing {m}", flush=True))
+    s = summary(result.by_device)
+    print(f"leave-one-device-out median |error| {100 * s['median_abs_rel_error']:.1f} % over {s['n']} points; "
+          f"see {CALIBRATION_DIR / 'fit_report.md'}")

@@ -18,7 +18,7 @@ from compress.errors import UserInputError
 DEVICES_DIR = Path(__file__).parent / "devices"
 _SOURCED = ("architecture", "compute_capability", "sm_count", "cuda_cores", "tensor_cores", "gpu_max_mhz",
             "peak_fp32_tflops", "peak_fp16_tflops", "peak_int8_tops", "memory_gb", "memory_bandwidth_gbs",
-            "memory_max_mhz", "dla_cores", "jetpack", "tensorrt")
+            "memory_max_mhz", "dla_cores", "jetpack", "tensorrt", "cpu_max_mhz")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -32,6 +32,7 @@ class PowerMode:
     gpu_max_mhz: float
     emc_max_mhz: float | None
     source: str
+    cpu_max_mhz: float | None = None  # CPU clock cap of the mode, when the profile gives one
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ def parse_device_profile(data: dict[str, Any], source: str) -> DeviceProfile:
             modes.append(PowerMode(name=str(m["name"]), id=int(m.get("id", i)), active_sms=int(m["active_sms"]),
                                    gpu_max_mhz=float(m["gpu_max_mhz"]),
                                    emc_max_mhz=None if m.get("emc_max_mhz") is None else float(m["emc_max_mhz"]),
-                                   source=str(m["source"])))
+                                   source=str(m["source"]),
+                                   cpu_max_mhz=None if m.get("cpu_max_mhz") is None else float(m["cpu_max_mhz"])))
         except (KeyError, TypeError, ValueError) as exc:
             raise UserInputError(f"{source}: power mode {i} needs name, active_sms, gpu_max_mhz, emc_max_mhz and "
                                  f"source ({exc}).") from exc
@@ -185,7 +187,8 @@ def list_device_profiles() -> list[DeviceProfile]:
 
 
 def load_device_profile(name_or_path: str | Path) -> DeviceProfile:
-    """A shipped profile by name (``jetson-orin-nano-8gb``), ``host-cpu``, or a user YAML file path."""
+    """A shipped profile by name (``jetson-orin-nano-8gb``) or a unique prefix of one (``jetson-agx-x``),
+    ``host-cpu``, or a user YAML file path."""
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or os.sep in text:
         path = Path(text)
@@ -199,6 +202,12 @@ def load_device_profile(name_or_path: str | Path) -> DeviceProfile:
     if path.is_file():
         return _load_file(path)
     known = sorted(p.stem for p in DEVICES_DIR.glob("*.yaml")) + ["host-cpu"]
+    matches = [k for k in known if k.startswith(key)]
+    if len(matches) == 1:
+        return load_device_profile(matches[0])
+    if matches:
+        raise UserInputError(f"Device profile '{name_or_path}' is ambiguous: it starts {len(matches)} names "
+                             f"({', '.join(matches)}); give more of the name.")
     raise UserInputError(f"Unknown device profile '{name_or_path}'. Known: {', '.join(known)}; "
                          "or pass a path to your own .yaml (see profiles/devices/ for the format).")
 

@@ -1,42 +1,67 @@
-"""Per-layer roofline latency ESTIMATE for a device profile (never a measurement).
+"""Per-kernel latency ESTIMATE of a TensorRT engine on a device profile (never a measurement).
 
-For each kernel-launching layer (conv, depthwise/grouped conv, linear, pool):
-``t = max(2·MACs / (peak[precision] · eff_op), bytes / (bandwidth · eff_mem)) + launch_overhead``,
-and the whole inference adds a fixed ``per_inference`` overhead (enqueue + synchronise).
-Assumptions (stated in every result): BatchNorm, activations and residual adds are fused into the
-conv before them by TensorRT, so they cost no extra kernel or memory pass; bytes are activations in +
-weights + activations out at the precision's element size; the efficiency factors were fitted on
-published FP16 batch-1 TensorRT latencies (``profiles/calibration``) and are reused for FP32/INT8.
+The model's layers are grouped into the kernels TensorRT launches (``profiles.kernels``). Each costs
+
+    t = max(2·MACs / (peak · e[class] · e[precision]),  bytes / (bandwidth · e_memory)) + cycles / f_gpu
+
+where ``peak`` is the power mode's dense peak for the precision (active SMs × GPU clock; FP32 on
+Ampere means TF32 tensor cores, which TensorRT enables by default), ``e[class]`` the fitted fraction
+of it that conv / 1×1 / depthwise / grouped / matmul kernels reach, ``e[precision]`` the INT8 or
+FP32 fraction relative to FP16's, ``bandwidth`` the mode's memory bandwidth and ``cycles`` a fixed
+per-kernel cost (launch, ramp-up, tail) in GPU clock cycles, so it shrinks with the clock. The sum is
+what ``trtexec`` reports as GPU compute time; timing done from the host adds a fixed overhead (scaled
+by the CPU clock) and, when the input is copied, the copy. The factors are fitted on published
+measurements (``profiles/calibration``); every estimate carries the 80 % error band that
+leave-one-device-out cross-validation left.
 """
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from compress.errors import UserInputError
 from profiles.analysis import DTYPE_BYTES, ModelAnalysis
 from profiles.device import DeviceProfile
+from profiles.kernels import COMPUTE_CLASSES, kernels_of
 
 CALIBRATION_DIR = Path(__file__).parent / "calibration"
 EFFICIENCY_FILE = CALIBRATION_DIR / "efficiency.csv"
-KERNEL_CLASSES = ("conv", "dwconv", "linear", "pool")
+TIMINGS = ("gpu_compute", "host_sync", "host_copy")  # what a published latency timed
+REFERENCE_CPU_MHZ = 2000.0
 
 
 @dataclass(frozen=True)
 class Efficiency:
-    """Fractions of peak reached, and fixed overheads in microseconds."""
+    """Fitted factors: fractions of peak / bandwidth, fixed costs, and the error band of estimates."""
 
     conv: float = 0.5
-    dwconv: float = 0.1
+    pointwise: float = 0.4
+    depthwise: float = 0.05
+    grouped: float = 0.1
+    fc: float = 0.3
+    int8: float = 0.6  # INT8's fraction of its (2× FP16) peak, relative to FP16's fraction
+    fp32: float = 0.8  # FP32/TF32's fraction of its peak, relative to FP16's
     memory: float = 0.6
-    launch_us: float = 5.0
-    per_inference_us: float = 50.0
+    kernel_cycles: float = 3000.0  # TensorRT 8.5+ (JetPack 5/6): what every estimate uses
+    kernel_cycles_trt7: float = 5000.0  # TensorRT 7 (JetPack 4), only for fitting the older published tables
+    host_sync_us: float = 100.0  # per inference, at a 2 GHz CPU
+    host_copy_us: float = 100.0
+    copy: float = 0.1  # fraction of memory bandwidth reached by host<->device copies
+    band_low: float = 0.75  # 80 % of measured/estimated ratios fell in [band_low, band_high]
+    band_high: float = 1.33
     source: str = "uncalibrated defaults"
 
-    def as_vector(self) -> list[float]:
-        return [self.conv, self.dwconv, self.memory, self.launch_us, self.per_inference_us]
+    FITTED = ("conv", "pointwise", "depthwise", "grouped", "fc", "int8", "fp32", "memory", "kernel_cycles",
+              "kernel_cycles_trt7", "host_sync_us", "host_copy_us", "copy")
+
+    def vector(self) -> list[float]:
+        return [float(getattr(self, k)) for k in self.FITTED]
+
+    def with_vector(self, values: list[float], source: str | None = None) -> "Efficiency":
+        return Efficiency(**{**asdict(self), **dict(zip(self.FITTED, map(float, values))),
+                             **({"source": source} if source else {})})
 
 
 @dataclass(frozen=True)
@@ -50,7 +75,7 @@ class LayerEstimate:
 
 @dataclass(frozen=True)
 class LatencyEstimate:
-    """An ESTIMATE of batch latency on a device profile, with the assumptions that produced it."""
+    """An ESTIMATE of GPU compute time for one batch on a device profile, with its error band."""
 
     kind: str  # always "estimate"
     device: str
@@ -58,6 +83,8 @@ class LatencyEstimate:
     precision: str
     batch: int
     latency_ms: float
+    low_ms: float
+    high_ms: float
     throughput_ips: float
     compute_bound_layers: int
     memory_bound_layers: int
@@ -68,6 +95,10 @@ class LatencyEstimate:
     assumptions: tuple[str, ...]
     layers: tuple[LayerEstimate, ...] = ()
 
+    @property
+    def band(self) -> str:
+        return f"{self.low_ms:.3g}–{self.high_ms:.3g} ms"
+
     def to_dict(self, per_layer: bool = False) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "layers"}
         out["assumptions"] = list(self.assumptions)
@@ -77,63 +108,116 @@ class LatencyEstimate:
 
 
 def load_efficiency(path: str | Path = EFFICIENCY_FILE) -> Efficiency:
-    """The fitted factors stored by ``profiles.calibration.calibrate`` (defaults if never fitted)."""
+    """The factors stored by ``python -m profiles.calibration`` (defaults if never fitted)."""
     path = Path(path)
     if not path.is_file():
         return Efficiency()
     with open(path, newline="", encoding="utf-8") as fh:
-        rows = {r["key"]: r for r in csv.DictReader(fh)}
+        rows = {r["key"]: r["value"] for r in csv.DictReader(fh)}
+    known = {f.name for f in fields(Efficiency)}
     try:
-        vals = {k: float(rows[k]["value"]) for k in ("conv", "dwconv", "memory", "launch_us", "per_inference_us")}
-    except (KeyError, ValueError) as exc:
+        values = {k: (v if k == "source" else float(v)) for k, v in rows.items() if k in known}
+    except ValueError as exc:
         raise UserInputError(f"{path} is not a valid efficiency table ({exc}); re-run the calibration.") from exc
-    return Efficiency(**vals, source=rows.get("source", {}).get("value", str(path)))
+    return Efficiency(**values)
 
 
-def layer_times(macs: float, nbytes: float, op_class: str, peak: float, bw: float, eff: Efficiency) -> tuple[float, float]:
-    """(compute seconds, memory seconds) of one kernel."""
-    e_op = eff.dwconv if op_class == "dwconv" else eff.conv
-    compute = (2.0 * macs) / (peak * e_op) if macs else 0.0
-    memory = nbytes / (bw * eff.memory)
-    return compute, memory
+def precision_peak(device: DeviceProfile, precision: str, mode: str | int | None) -> float | None:
+    """Dense peak ops/s; FP32 on compute capability ≥ 8 runs on TF32 tensor cores (half the FP16 rate)."""
+    if precision == "fp32" and float(device.values.get("compute_capability") or 0) >= 8.0:
+        fp16 = device.peak_ops("fp16", mode)
+        return None if fp16 is None else fp16 / 2
+    return device.peak_ops(precision, mode)
+
+
+@dataclass(frozen=True)
+class KernelArrays:
+    """A model's kernels as arrays (one entry per kernel), computed once per analysis."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    macs: Any  # np.ndarray float64
+    elements: Any
+    compute_class: Any  # index into COMPUTE_CLASSES, -1 for memory-only kernels
+
+    @staticmethod
+    def of(analysis: ModelAnalysis) -> "KernelArrays":
+        import numpy as np
+
+        ks = kernels_of(analysis)
+        return KernelArrays(tuple(k.name for k in ks), tuple(k.kind for k in ks),
+                            np.array([k.macs for k in ks], dtype=np.float64),
+                            np.array([k.elements for k in ks], dtype=np.float64),
+                            np.array([COMPUTE_CLASSES.index(k.kind) if k.kind in COMPUTE_CLASSES else -1 for k in ks]))
+
+
+def kernel_seconds(ka: KernelArrays, peak: float, bw: float, elem: int, gpu_mhz: float, precision: str,
+                   eff: Efficiency) -> tuple[Any, Any, float]:
+    """(compute s, memory s) per kernel and the fixed seconds every kernel adds."""
+    import numpy as np
+
+    scale = eff.int8 if precision == "int8" else eff.fp32 if precision == "fp32" else 1.0
+    fraction = np.array([getattr(eff, c) for c in COMPUTE_CLASSES] + [1.0])[ka.compute_class] * scale
+    compute = np.where(ka.compute_class >= 0, 2.0 * ka.macs / (peak * fraction), 0.0)
+    memory = ka.elements * elem / (bw * eff.memory)
+    return compute, memory, eff.kernel_cycles / (gpu_mhz * 1e6)
+
+
+def host_overhead_ms(timing: str, device: DeviceProfile, mode: str | int | None, analysis: ModelAnalysis,
+                     eff: Efficiency) -> float:
+    """What a host-side timer adds to GPU compute time: a CPU-bound fixed cost (and the input copy)."""
+    if timing == "gpu_compute":
+        return 0.0
+    if timing not in TIMINGS:
+        raise UserInputError(f"unknown timing '{timing}'; use one of {', '.join(TIMINGS)}.")
+    cpu = float(device.mode(mode).cpu_max_mhz or device.values.get("cpu_max_mhz") or REFERENCE_CPU_MHZ)
+    fixed = (eff.host_sync_us if timing == "host_sync" else eff.host_copy_us) * REFERENCE_CPU_MHZ / cpu * 1e-3
+    if timing == "host_copy":
+        first, last = analysis.layers[0], analysis.layers[-1]
+        copied = (first.input_elems + last.output_elems) * 4  # fp32 input in, output back
+        fixed += copied / (device.bandwidth(mode) * eff.copy) * 1e3
+    return fixed
 
 
 def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: str = "fp16",
-                     power_mode: str | int | None = None, efficiency: Efficiency | None = None) -> LatencyEstimate:
-    """Roofline estimate for ``analysis`` (its batch) on ``device`` in ``power_mode``."""
+                     power_mode: str | int | None = None, efficiency: Efficiency | None = None, *,
+                     kernels: KernelArrays | None = None, detail: bool = True) -> LatencyEstimate:
+    """GPU compute time ESTIMATE for ``analysis`` (its batch) on ``device`` in ``power_mode``;
+    ``kernels`` (from ``KernelArrays.of(analysis)``) skips the kernel grouping when called in a loop."""
     eff = efficiency or load_efficiency()
     if precision not in DTYPE_BYTES:
         raise UserInputError(f"Unknown precision '{precision}'. Known: {', '.join(DTYPE_BYTES)}.")
-    peak = device.peak_ops(precision, power_mode)
+    peak = precision_peak(device, precision, power_mode)
     if peak is None:
+        unit = "tops" if precision == "int8" else "tflops"
         raise UserInputError(f"{device.display_name} has no {precision.upper()} peak in its profile "
-                             f"({device.sources.get(f'peak_{precision}_' + ('tops' if precision == 'int8' else 'tflops'))}); "
-                             "pick another --precision.")
+                             f"({device.sources.get(f'peak_{precision}_{unit}')}); pick another --precision.")
     mode = device.mode(power_mode)
     bw = device.bandwidth(power_mode)
-    elem = DTYPE_BYTES[precision]
-    total, per_layer, nc, nm = 0.0, [], 0, 0
-    for la in analysis.layers:
-        if la.op_class not in KERNEL_CLASSES:
-            continue
-        nbytes = (la.input_elems + la.params + la.output_elems) * elem
-        c, m = layer_times(la.macs, nbytes, la.op_class, peak, bw, eff)
-        bound = "compute" if c >= m else "memory"
-        nc, nm = nc + (bound == "compute"), nm + (bound == "memory")
-        total += max(c, m) + eff.launch_us * 1e-6
-        per_layer.append(LayerEstimate(la.name, la.op_class, c * 1e3, m * 1e3, bound))
-    total += eff.per_inference_us * 1e-6
+    mhz = min(mode.gpu_max_mhz, float(device.values.get("gpu_max_mhz") or mode.gpu_max_mhz))
+    ka = kernels if kernels is not None else KernelArrays.of(analysis)
+    c, m, fixed = kernel_seconds(ka, peak, bw, DTYPE_BYTES[precision], mhz, precision, eff)
+    compute_bound = c >= m
+    total = float((c * compute_bound + m * ~compute_bound).sum() + fixed * len(ka.kinds))
+    nc, nm = int(compute_bound.sum()), int((~compute_bound).sum())
+    per_layer = [LayerEstimate(n, k, ci * 1e3, mi * 1e3, "compute" if b else "memory")
+                 for n, k, ci, mi, b in zip(ka.names, ka.kinds, c, m, compute_bound)] if detail else []
+    ms = total * 1e3
     assumptions = (
-        f"ESTIMATE from a per-layer roofline, not a measurement: {device.display_name}, power mode {mode.name} "
-        f"({mode.active_sms} SMs at <= {mode.gpu_max_mhz:g} MHz), peak {peak / 1e12:.2f} T{precision.upper()} ops/s, "
+        f"ESTIMATE of TensorRT GPU compute time, not a measurement: {device.display_name}, power mode {mode.name} "
+        f"({mode.active_sms} SMs at <= {mhz:g} MHz), peak {peak / 1e12:.2f} T{precision.upper()} ops/s"
+        f"{' (TF32 tensor cores)' if precision == 'fp32' and peak != device.peak_ops('fp32', power_mode) else ''}, "
         f"bandwidth {bw / 1e9:.1f} GB/s",
-        "BatchNorm, activations and residual adds are assumed fused into the preceding conv (TensorRT)",
+        f"80 % error band {eff.band_low:.2f}–{eff.band_high:.2f} × the estimate (leave-one-device-out "
+        "cross-validation on published measurements, profiles/calibration/fit_report.md)",
+        "BatchNorm, activations and residual adds fused into the kernel before them (TensorRT); "
+        "squeeze-excitation scales, resizes, softmax and norms cost a memory pass each",
         f"efficiency factors: {eff.source}",
-        "factors were fitted on FP16 batch-1 data; FP32/INT8 and batch > 1 reuse them (less certain)",
+        "host-side costs (input copy, enqueue, Python) are not included",
     )
     batch = max(analysis.batch, 1)
     return LatencyEstimate(
         kind="estimate", device=device.name, power_mode=mode.name, precision=precision, batch=batch,
-        latency_ms=total * 1e3, throughput_ips=batch / total, compute_bound_layers=nc, memory_bound_layers=nm,
-        kernels=len(per_layer), peak_ops=peak, bandwidth_bytes_s=bw,
-        efficiency={k: v for k, v in eff.__dict__.items()}, assumptions=assumptions, layers=tuple(per_layer))
+        latency_ms=ms, low_ms=ms * eff.band_low, high_ms=ms * eff.band_high, throughput_ips=batch / total,
+        compute_bound_layers=nc, memory_bound_layers=nm, kernels=len(ka.kinds), peak_ops=peak,
+        bandwidth_bytes_s=bw, efficiency=asdict(eff), assumptions=assumptions, layers=tuple(per_layer))

@@ -50,11 +50,45 @@ def _fix_inputs(model: Any, input_shape: tuple[int, ...] | None) -> Any:
     return model
 
 
+def _infer(model: Any) -> tuple[Any, dict[str, tuple[int, ...]]]:
+    from onnx import shape_inference
+
+    try:
+        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        raise UserInputError(f"ONNX shape inference failed ({str(exc).splitlines()[0]}); run onnxsim first.") from exc
+    shapes: dict[str, tuple[int, ...]] = {}
+    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
+    for t in model.graph.initializer:
+        shapes[t.name] = tuple(int(d) for d in t.dims)
+    return model, shapes
+
+
+def _static_shapes(model: Any) -> tuple[Any, dict[str, tuple[int, ...]]]:
+    """Shape-inferred model and its static shapes; graphs whose convs/matmuls stay unshaped (shape
+    arithmetic left in by the exporter) are constant-folded with onnxsim first, when it is installed."""
+    model, shapes = _infer(model)
+    unshaped = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.output[0] not in shapes]
+    if not unshaped:
+        return model, shapes
+    try:
+        import onnxsim
+    except ImportError:
+        return model, shapes
+    try:
+        simplified, ok = onnxsim.simplify(model)
+    except Exception:  # onnxsim raises many types on graphs it cannot fold; keep what inference gave
+        return model, shapes
+    return _infer(simplified) if ok else (model, shapes)
+
+
 def analyze_onnx(path_or_model: str | Path | Any, input_shape: tuple[int, ...] | None = None,
                  bytes_per_element: int = 4) -> ModelAnalysis:
     """Analyse an ONNX file or ``ModelProto``; ``input_shape`` pins dynamic dims of the first input."""
     onnx = require("onnx", "ONNX model analysis")
-    from onnx import numpy_helper, shape_inference
 
     file_bytes = None
     if isinstance(path_or_model, (str, Path)):
@@ -72,19 +106,9 @@ def analyze_onnx(path_or_model: str | Path | Any, input_shape: tuple[int, ...] |
         model_copy.CopyFrom(model)
         model = model_copy
     model = _fix_inputs(model, input_shape)
-    try:
-        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception as exc:
-        raise UserInputError(f"ONNX shape inference failed ({str(exc).splitlines()[0]}); run onnxsim first.") from exc
+    model, shapes = _static_shapes(model)
     g = model.graph
     inits = {i.name: i for i in g.initializer}
-    shapes: dict[str, tuple[int, ...]] = {}
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
-        dims = vi.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
-    for name, t in inits.items():
-        shapes[name] = tuple(int(d) for d in t.dims)
     producers = {o: n for n in g.node for o in n.output}
     float_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
     int8_types = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
@@ -119,13 +143,14 @@ def analyze_onnx(path_or_model: str | Path | Any, input_shape: tuple[int, ...] |
                     counted.add(init)
                     params += numel(inits[init].dims)
         out_n, macs, other, op_class = numel(out_shape), 0, 0, "elementwise"
+        kernel, groups = 1, 1
         if op in ("Conv", "ConvTranspose"):
             w = shapes.get(node.input[1])
             if w is None:
                 unknown.add(op)
                 continue
             groups = int(_attr(node, "group", 1))
-            k = numel(w[2:])
+            k = kernel = numel(w[2:])
             macs = out_n * w[1] * k if op == "Conv" else numel(in_shape) * w[1] * k
             other = out_n if len(node.input) > 2 and node.input[2] else 0
             op_class = "dwconv" if groups > 1 else "conv"
@@ -152,7 +177,7 @@ def analyze_onnx(path_or_model: str | Path | Any, input_shape: tuple[int, ...] |
         layers.append(LayerStats(
             name=node.name or f"{op}_{idx}", op_type=op, op_class=op_class, output_shape=out_shape, params=params,
             macs=int(macs), other_ops=int(other), input_elems=int(act_in), output_elems=int(out_n),
-            bytes_per_element=bytes_per_element))
+            bytes_per_element=bytes_per_element, kernel=int(kernel), groups=int(groups)))
     params_total = sum(numel(inits[n].dims) for n in counted)
     first_in = next((i.name for i in g.input if i.name not in inits), None)
     notes = ["ONNX exporters fold BatchNorm into the conv before it: compare with PyTorch's params_deploy"]

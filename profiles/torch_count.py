@@ -102,7 +102,9 @@ def analyze_torch(model: nn.Module, input_shape: tuple[int, ...], bytes_per_elem
             name=names.get(module, type(module).__name__), op_type=type(module).__name__, op_class=op_class,
             output_shape=tuple(int(d) for d in outs[0].shape), params=_own_params(module), macs=int(macs),
             other_ops=int(other), input_elems=sum(t.numel() for t in ins), output_elems=sum(t.numel() for t in outs),
-            bytes_per_element=bytes_per_element))
+            bytes_per_element=bytes_per_element,
+            kernel=numel(module.kernel_size) if isinstance(module, _CONVS) else 1,
+            groups=int(module.groups) if isinstance(module, _CONVS) else 1))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, COUNTED)]
     was_training = model.training

@@ -47,7 +47,8 @@ def _render(report) -> None:
                 continue
             est = e.get("kind") == "estimate"
             lat = e.get("latency_ms", e.get("mean_ms"))
-            how = "[yellow]ESTIMATE[/yellow]" if est else f"measured ({e.get('runner', {}).get('backend')})"
+            how = (f"[yellow]ESTIMATE[/yellow] 80 % band {e['low_ms']:.3g}–{e['high_ms']:.3g}" if est
+                   else f"measured ({e.get('runner', {}).get('backend')})")
             table.add_row(*head, str(e.get("batch")), f"{lat:.3f}", "–" if est else f"{e['p90_ms']:.3f}",
                           f"{e['throughput_ips']:.1f}", how)
     console.print(table)

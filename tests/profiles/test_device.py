@@ -72,3 +72,26 @@ def test_jetson_detection_picks_the_matching_profile(tmp_path):
     (tmp_path / "proc/device-tree/model").write_bytes(b"NVIDIA Jetson Nano Developer Kit\x00")
     info = detect_jetson(tmp_path)
     assert match_profile(info.model, info.memory_gb) == "jetson-nano"
+
+
+def test_a_unique_prefix_picks_the_profile_and_an_ambiguous_one_lists_the_candidates():
+    assert load_device_profile("jetson-agx-x").name == "jetson-agx-xavier"
+    assert load_device_profile("jetson-orin-nano-s").name == "jetson-orin-nano-super-devkit"
+    with pytest.raises(UserInputError, match="ambiguous.*jetson-orin-nano-4gb, jetson-orin-nano-8gb, "
+                                             "jetson-orin-nano-super-devkit"):
+        load_device_profile("jetson-orin-nano")
+
+
+def test_super_modes_and_new_profiles():
+    nano = load_device_profile("jetson-orin-nano-8gb")
+    assert nano.mode("MAXN_SUPER").gpu_max_mhz == 1020 and nano.mode("25W").gpu_max_mhz == 918
+    # the 15W mode keeps its pre-6.2 caps: 625 MHz, 68 GB/s
+    assert nano.peak_ops("fp16", "15W") == pytest.approx(8 * 1024 * 2 * 625e6, rel=1e-3)
+    assert nano.bandwidth("15W") == pytest.approx(102e9 * 2133 / 3199)
+    kit = load_device_profile("jetson-orin-nano-super-devkit")
+    assert kit.default_power_mode == "MAXN_SUPER" and kit.mode("2").name == "MAXN_SUPER"
+    assert match_profile("NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", 8.0) == kit.name
+    ind = load_device_profile("jetson-agx-orin-industrial")
+    assert ind.peak_ops("int8") == pytest.approx(16 * 2048 * 2 * 1.2e9, rel=1e-3) and ind.cpu_max_mhz == 2000
+    for name in ("jetson-orin-nx-16gb", "jetson-orin-nx-8gb", "jetson-orin-nano-4gb"):
+        assert load_device_profile(name).mode("MAXN_SUPER").gpu_max_mhz in (1020, 1173)

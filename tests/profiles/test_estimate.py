@@ -1,21 +1,31 @@
-"""Roofline estimate (hand-computed), calibration fit (recovers known factors), stored calibration."""
+"""Per-kernel estimate (fusion rules, hand-computed cost), the fit (recovers known factors, reproducible
+from published.csv), every shipped profile × precision, user profiles."""
+import math
+
 import pytest
+import torch
 import yaml
+from torch import nn
 
 from compress.errors import UserInputError
 from profiles.analysis import LayerStats, ModelAnalysis
-from profiles.calibration import PublishedPoint, fit_efficiency, load_published
-from profiles.device import load_device_profile
+from profiles.calibration import PublishedPoint, fit_efficiency, load_published, model_analysis, predict_point
+from profiles.device import list_device_profiles, load_device_profile
 from profiles.estimate import Efficiency, estimate_latency, load_efficiency
+from profiles.kernels import kernels_of
+from profiles.torch_count import analyze_torch
 
 DEVICE = {
     "name": "toy", "kind": "jetson",
     **{k: {"value": v, "source": "test"} for k, v in dict(
-        sm_count=4, gpu_max_mhz=1000, peak_fp32_tflops=5.0, peak_fp16_tflops=10.0, peak_int8_tops=20.0,
-        memory_bandwidth_gbs=100.0, memory_max_mhz=2000).items()},
+        compute_capability="8.7", sm_count=4, gpu_max_mhz=1000, peak_fp32_tflops=1.0, peak_fp16_tflops=10.0,
+        peak_int8_tops=20.0, memory_bandwidth_gbs=100.0, memory_max_mhz=2000, cpu_max_mhz=1000).items()},
     "power_modes": [{"name": "full", "id": 0, "active_sms": 4, "gpu_max_mhz": 1000, "emc_max_mhz": 2000, "source": "t"},
                     {"name": "half", "id": 1, "active_sms": 2, "gpu_max_mhz": 500, "emc_max_mhz": 1000, "source": "t"}],
 }
+EFF = Efficiency(conv=0.5, pointwise=0.4, depthwise=0.1, grouped=0.2, fc=0.25, int8=0.5, fp32=0.8, memory=0.5,
+                 kernel_cycles=1000, host_sync_us=100, host_copy_us=100, copy=0.1, band_low=0.8, band_high=1.25,
+                 source="test")
 
 
 def _device(tmp_path):
@@ -24,64 +34,124 @@ def _device(tmp_path):
     return load_device_profile(str(path))
 
 
-def _analysis(macs, inp, params, out, cls="conv", batch=1):
-    la = LayerStats("l", "Conv2d", cls, (batch, 1), params, macs, 0, inp, out)
-    relu = LayerStats("r", "ReLU", "elementwise", (batch, 1), 0, 0, out, out, out)
-    return ModelAnalysis("pytorch", (batch, 3, 8, 8), params, params, macs, 0, 0, (la, relu))
+def _layer(name, op, cls, shape, macs=0, params=0, inp=0, kernel=1, groups=1):
+    out = math.prod(shape)
+    return LayerStats(name, op, cls, shape, params, macs, 0, inp or out, out, 4, kernel, groups)
 
 
-def test_roofline_by_hand(tmp_path):
+def _analysis(*layers, batch=1):
+    return ModelAnalysis("onnx", (batch, 3, 8, 8), 0, 0, sum(la.macs for la in layers), 0, 0, tuple(layers))
+
+
+def test_kernels_follow_tensorrt_fusion():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 16, 1), nn.Hardswish(),
+                          nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+    kinds = [k.kind for k in kernels_of(analyze_torch(model, (1, 3, 8, 8)))]
+    assert kinds == ["conv", "depthwise", "pointwise", "grouped", "pool", "fc"]  # BN, ReLU, Hardswish fused
+    se = _analysis(_layer("c", "Conv", "conv", (1, 8, 4, 4), macs=1000, kernel=9),
+                   _layer("s", "Sigmoid", "elementwise", (1, 8, 4, 4)),
+                   _layer("m", "Mul", "elementwise", (1, 8, 4, 4), inp=256),  # SiLU: fused, reads x once more
+                   _layer("p", "GlobalAveragePool", "pool", (1, 8, 1, 1), inp=128),
+                   _layer("e", "Conv", "conv", (1, 8, 1, 1), macs=64),
+                   _layer("x", "Mul", "elementwise", (1, 8, 4, 4), inp=136),  # SE scale: broadcast, own pass
+                   _layer("r", "Resize", "elementwise", (1, 8, 8, 8), inp=128))
+    ks = kernels_of(se)
+    assert [k.kind for k in ks] == ["conv", "pool", "pointwise", "memory", "memory"]
+    assert ks[0].elements == 128 + 128 + 128  # conv in + out + SiLU's second read of x
+
+
+def test_estimate_by_hand(tmp_path):
     dev = _device(tmp_path)
-    eff = Efficiency(conv=0.5, dwconv=0.25, memory=0.5, launch_us=10, per_inference_us=100, source="test")
-    a = _analysis(macs=10**9, inp=10**6, params=1000, out=10**6)
-    est = estimate_latency(a, dev, "fp16", "half", eff)
-    # peak 10 TFLOPS * 2/4 SMs * 500/1000 MHz = 2.5e12; compute = 2e9 / (2.5e12*0.5) = 1.6 ms
-    # memory = (1e6 + 1e3 + 1e6) * 2 B / (100e9 * 1000/2000 * 0.5) = 0.16008 ms -> compute bound
-    assert est.latency_ms == pytest.approx(1.6 + 0.010 + 0.100)
+    a = _analysis(_layer("c", "Conv", "conv", (1, 10**6), macs=10**9, params=1000, inp=10**6, kernel=9))
+    est = estimate_latency(a, dev, "fp16", "half", EFF)
+    # peak 10 TFLOPS * 2/4 SMs * 500/1000 MHz = 2.5e12; compute 2e9 / (2.5e12 * 0.5) = 1.6 ms
+    # memory (1e6 + 1e3 + 1e6) * 2 B / (100e9 * 1000/2000 * 0.5) = 0.16 ms; fixed 1000 cycles / 500 MHz = 2 us
+    assert est.latency_ms == pytest.approx(1.6 + 0.002)
+    assert (est.low_ms, est.high_ms) == pytest.approx((0.8 * est.latency_ms, 1.25 * est.latency_ms))
     assert est.kind == "estimate" and est.kernels == 1 and est.compute_bound_layers == 1
-    assert "ESTIMATE" in est.assumptions[0] and "2 SMs" in est.assumptions[0]
-    # a memory-bound layer: few MACs, fp32 bytes
-    m = estimate_latency(_analysis(10**3, 10**7, 0, 10**7), dev, "fp32", "full", eff)
-    assert m.memory_bound_layers == 1
-    assert m.latency_ms == pytest.approx(8e7 / (100e9 * 0.5) * 1e3 + 0.11)
-    d = estimate_latency(_analysis(10**9, 10, 0, 10, cls="dwconv"), dev, "int8", "full", eff)
-    assert d.latency_ms == pytest.approx(2e9 / (20e12 * 0.25) * 1e3 + 0.11)
+    assert "ESTIMATE" in est.assumptions[0] and "2 SMs" in est.assumptions[0] and "0.80–1.25" in est.assumptions[1]
+    int8 = estimate_latency(a, dev, "int8", "half", EFF)  # 2x the peak at half the FP16 fraction
+    assert int8.latency_ms == pytest.approx(2e9 / (5e12 * 0.5 * 0.5) * 1e3 + 0.002)
+    fp32 = estimate_latency(a, dev, "fp32", "full", EFF)  # compute capability 8.7: TF32 = FP16 peak / 2
+    assert fp32.latency_ms == pytest.approx(2e9 / (5e12 * 0.5 * 0.8) * 1e3 + 0.001)
+    mem = estimate_latency(_analysis(_layer("m", "Softmax", "elementwise", (1, 10**7), inp=10**7)), dev, "fp16",
+                           "full", EFF)
+    assert mem.memory_bound_layers == 1 and mem.latency_ms == pytest.approx(4e7 / (100e9 * 0.5) * 1e3 + 0.001)
+
+
+def test_host_timed_points_add_cpu_scaled_overhead(tmp_path):
+    dev = _device(tmp_path)
+    a = _analysis(_layer("c", "Conv", "conv", (1, 10**6), macs=10**9, inp=10**6, kernel=9))
+    gpu = estimate_latency(a, dev, "fp16", "full", EFF).latency_ms
+    point = PublishedPoint("toy", "full", "m", "f", "fp16", 1, 8, 1.0, "host_sync", "10", "t")
+    # 100 us at a 2 GHz reference CPU, on this 1 GHz CPU: 200 us
+    assert predict_point(point, a, dev, EFF) == pytest.approx(gpu + 0.2)
 
 
 def test_unsupported_precision(tmp_path):
+    a = _analysis(_layer("c", "Conv", "conv", (1, 4), macs=1))
     with pytest.raises(UserInputError, match="no INT8 peak"):
-        estimate_latency(_analysis(1, 1, 1, 1), load_device_profile("jetson-nano"), "int8")
+        estimate_latency(a, load_device_profile("jetson-nano"), "int8")
     with pytest.raises(UserInputError, match="Unknown precision"):
-        estimate_latency(_analysis(1, 1, 1, 1), _device(tmp_path), "fp8")
+        estimate_latency(a, _device(tmp_path), "fp8")
 
 
-def test_fit_recovers_known_factors(tmp_path, monkeypatch):
+def test_fit_recovers_known_factors(tmp_path):
     dev = _device(tmp_path)
-    import profiles.calibration as cal
-
-    monkeypatch.setattr(cal, "load_device_profile", lambda name: dev)
-    truth = Efficiency(conv=0.4, dwconv=0.05, memory=0.7, launch_us=20, per_inference_us=300, source="truth")
+    truth = Efficiency(conv=0.4, pointwise=0.3, depthwise=0.05, grouped=0.1, fc=0.2, int8=0.6, fp32=0.7, memory=0.7,
+                       kernel_cycles=2000, host_sync_us=300, host_copy_us=50, copy=0.2)
+    specs = [("conv", 10**9, 9), ("conv", 10**7, 9), ("pointwise", 5 * 10**8, 1), ("depthwise", 10**6, 9),
+             ("conv", 3 * 10**9, 9), ("pointwise", 10**6, 1)]
     analyses, points = {}, []
-    shapes = [(10**9, 10**5, 10**4, 10**5, "conv"), (10**8, 10**7, 10**3, 10**7, "conv"), (10**6, 10**4, 10, 10**4, "conv"),
-              (10**8, 10**5, 10**3, 10**5, "dwconv"), (5 * 10**8, 10**6, 10**5, 10**6, "conv"),
-              (10**7, 10**6, 10**2, 10**6, "dwconv"), (3 * 10**9, 10**6, 10**6, 10**6, "conv")]
-    for i, (mac, inp, par, out, cls) in enumerate(shapes):
-        name = f"m{i}"
-        analyses[name] = _analysis(mac, inp, par, out, cls)
-        ms = estimate_latency(analyses[name], dev, "fp16", "full", truth).latency_ms
-        points.append(PublishedPoint("toy", "full", name, "fp16", 1, 8, ms, "calibration" if i < 6 else "test", "synthetic"))
-    fit = fit_efficiency(points, analyses)
-    assert fit.summary("calibration")["max_abs_rel_error"] < 1e-3
-    assert fit.summary("test")["max_abs_rel_error"] < 1e-2  # held-out point predicted too
-    assert fit.efficiency.conv == pytest.approx(0.4, rel=0.02)
+    for i, (cls, macs, k) in enumerate(specs):
+        shape = (1, 10 ** (4 + i % 3))
+        layers = [_layer(f"l{j}", "Conv", "dwconv" if cls == "depthwise" else "conv", shape, macs=macs // (j + 1),
+                         kernel=k, groups=math.prod(shape) if cls == "depthwise" else 1) for j in range(1 + i)]
+        analyses[(f"m{i}", 1, 8)] = _analysis(*layers)
+        for prec, timing in (("fp16", "gpu_compute"), ("int8", "host_sync"), ("fp32", "gpu_compute")):
+            p = PublishedPoint("toy", "full" if i % 2 else "half", f"m{i}", "f", prec, 1, 8, 1.0, timing, "10", "t")
+            ms = predict_point(p, analyses[(p.model, 1, 8)], dev, truth)
+            points.append(PublishedPoint(*[*p.__dict__.values()][:7], ms, timing, "10", "synthetic"))
+    fit = fit_efficiency(points, analyses, {"toy": dev})
+    worst = max(abs(predict_point(p, analyses[(p.model, 1, 8)], dev, fit) / p.latency_ms - 1) for p in points)
+    assert worst < 0.01
+    assert fit.conv == pytest.approx(0.4, rel=0.05) and fit.int8 == pytest.approx(0.6, rel=0.05)
 
 
-def test_stored_calibration_is_used():
-    eff = load_efficiency()
-    assert "torch2trt" in eff.source
-    assert 0 < eff.conv <= 1 and 0 < eff.memory <= 1
-    pts = load_published()
-    assert {p.split for p in pts} == {"calibration", "test"}
-    assert all(p.source for p in pts)
-    r18 = [p for p in pts if p.model == "resnet18"]
-    assert {p.device for p in r18} == {"jetson-nano", "jetson-agx-xavier"} and all(p.split == "test" for p in r18)
+def test_stored_calibration_is_reproducible_from_published_csv():
+    stored = load_efficiency()
+    assert "published TensorRT latencies" in stored.source and stored.band_low < 1 < stored.band_high
+    points = load_published()
+    assert all(p.source and p.timing in ("gpu_compute", "host_sync", "host_copy") for p in points)
+    assert len({p.module for p in points}) >= 4 and {"fp16", "int8"} <= {p.precision for p in points}
+    analyses = {(p.model, p.batch, p.input_size): model_analysis(p.model, p.batch, p.input_size) for p in points}
+    refit = fit_efficiency(points, analyses, start=stored)
+    for k in ("conv", "pointwise", "int8", "fp32", "memory", "kernel_cycles"):
+        assert getattr(refit, k) == pytest.approx(getattr(stored, k), rel=0.02), k
+
+
+def test_every_profile_and_precision_gives_a_labelled_estimate():
+    a = analyze_torch(nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                    nn.Linear(16, 10)), (1, 3, 32, 32))
+    n = 0
+    for dev in list_device_profiles():
+        if dev.kind == "cpu":
+            continue
+        for mode in dev.power_modes:
+            for prec in ("fp32", "fp16", "int8"):
+                try:
+                    est = estimate_latency(a, dev, prec, mode.name)
+                except UserInputError as exc:
+                    assert "no INT8 peak" in str(exc) and dev.peak_ops("int8") is None
+                    continue
+                assert math.isfinite(est.latency_ms) and 0 < est.low_ms < est.latency_ms < est.high_ms
+                assert est.assumptions[0].startswith("ESTIMATE") and "error band" in est.assumptions[1]
+                n += 1
+    assert n > 60
+
+
+def test_a_users_profile_file_still_works(tmp_path):
+    est = estimate_latency(analyze_torch(nn.Conv2d(3, 8, 3), (1, 3, 16, 16)), _device(tmp_path), "fp16")
+    assert est.device == "toy" and est.power_mode == "full" and est.latency_ms > 0
+    assert torch.isfinite(torch.tensor(est.high_ms))

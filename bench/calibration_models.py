@@ -1,0 +1,80 @@
+"""Write the layer analyses of the calibration models that torchvision does not build.
+
+The fit (``python -m profiles.calibration``) analyses torchvision models on the fly; detectors and
+EfficientViT come from packages the toolkit does not depend on, so their ONNX graphs are analysed
+once here and stored as ``profiles/calibration/models/<model>@<size>.json.gz`` (layer counts only,
+no weights). Each model is built from its architecture definition with random weights, exported
+to ONNX (opset 17), simplified with onnxsim and analysed with ``profiles.onnx_count``.
+
+    # timm models (EfficientViT), in the project's environment
+    python bench/calibration_models.py --family efficientvit
+    # Ultralytics YOLO, in an environment with `pip install ultralytics` (AGPL; only the graph is used)
+    python bench/calibration_models.py --family yolo
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = {
+    "efficientvit": [(f"efficientvit_{v}", s) for v in ("b1", "b2", "b3") for s in (224, 256, 288)],
+    "yolo": [(f"yolo11{v}", 640) for v in "nsmlx"] + [(f"yolov8{v}", 640) for v in "nsm"],
+}
+
+
+def _timm_model(name: str):
+    import timm
+
+    return timm.create_model(name, pretrained=False, num_classes=1000).eval()
+
+
+def _ultralytics_model(name: str):
+    from ultralytics import YOLO
+
+    model = YOLO(f"{name}.yaml").model.eval()
+    for m in model.modules():  # the detect head's export path (no training-time outputs)
+        if hasattr(m, "export"):
+            m.export = True
+        if hasattr(m, "format"):
+            m.format = "onnx"
+    return model.fuse()
+
+
+def export_and_analyse(name: str, size: int, out_dir: Path) -> Path:
+    import onnx
+    import onnxsim
+    import torch
+
+    from profiles.calibration import save_model_analysis
+    from profiles.onnx_count import analyze_onnx
+
+    model = _ultralytics_model(name) if name.startswith("yolo") else _timm_model(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.onnx"
+        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(path), opset_version=17, dynamo=False,
+                          input_names=["input"], output_names=["output"])
+        simplified, ok = onnxsim.simplify(onnx.load(str(path)))
+        if ok:
+            onnx.save(simplified, str(path))
+        analysis = analyze_onnx(path, (1, 3, size, size))
+    return save_model_analysis(name, size, analysis, out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--family", choices=sorted(SPECS), required=True)
+    ap.add_argument("--out", type=Path, default=ROOT / "profiles" / "calibration" / "models")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, size in SPECS[args.family]:
+        path = export_and_analyse(name, size, args.out)
+        print(f"{name}@{size}: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())

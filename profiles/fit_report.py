@@ -1,0 +1,99 @@
+"""Calibration results (per-point errors, their summary) and ``fit_report.md``: the fitted factors,
+cross-validated errors by device / precision / family, every point."""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+_FACTORS = (("conv", "k×k conv, fraction of the dense tensor-core peak"),
+            ("pointwise", "1×1 conv"), ("depthwise", "depthwise conv"), ("grouped", "grouped conv"),
+            ("fc", "matmul / fully connected"),
+            ("int8", "INT8 fraction of its (2× FP16) peak, relative to the FP16 fraction"),
+            ("fp32", "FP32 (TF32 on Ampere) fraction, relative to the FP16 fraction"),
+            ("memory", "fraction of memory bandwidth"),
+            ("kernel_cycles", "fixed GPU cycles per kernel (launch, ramp-up, tail), TensorRT 8.5+: used by every estimate"),
+            ("kernel_cycles_trt7", "the same for TensorRT 7 (JetPack 4; the torch2trt tables only)"),
+            ("host_sync_us", "host-timed overhead per inference at a 2 GHz CPU (µs)"),
+            ("host_copy_us", "host-timed overhead with input copy (µs)"),
+            ("copy", "fraction of bandwidth reached by the input/output copy"))
+
+
+@dataclass(frozen=True)
+class PointError:
+    point: Any  # profiles.calibration.PublishedPoint
+    predicted_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.predicted_ms / self.point.latency_ms
+
+
+def summary(errors: list[PointError]) -> dict[str, float]:
+    """Median / max |relative error| and geometric-mean ratio."""
+    if not errors:
+        return {"n": 0}
+    rel = sorted(abs(e.ratio - 1.0) for e in errors)
+    gm = math.exp(sum(math.log(e.ratio) for e in errors) / len(errors))
+    return {"n": len(errors), "median_abs_rel_error": rel[len(rel) // 2], "max_abs_rel_error": rel[-1],
+            "geomean_ratio": gm}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    efficiency: Any  # profiles.estimate.Efficiency
+    fitted: list[PointError]
+    by_device: list[PointError]
+    by_family: list[PointError]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _table(errors: list[PointError], by: Callable[[PointError], str], title: str) -> list[str]:
+    groups: dict[str, list[PointError]] = defaultdict(list)
+    for e in errors:
+        groups[by(e)].append(e)
+    lines = [f"| {title} | points | median abs error | max abs error | geo-mean est./meas. |", "| --- | ---: | ---: | ---: | ---: |"]
+    for g in sorted(groups):
+        s = summary(groups[g])
+        lines.append(f"| {g} | {s['n']} | {_pct(s['median_abs_rel_error'])} | {_pct(s['max_abs_rel_error'])} | "
+                     f"{s['geomean_ratio']:.2f} |")
+    return lines
+
+
+def fit_report_markdown(cal: Calibration) -> str:
+    e = cal.efficiency
+    lines = ["# Latency estimator calibration report", "",
+             f"Written {_dt.date.today().isoformat()} by `python -m profiles.calibration` from `published.csv` "
+             "(sources in SOURCES.md). Cross-validated rows come from fits that never saw the held-out device "
+             "(module) or model family.", "",
+             "| factor | value | meaning |", "| --- | ---: | --- |"]
+    lines += [f"| {k} | {getattr(e, k):.4g} | {text} |" for k, text in _FACTORS]
+    lines += ["", f"Error band printed with every estimate (10th–90th percentile of measured / estimated, "
+              f"leave-one-device-out): **{e.band_low:.2f}× – {e.band_high:.2f}×**.", "", "## Summary", "",
+              "| evaluation | points | median abs error | max abs error | geo-mean est./meas. |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for name, errs in (("fit on all points", cal.fitted), ("leave one device out", cal.by_device),
+                       ("leave one family out", cal.by_family)):
+        s = summary(errs)
+        lines.append(f"| {name} | {s['n']} | {_pct(s['median_abs_rel_error'])} | {_pct(s['max_abs_rel_error'])} | "
+                     f"{s['geomean_ratio']:.2f} |")
+    lines += ["", "## Leave one device out", ""] + _table(cal.by_device, lambda x: x.point.module, "held-out device")
+    lines += [""] + _table(cal.by_device, lambda x: x.point.precision, "precision")
+    lines += [""] + _table(cal.by_device, lambda x: f"{x.point.module} {x.point.precision}", "device × precision")
+    lines += ["", "## Leave one family out", ""] + _table(cal.by_family, lambda x: x.point.family, "held-out family")
+    lines += ["", "## Every point", "",
+              "| device | mode | model | px | precision | timed | measured ms | fit ms | device-out ms | family-out ms |",
+              "| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: |"]
+    dev = {id(x.point): x for x in cal.by_device}
+    fam = {id(x.point): x for x in cal.by_family}
+    for f in cal.fitted:
+        p = f.point
+        lines.append(f"| {p.device} | {p.power_mode} | {p.model} | {p.input_size} | {p.precision} | {p.timing} | "
+                     f"{p.latency_ms:g} | {f.predicted_ms:.3g} | {dev[id(p)].predicted_ms:.3g} | "
+                     f"{fam[id(p)].predicted_ms:.3g} |")
+    return "\n".join(lines) + "\n"

@@ -120,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     diverged: list[str] = []
     for method in ["ce", *args.methods]:
         params = dict(overrides.get(method, {}))
-        if method == "erkt" and data.in_chans != 3:  # colour units need RGB
-            params = {"jitter_p": 0.0, "grayscale_p": 0.0, **params}
         oas, kappas, secs = [], [], []
         for seed in args.seeds:
             run_dir = args.out / f"{method}-seed{seed}"

@@ -6,6 +6,11 @@ BEFORE normalisation (the data set normalises after the transform), in the paper
 colour jitter → rotation → h-flip → v-flip → grayscale → autocontrast → random erasing →
 random resized crop; CutMix, the ninth unit, mixes a whole batch (:meth:`VarianceSuppression.mix_batch`).
 Randomness comes from the global torch RNG, which the data set seeds per (epoch, sample).
+
+Band counts: brightness and contrast work on any number of bands (contrast around the image's mean
+over all bands); saturation and grayscale are defined on RGB only. Their defaults (``None``) mean
+the paper's values on 3-band data and off otherwise; setting either above 0 on non-RGB data is an
+error raised when the method is built, i.e. before any training.
 """
 from __future__ import annotations
 
@@ -32,12 +37,12 @@ class VSMConfig:
     jitter_p: float = 1.0
     brightness: float = 0.5
     contrast: float = 0.5
-    saturation: float = 0.5
+    saturation: float | None = None  # None: 0.5 on RGB (Table 1), off on other band counts
     rotation_p: float = 1.0
     rotation_degrees: float = 180.0
     hflip_p: float = 0.9
     vflip_p: float = 0.9
-    grayscale_p: float = 0.1
+    grayscale_p: float | None = None  # None: 0.1 on RGB (Table 1), off on other band counts
     autocontrast_p: float = 0.1
     erasing_p: float = 1.0
     erasing_scale: tuple[float, float] = (0.02, 0.33)
@@ -52,10 +57,10 @@ class VSMConfig:
     def __post_init__(self) -> None:
         for name in (*(f"{u}_p" for u in UNITS), "cutmix_p"):
             v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
+            if v is not None and not 0.0 <= v <= 1.0:
                 raise UserInputError(f"VSM {name} must be a probability in [0, 1], got {v}.")
         for name in ("brightness", "contrast", "saturation", "rotation_degrees"):
-            if getattr(self, name) < 0:
+            if (getattr(self, name) or 0) < 0:
                 raise UserInputError(f"VSM {name} must be ≥ 0, got {getattr(self, name)}.")
         if not 0.0 < self.resized_crop_fraction <= 1.0:
             raise UserInputError(f"VSM resized_crop_fraction must be in (0, 1], got {self.resized_crop_fraction}.")
@@ -77,16 +82,23 @@ class VarianceSuppression:
     """
 
     def __init__(self, cfg: VSMConfig, image_size: int, bands: int) -> None:
+        import dataclasses
+
         from torchvision.transforms import v2
 
-        if bands != 3 and (cfg.jitter_p > 0 or cfg.grayscale_p > 0):
-            raise UserInputError(f"The VSM colour jitter and grayscale units need 3-band (RGB) images, the data has "
-                                 f"{bands} band(s); set jitter_p: 0 and grayscale_p: 0 in method_params.")
+        rgb = bands == 3
+        rgb_only = [n for n in ("saturation", "grayscale_p") if not rgb and (getattr(cfg, n) or 0) > 0]
+        if rgb_only:
+            raise UserInputError(f"The VSM {' and '.join(rgb_only)} need 3-band (RGB) images, the data has {bands} "
+                                 "band(s); drop them from the method parameters (on non-RGB data they default to off; "
+                                 "brightness and contrast work on any bands).")
         if image_size < 2:
             raise UserInputError(f"VSM image_size must be ≥ 2, got {image_size}.")
+        cfg = dataclasses.replace(cfg, saturation=(0.5 if rgb else 0.0) if cfg.saturation is None else cfg.saturation,
+                                  grayscale_p=(0.1 if rgb else 0.0) if cfg.grayscale_p is None else cfg.grayscale_p)
         self.cfg, self.size, self.bands = cfg, int(image_size), int(bands)
         crop = max(1, int(round(self.size * cfg.resized_crop_fraction)))
-        self._jitter = v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation)
+        self._jitter = v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation) if rgb else self._band_jitter
         self._rotate = v2.RandomRotation(cfg.rotation_degrees)  # torchvision defaults: nearest, fill 0
         self._erase = v2.RandomErasing(p=1.0, scale=cfg.erasing_scale, ratio=cfg.erasing_ratio,
                                        value=cfg.erasing_value)
@@ -102,6 +114,21 @@ class VarianceSuppression:
             ("resized_crop", cfg.resized_crop_p, self._resized_crop),
         ]
         self.last_fired: list[str] = []
+
+    def _band_jitter(self, x: torch.Tensor) -> torch.Tensor:
+        """Brightness and contrast for any band count, in random order as ColorJitter does."""
+        b = self.cfg.brightness
+        c = self.cfg.contrast
+        ops = []
+        if b > 0:
+            factor = float(torch.empty(1).uniform_(max(0.0, 1 - b), 1 + b))
+            ops.append(lambda t: (t * factor).clamp(0.0, 1.0))
+        if c > 0:
+            cfac = float(torch.empty(1).uniform_(max(0.0, 1 - c), 1 + c))
+            ops.append(lambda t: ((t - t.mean()) * cfac + t.mean()).clamp(0.0, 1.0))
+        for i in torch.randperm(len(ops)).tolist():
+            x = ops[i](x)
+        return x
 
     @staticmethod
     def _hflip(x: torch.Tensor) -> torch.Tensor:
@@ -122,9 +149,17 @@ class VarianceSuppression:
 
     @staticmethod
     def _autocontrast(x: torch.Tensor) -> torch.Tensor:
+        """Stretch each band to [0, 1] (torchvision's autocontrast for 1 or 3 bands; the same per-band
+        stretch for other counts, which torchvision rejects)."""
         from torchvision.transforms.v2 import functional as TF
 
-        return TF.autocontrast(x.clamp(0.0, 1.0))
+        x = x.clamp(0.0, 1.0)
+        if x.shape[0] in (1, 3):
+            return TF.autocontrast(x)
+        lo = x.amin(dim=(-2, -1), keepdim=True)
+        hi = x.amax(dim=(-2, -1), keepdim=True)
+        flat = hi <= lo
+        return torch.where(flat, x, (x - lo) / torch.where(flat, torch.ones_like(hi), hi - lo))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[0] != self.bands:

@@ -7,6 +7,8 @@ and student (Algorithm 1, lines 4–5). Loss, Eq. (15): ``R·L_cross + (2 − R)
 ``L_DIST = 2·L_inter + 2·L_intra`` at τ = 2 (Eqs. 8–10, 12; no τ² factor). R = 1 gives Eq. (12).
 All VSM units are parameters here too (``jitter_p``, ``hflip_p`` … ``cutmix_p``); the paper's
 "usual DA" baseline is ``cutmix_p 0.1, hflip_p 0.5, vflip_p 0.5, erasing_p 0, resized_crop_p 0``.
+On 1-band and multispectral data the VSM keeps brightness/contrast (any bands) and switches its
+RGB-only saturation and grayscale units off (:mod:`compress.data.vsm`).
 """
 from __future__ import annotations
 

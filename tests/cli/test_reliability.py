@@ -281,3 +281,23 @@ def test_evaluate_scores_an_exported_onnx_file_like_its_checkpoint(trained, tmp_
     q = runner.invoke(app, ["evaluate", str(tmp_path / "e" / "model_int8.onnx"), "--json"])
     assert q.exit_code == 0, q.output
     assert abs(json.loads(q.stdout)["metrics"]["oa"] - ck["metrics"]["oa"]) < 0.1
+
+
+def test_erkt_runs_on_the_one_band_digits(tmp_path):
+    """The VSM's brightness/contrast work on any bands; its RGB-only units switch off on 1-band data."""
+    r = runner.invoke(app, ["distill", "--method", "erkt", "--epochs", "1", "--teacher-epochs", "1", "--no-baseline",
+                            *TINY, "--out", str(tmp_path / "e"), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout[r.stdout.index("{"):])["rows"]
+    assert rows[-1]["method"] == "erkt" and rows[-1]["test_oa"] is not None
+
+
+@pytest.mark.parametrize("param", ["grayscale_p=0.2", "saturation=0.3"])
+def test_an_rgb_only_vsm_option_on_one_band_data_fails_before_training(param, tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    text = one_line_error(runner.invoke(app, ["distill", "--method", "erkt", "-p", param, "--epochs", "1", *TINY,
+                                              "--out", str(tmp_path / "e")]))
+    assert "need 3-band (RGB) images" in text and "1 band" in text
+    assert time.perf_counter() - t0 < 5 and not (tmp_path / "e").exists()  # nothing trained

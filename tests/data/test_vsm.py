@@ -1,6 +1,7 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ PROBS = {"jitter_p": 0.3, "rotation_p": 0.6, "hflip_p": 0.9, "vflip_p": 0.5, "gr
 
 
 def test_paper_defaults_are_table_1():
-    c = VSMConfig()
+    c = VarianceSuppression(VSMConfig(), 8, bands=3).cfg  # the RGB defaults
     assert (c.jitter_p, c.rotation_p, c.hflip_p, c.vflip_p, c.grayscale_p, c.autocontrast_p, c.erasing_p,
             c.resized_crop_p, c.cutmix_p) == (1.0, 1.0, 0.9, 0.9, 0.1, 0.1, 1.0, 0.1, 1.0)
     assert (c.brightness, c.contrast, c.saturation, c.rotation_degrees) == (0.5, 0.5, 0.5, 180.0)
@@ -60,6 +61,7 @@ def test_cutmix_unit_is_gated_per_batch():
     assert torch.equal(never.mix_batch(x, y).images, x)
     always = VarianceSuppression(VSMConfig(cutmix_p=1.0), 8, 3)
     torch.manual_seed(0)
+    np.random.seed(0)  # the gate and λ come from NumPy's global RNG (no device sync)
     fired = sum(bool((always.mix_batch(x, y).lam < 1).any()) for _ in range(50))
     assert fired >= 45  # a zero-area box (λ≈1) is the only way not to mix
 
@@ -67,8 +69,41 @@ def test_cutmix_unit_is_gated_per_batch():
 def test_bad_settings_are_rejected():
     with pytest.raises(UserInputError, match="probability"):
         VSMConfig(vflip_p=-0.1)
-    with pytest.raises(UserInputError, match="3-band"):
-        VarianceSuppression(VSMConfig(), 8, bands=4)
-    VarianceSuppression(VSMConfig(jitter_p=0.0, grayscale_p=0.0), 8, bands=4)  # multispectral: fine
+    with pytest.raises(UserInputError, match="saturation and grayscale_p need 3-band"):
+        VarianceSuppression(VSMConfig(saturation=0.5, grayscale_p=0.1), 8, bands=4)
+    with pytest.raises(UserInputError, match="grayscale_p need 3-band"):
+        VarianceSuppression(VSMConfig(grayscale_p=0.2), 8, bands=1)
     with pytest.raises(UserInputError, match=r"\[3, H, W\]"):
         VarianceSuppression(VSMConfig(), 8, bands=3)(torch.rand(1, 8, 8))
+
+
+@pytest.mark.parametrize("bands", [1, 4, 13])
+def test_vsm_runs_on_single_band_and_multispectral_images(bands):
+    """Brightness/contrast on any band count; the RGB-only units default to off."""
+    vsm = VarianceSuppression(VSMConfig(), 10, bands=bands)
+    assert vsm.cfg.saturation == 0.0 and vsm.cfg.grayscale_p == 0.0
+    torch.manual_seed(0)
+    x = torch.rand(bands, 16, 16)
+    fired = set()
+    for _ in range(40):
+        y = vsm(x)
+        assert y.shape == (bands, 10, 10) and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+        fired |= set(vsm.last_fired)
+    assert "jitter" in fired and "grayscale" not in fired
+    stretched = VarianceSuppression._autocontrast(x * 0.5 + 0.2)  # per band to the full [0, 1] range
+    assert torch.allclose(stretched.amin(dim=(1, 2)), torch.zeros(bands), atol=1e-6)
+    assert torch.allclose(stretched.amax(dim=(1, 2)), torch.ones(bands), atol=1e-6)
+
+
+def test_band_jitter_scales_brightness_and_contrast():
+    off = dict.fromkeys((f"{u}_p" for u in UNITS), 0.0)
+    x = torch.full((2, 4, 4), 0.4)
+    x[:, :2] = 0.2
+    bright = VarianceSuppression(VSMConfig(**{**off, "jitter_p": 1.0}, brightness=0.5, contrast=0.0), 4, bands=2)
+    torch.manual_seed(1)
+    y = bright(x)
+    ratio = float(y[0, 0, 0] / x[0, 0, 0])
+    assert 0.5 <= ratio <= 1.5 and torch.allclose(y, x * ratio)  # one factor for every band and pixel
+    contrast = VarianceSuppression(VSMConfig(**{**off, "jitter_p": 1.0}, brightness=0.0, contrast=0.5), 4, bands=2)
+    y = contrast(x)
+    assert torch.allclose(y.mean(), x.mean(), atol=1e-6)  # contrast keeps the mean over all bands

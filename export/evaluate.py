@@ -50,7 +50,8 @@ def _source_checkpoint(path: Path) -> Path | None:
     return Path(ckpt) if ckpt and Path(ckpt).exists() else None
 
 
-def _batch_input(ds, idx: np.ndarray, man: SimpleNamespace) -> np.ndarray:
+def batch_input(ds, idx: np.ndarray, man: SimpleNamespace) -> np.ndarray:
+    """A batch as the ONNX file takes it: NCHW float normalised, or NHWC uint8 for a file that preprocesses."""
     if not man.nhwc:
         return torch.stack([ds[int(i)][0] for i in idx]).numpy().astype(np.float32)
     raw = [ds.transform(ds.raw(int(i))) for i in idx]  # resized, un-normalised, in [0, 1]
@@ -81,7 +82,7 @@ def evaluate_onnx(path: str | Path, data: str | None = None, split: str = "test"
     with OnnxrtRunner(path, providers="cpu", threads=threads) as runner:
         for start in range(0, len(ds), step):
             idx = np.arange(start, min(start + step, len(ds)))
-            x = _batch_input(ds, idx, man)
+            x = batch_input(ds, idx, man)
             if static and len(x) < static:  # a static-batch graph gets its last batch padded
                 x = np.concatenate([x, np.repeat(x[-1:], static - len(x), axis=0)])
             logits = next(iter(runner.infer({"input": x}).values()))[:len(idx)]

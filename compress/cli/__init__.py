@@ -14,7 +14,8 @@ app = typer.Typer(
 )
 
 # Each module defines register(app); the order is the order in --help.
-COMMAND_MODULES = ["distill", "train", "evaluate", "export", "quantize", "prune", "profile", "ensemble", "retrieval", "data"]
+COMMAND_MODULES = ["distill", "train", "evaluate", "export", "quantize", "prune", "profile", "ensemble", "retrieval",
+                   "data", "catalog"]
 
 
 def _register_all() -> None:

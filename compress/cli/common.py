@@ -70,3 +70,41 @@ def progress_columns():
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     )
+
+
+def show_table(table: Any, out: Console | None = None) -> None:
+    """Print a rich table that stays readable: nothing is ever cut to ``…``.
+
+    On a terminal wide enough for every column's longest word the table is drawn (cells wrap); on a
+    narrower terminal each row becomes a block of ``column: value`` lines; when the output is piped or
+    redirected it is a plain text table with no width limit (one row per line, easy to grep).
+    """
+    from rich.text import Text
+
+    out = out or console
+
+    def plain(cell: Any) -> str:
+        text = cell if isinstance(cell, Text) else Text.from_markup(str(cell)) if isinstance(cell, str) else Text(str(cell))
+        return text.plain.replace("\n", " ")
+
+    longest = [max((len(w) for v in [c.header, *c.cells] for w in plain(v).split()), default=1) for c in table.columns]
+    needed = sum(longest) + 3 * len(longest) + 1  # cell padding and borders
+    if out.is_terminal and needed <= out.width:
+        for col, n in zip(table.columns, longest):  # wrap between words, never inside one, never "…"
+            col.overflow, col.no_wrap, col.min_width = "fold", False, n
+        out.print(table)
+        return
+
+    headers = [plain(c.header) for c in table.columns]
+    rows = list(zip(*[[plain(v) for v in c.cells] for c in table.columns]))
+    title = plain(table.title) if table.title else ""
+    if out.is_terminal:  # narrow terminal: one block per row
+        lines = [title] if title else []
+        for row in rows:
+            lines += [""] + [f"  {h}: {v}" for h, v in zip(headers, row) if v not in ("", "–", "—")]
+    else:
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+        fmt = "  ".join(f"{{:{'>' if c.justify == 'right' else '<'}{w}}}" for c, w in zip(table.columns, widths))
+        lines = ([title] if title else []) + [fmt.format(*headers).rstrip()] + [fmt.format(*r).rstrip() for r in rows]
+    out.file.write("\n".join(lines) + "\n")
+    out.file.flush()

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from compress.cli.common import cli_errors, console, print_json
+from compress.cli.common import cli_errors, console, print_json, show_table
 
 ensemble_app = typer.Typer(help="Weighted ensemble teachers (ERKT-Net).", no_args_is_help=True)
 
@@ -39,14 +39,14 @@ def search(
             members.add_column(col)
         for i, (c, a, oa) in enumerate(zip(result.checkpoints, result.architectures, result.member_oa)):
             members.add_row(str(i), c, a, f"{oa * 100:.2f}")
-        console.print(members)
+        show_table(members)
         table = Table(title=f"Candidates (member {vary} varied; {result.images} {split} images, {combine})")
         table.add_column("weights")
         table.add_column(f"{split} OA", justify="right")
         for cand in result.candidates:
             mark = " *" if cand is result.best else ""
             table.add_row(" ".join(f"{w:.3f}" for w in cand.weights), f"{cand.oa * 100:.2f}{mark}")
-        console.print(table)
+        show_table(table)
         console.print("best weights: " + " ".join(f"{w:.3f}" for w in result.best.weights)
                       + "  (use: --teacher-weights " + " ".join(f"{w:g}" for w in result.best.weights) + ")")
 

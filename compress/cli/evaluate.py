@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from compress.cli.common import console, print_json
+from compress.cli.common import console, print_json, show_table
 from compress.cli.options import Group, Given, Int, arg, command, opt
 
 OPTIONS = Group("evaluate", (
@@ -56,7 +56,7 @@ def _classification(r) -> None:
     t.add_row("Cohen's kappa", "—" if m["kappa"] is None else f"{m['kappa']:.4f}")
     worst = sorted((v, k) for k, v in m["per_class_accuracy"].items() if v is not None)[:3]
     t.add_row("weakest classes", ", ".join(f"{k} {100 * v:.1f} %" for v, k in worst))
-    console.print(t)
+    show_table(t)
     console.print(f"written: [bold]{r.out_dir}[/bold] (metrics.json, confusion.csv, confusion.png)")
 
 
@@ -76,6 +76,6 @@ def _embedding(r, target: str, task: str) -> None:
     if r.clustering:
         t.add_row("k-means NMI", f"{r.clustering['nmi']:.4f}")
         t.add_row("k-means ACC", f"{100 * r.clustering['acc']:.2f} %")
-    console.print(t)
+    show_table(t)
     if r.files:
         console.print("written: " + ", ".join(r.files))

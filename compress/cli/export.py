@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from compress.cli.common import console, err_console, fail, print_json
+from compress.cli.common import console, err_console, fail, print_json, show_table
 from compress.cli.options import Flag, Given, Group, Int, arg, command, opt
 from compress.errors import UserInputError
 
@@ -86,7 +86,7 @@ def render_parity(report) -> None:
         table.add_row(r.name, r.precision, _fmt(r.max_abs, ".2e"), _fmt(r.max_rel, ".2e"), agree,
                       _fmt(r.accuracy, ".2f"), _fmt(delta, "+.2f"), _fmt(r.latency_ms, ".3f"),
                       _fmt(r.speedup_vs_fp32, ".2f"), r.rule, "[green]yes[/green]" if r.passed else "[red]NO[/red]")
-    console.print(table)
+    show_table(table)
 
 
 def render_fallback(variant) -> None:
@@ -101,7 +101,7 @@ def render_fallback(variant) -> None:
     for i, st in enumerate(fb.steps):
         table.add_row(str(i), st.added or ("all layers INT8" if not st.float_nodes else ", ".join(st.float_nodes)),
                       f"{st.accuracy:.2f}", f"{st.drop:+.2f}", _fmt(st.latency_ms, ".3f"))
-    console.print(table)
+    show_table(table)
     chosen = fb.chosen
     console.print(f"{'met' if fb.met else '[red]NOT met[/red]'}: {len(chosen.float_nodes)} layer(s) kept in float "
                   f"({', '.join(chosen.float_nodes) or 'none'}), drop {chosen.drop:.2f} pt")

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from compress.cli.common import console, err_console, print_json
+from compress.cli.common import console, err_console, print_json, show_table
 from compress.cli.options import Given, Group, Int, arg, command, opt
 
 
@@ -26,7 +26,7 @@ def _device_table(as_json: bool) -> None:
         modes = ", ".join(f"{m.name} {m.active_sms}@{m.gpu_max_mhz:g}" for m in p.power_modes) if p.kind != "cpu" else "–"
         table.add_row(p.name, str(v.get("architecture")), str(v.get("sm_count") or "–"), str(v.get("peak_fp16_tflops") or "–"),
                       str(v.get("peak_int8_tops") or "–"), str(v.get("memory_bandwidth_gbs")), str(v.get("dla_cores")), modes)
-    console.print(table)
+    show_table(table)
 
 
 def _render(report) -> None:
@@ -51,7 +51,7 @@ def _render(report) -> None:
                    else f"measured ({e.get('runner', {}).get('backend')})")
             table.add_row(*head, str(e.get("batch")), f"{lat:.3f}", "–" if est else f"{e['p90_ms']:.3f}",
                           f"{e['throughput_ips']:.1f}", how)
-    console.print(table)
+    show_table(table)
     for t in report.targets:
         if not (t.analysis and t.analysis.get("layers")):
             continue
@@ -61,7 +61,7 @@ def _render(report) -> None:
         for la in t.analysis["layers"]:
             lt.add_row(la["name"], la["op_type"], "x".join(map(str, la["output_shape"])), str(la["params"]),
                        str(la["macs"]), str(la["bytes_read"]), str(la["bytes_written"]))
-        console.print(lt)
+        show_table(lt)
 
 
 OPTIONS = Group("profile", (

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from compress.cli.common import console, print_json
+from compress.cli.common import console, print_json, show_table
 from compress.cli.groups import DEVICE, METHOD, OUTPUT, Group, method_option, train_group
 from compress.cli.options import Flag, Float, Given, Int, Strs, arg, command, opt
 from compress.cli.params import parse_params
@@ -69,7 +69,7 @@ def _render(result) -> None:
     for i, s in enumerate(result.steps):
         t.add_row(str(i), f"{s.ratio:.0%}", f"{s.info['params'] / 1e6:.3f}", f"{s.info['macs'] / 1e6:.2f}",
                   *([f"{s.info['latency_ms']:.3f}"] if lat else []))
-    console.print(t)
+    show_table(t)
     oa = result.test_oa_before_recovery
     console.print(f"→ {result.checkpoint} (margin {result.margin:+.4g}"
                   f"{'' if oa is None else f'; test OA before recovery {100 * oa:.2f} %'})")

@@ -5,7 +5,7 @@ from typing import Any
 
 import typer
 
-from compress.cli.common import console, print_json
+from compress.cli.common import console, print_json, show_table
 from compress.cli.groups import DEVICE, METHOD, OUTPUT, Group, method_option, train_group
 from compress.cli.options import Flag, Given, Strs, arg, command, opt
 from compress.cli.params import parse_params
@@ -64,7 +64,7 @@ def _render(result: Any) -> None:
     for role, path in result.files.items():
         oa = result.accuracy.get(role)
         t.add_row(labels[role], path, "—" if oa is None else f"{100 * oa:.2f}")
-    console.print(t)
+    show_table(t)
     if result.parity:
         row = result.parity["rows"][-1]
         console.print(f"parity (fake-quant PyTorch vs ONNX Runtime): top-1 agreement {100 * row['top1_agreement']:.2f} %, "

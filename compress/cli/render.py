@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from rich.table import Table
 
-from compress.cli.common import console, err_console, print_json
+from compress.cli.common import console, err_console, print_json, show_table
 
 
 def _pct(v) -> str:
@@ -38,7 +38,7 @@ def render_job(result, title: str, as_json: bool = False) -> None:
         table.add_row(r.role, r.architecture, r.method, f"{r.params_m:.3f}", _pct(r.test_oa),
                       "—" if r.test_kappa is None else f"{r.test_kappa:.4f}", _pct(r.test_macro_f1),
                       f"{r.best_epoch}/{r.epochs}", f"{r.seconds:.1f}")
-    console.print(table)
+    show_table(table)
     d = result.data
     console.print(f"data: {d['source']} — {d['classes']} classes, {d['bands']} band(s) at {d['image_size']} px; "
                   f"train {d['train']} / test {d['test']} images" +

@@ -5,7 +5,7 @@ from typing import Any
 
 import typer
 
-from compress.cli.common import console, print_json
+from compress.cli.common import console, print_json, show_table
 from compress.cli.groups import DATA, DEVICE, INIT, METHOD, OUTPUT, TRAIN, Group, method_option
 from compress.cli.options import Float, Given, Int, command, opt
 from compress.cli.params import parse_params
@@ -49,7 +49,7 @@ def _table(title: str, rows: list[tuple[str, Any]]) -> None:
     t.add_column("value", justify="right")
     for k, v in rows:
         t.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
-    console.print(t)
+    show_table(t)
 
 
 def _run(job, cfg_cls, given: Given, command_name: str):

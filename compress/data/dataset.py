@@ -15,8 +15,10 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 
 def to_tensor(arr: np.ndarray, scale: float) -> torch.Tensor:
     """``[H, W, bands]`` array → ``[bands, H, W]`` float32 in the [0, 1] value scale."""
-    x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    return x.to(torch.float32).mul_(scale)
+    a = np.ascontiguousarray(arr.transpose(2, 0, 1))
+    if not a.flags.writeable:  # images decoded read-only (PIL buffers): torch wants a writable array
+        a = a.copy()
+    return torch.from_numpy(a).to(torch.float32).mul_(scale)
 
 
 class SubsetDataset(Dataset):

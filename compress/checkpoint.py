@@ -59,6 +59,7 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     epoch: int = 0
     world_size: int = 1  # data-parallel processes that trained it
+    init: dict[str, Any] = field(default_factory=dict)  # how the initial weights were loaded (WeightsReport)
     versions: dict[str, str] = field(default_factory=library_versions)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     format: str = FORMAT

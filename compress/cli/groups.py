@@ -86,6 +86,8 @@ DEVICE = Group("device", (
        help="Under torchrun: BatchNorm statistics over the global batch."),
     _o("log_every", "--log-every", key="train.log_every", type=Int, shown=_train("log_every"),
        help="Steps between reads of the running loss (the only host syncs of a step loop)."),
+    _o("log", "--log", key="train.log", shown=_train("log"),
+       help="none or tensorboard (event files in RUN/tensorboard; every run also writes training_curves.png)."),
 ))
 
 METHOD = Group("method", (

@@ -34,6 +34,7 @@ class TrainConfig:
     memory_format: str = "auto"  # auto | channels_last | contiguous
     compile: bool = False  # torch.compile the student and the teacher
     sync_bn: bool = False  # BatchNorm statistics over the global batch under data-parallel training
+    log: str = "none"  # none | tensorboard (per-epoch scalars; training_curves.png is always written)
 
     def __post_init__(self) -> None:
         checks = [
@@ -50,6 +51,7 @@ class TrainConfig:
             (0 <= self.seed < 2**32, f"seed must be in 0…2^32−1, got {self.seed}"),
             (self.eval_every >= 1, f"eval_every must be ≥ 1, got {self.eval_every}"),
             (self.log_every >= 1, f"log_every must be ≥ 1, got {self.log_every}"),
+            (self.log in ("none", "tensorboard"), f"log must be none or tensorboard, got '{self.log}'"),
             (self.memory_format in ("auto", "channels_last", "contiguous"),
              f"memory_format must be auto, channels_last or contiguous, got '{self.memory_format}'"),
             (self.weight_decay >= 0 and self.momentum >= 0, "weight_decay and momentum must be ≥ 0"),
@@ -57,3 +59,7 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UserInputError(msg + ".")
+        if self.log == "tensorboard":  # its package is checked with the rest, before any training
+            from compress.engine.run_log import check_logger
+
+            check_logger(self.log)

@@ -211,6 +211,9 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
     if steps_per_epoch == 0:
         raise UserInputError(f"The training set has {len(data.train)} images, fewer than one batch of "
                              f"{cfg.batch_size}; lower --batch-size.")
+    from compress.engine.run_log import RunLogger
+
+    logger = RunLogger(run_dir, cfg.log if dist.is_main() else "none")
     t_run = time.perf_counter()
     seen_images, train_seconds = 0, 0.0
     for epoch in range(run.start_epoch, cfg.epochs):
@@ -267,7 +270,9 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
 
             commit_dir(ckpt_dir / "last", write_last, complete_marker="train_state.json")
             write_history(run_dir, run.history)
+            logger.epoch(row)
         dist.barrier()
+    logger.close()
     return _finish(method, data, run_dir, device, amp, run.history, run.best_epoch,
                    time.perf_counter() - t_run, seen_images / max(train_seconds, 1e-9))
 
@@ -287,7 +292,10 @@ def _finish(method, data, run_dir: Path, device, amp, history, best_epoch, secon
                "epochs": len(history), "seconds": round(seconds, 2), "images_per_second": round(ips, 1),
                "selected_on": "val" if data.val is not None else "last epoch (no validation images)"}
     if dist.is_main():
+        from compress.engine.run_log import plot_curves
+
         write_json_atomic(run_dir / "metrics.json", metrics)
+        plot_curves(run_dir, history)
         if hasattr(test, "confusion"):
             write_classification_outputs(run_dir, test, data.class_names)
         # The manifests of the final checkpoints carry the test metrics export/profile report.

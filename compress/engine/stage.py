@@ -55,6 +55,7 @@ class StageSummary:
     epochs: int
     seconds: float
     checkpoint: str
+    init: str = ""  # one line: where the initial weights came from and how many tensors loaded
 
 
 @dataclass
@@ -84,11 +85,23 @@ def build_model_for_data(name: str, data: DataBundle, **kwargs: Any) -> nn.Modul
 
 
 def base_manifest(arch: str, data: DataBundle, *, role: str, method: str, config: dict[str, Any],
-                  model_kwargs: dict[str, Any] | None = None, task: str = "classification") -> Manifest:
+                  model_kwargs: dict[str, Any] | None = None, task: str = "classification",
+                  init: dict[str, Any] | None = None) -> Manifest:
     return Manifest(architecture=arch, num_classes=len(data.class_names), in_chans=data.in_chans,
                     image_size=data.image_size, mean=tuple(data.mean), std=tuple(data.std),
                     class_names=tuple(data.class_names), method=method, role=role, task=task,
-                    model_kwargs=dict(model_kwargs or {}), config=to_jsonable(config), split_hash=data.split.hash)
+                    model_kwargs=dict(model_kwargs or {}), config=to_jsonable(config), split_hash=data.split.hash,
+                    init=dict(init or {}))
+
+
+def init_line(report: dict[str, Any]) -> str:
+    """``weights: 211/213 tensors from FILE (by name), head replaced`` from a WeightsReport dict."""
+    if not report:
+        return ""
+    line = (f"weights: {report.get('loaded')}/{report.get('total')} tensors from {report.get('file')} "
+            f"(matched by {report.get('mapping')}), head {report.get('head')}")
+    extra = [f"{len(report[k])} {k}" for k in ("adapted", "missing", "unexpected", "mismatched") if report.get(k)]
+    return line + (f"; {', '.join(extra)}" if extra else "")
 
 
 def finished(run_dir: Path, epochs: int) -> bool:
@@ -138,14 +151,20 @@ def run_stage(spec: StageSpec, data: DataBundle, *, teacher: nn.Module | None = 
         train.transform = custom
         data = dataclasses.replace(data, train=train)
     task = "embedding" if callable(getattr(method.student, "embed", None)) else "classification"
+    report = getattr(method.student, "weights_report", None)
+    init = report.to_dict() if report is not None else {}
+    if saved and not init:  # resumed: the report of the run's start is in its last checkpoint
+        from compress.checkpoint import read_manifest
+
+        init = read_manifest(spec.run_dir / "checkpoints" / "last").init
     manifest = base_manifest(spec.arch, data, role=spec.role, method=spec.method, config=spec.config,
-                             model_kwargs=spec.model_kwargs, task=task)
+                             model_kwargs=spec.model_kwargs, task=task, init=init)
     result = fit(method, data, spec.train, spec.run_dir, manifest, resume=spec.resume, workers=spec.workers,
                  progress=_Prefixed(progress, spec.role) if progress else None, stop_after_epochs=stop_after_epochs)
     method.release()
     metrics = {"test": result.test, "val": result.val, "best_epoch": result.best_epoch, "epochs": result.epochs,
                "seconds": result.seconds, "images_per_second": result.images_per_second}
-    summary = _summary(spec, metrics, result.best_checkpoint, count_params(method.student))
+    summary = _summary(spec, metrics, result.best_checkpoint, count_params(method.student), init)
     return StageResult(summary=summary, method=method, fit=result, metrics=metrics)
 
 
@@ -156,16 +175,20 @@ def _from_disk(spec: StageSpec, data: DataBundle, teacher, unlabeled) -> StageRe
     best = spec.run_dir / "checkpoints" / "best"
     method.student.load_state_dict(read_weights(best))
     metrics = read_json(spec.run_dir / "metrics.json")
-    return StageResult(summary=_summary(spec, metrics, str(best), count_params(method.student)), method=method,
+    from compress.checkpoint import read_manifest
+
+    init = read_manifest(best).init
+    return StageResult(summary=_summary(spec, metrics, str(best), count_params(method.student), init), method=method,
                        fit=None, metrics=metrics)
 
 
-def _summary(spec: StageSpec, m: dict[str, Any], checkpoint: str, n_params: int) -> StageSummary:
+def _summary(spec: StageSpec, m: dict[str, Any], checkpoint: str, n_params: int,
+             init: dict[str, Any] | None = None) -> StageSummary:
     test = m.get("test") or {}
     return StageSummary(role=spec.role, architecture=spec.arch, method=spec.method, params_m=round(n_params / 1e6, 4),
                         test_oa=test.get("oa"), test_kappa=test.get("kappa"), test_macro_f1=test.get("macro_f1"),
                         best_epoch=m["best_epoch"], epochs=m["epochs"], seconds=round(float(m["seconds"]), 1),
-                        checkpoint=checkpoint)
+                        checkpoint=checkpoint, init=init_line(init or {}))
 
 
 class _Prefixed:

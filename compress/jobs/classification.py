@@ -157,6 +157,22 @@ def _unlabeled_pool(cfg: JobConfig, data: DataBundle):
     return unlabeled_folder(cfg.unlabeled, data.train) if cfg.unlabeled else None
 
 
+def given_teacher_row(paths: tuple[str, ...], teacher: nn.Module, data: DataBundle, device: str) -> StageSummary:
+    """The table row of a ``--teacher`` checkpoint (or ensemble), scored on this run's test split."""
+    from compress.checkpoint import read_manifest
+    from compress.evaluation.classification import evaluate_classifier
+    from compress.hardware import resolve_device
+
+    mans = [read_manifest(p) for p in paths]
+    m = evaluate_classifier(teacher, data.test, data.class_names, resolve_device(device))
+    other_split = any(man.split_hash and man.split_hash != data.split.hash for man in mans)
+    return StageSummary(role="teacher (given)" + (", other split" if other_split else ""),
+                        architecture="+".join(man.architecture for man in mans), method="+".join(man.method for man in mans),
+                        params_m=round(sum(p.numel() for p in teacher.parameters()) / 1e6, 4), test_oa=m.oa,
+                        test_kappa=m.kappa, test_macro_f1=m.macro_f1, best_epoch=max(man.epoch for man in mans),
+                        epochs=max(man.epoch for man in mans), seconds=0.0, checkpoint=", ".join(map(str, paths)))
+
+
 def _note(results: list[StageResult], cfg: JobConfig) -> str | None:
     if cfg.resume and results and all(r.fit is None for r in results):
         return (f"nothing to do: every stage of this run already finished its {cfg.train.epochs} epochs "
@@ -204,7 +220,8 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
         if cfg.baseline:
             results.append(run_stage(base_spec, data, progress=progress))
         results.append(run_stage(student_spec, data, teacher=teacher, unlabeled=pool, progress=progress))
-        result = JobResult(run_dir=str(run), rows=[r.summary for r in results], method=cfg.method,
+        given = [given_teacher_row(cfg.teacher, teacher, data, cfg.train.device)] if cfg.teacher else []
+        result = JobResult(run_dir=str(run), rows=given + [r.summary for r in results], method=cfg.method,
                            data=data_summary(data), note=_note(results, cfg))
         from compress.parallel import is_main
 

@@ -301,3 +301,20 @@ def test_an_rgb_only_vsm_option_on_one_band_data_fails_before_training(param, tm
                                               "--out", str(tmp_path / "e")]))
     assert "need 3-band (RGB) images" in text and "1 band" in text
     assert time.perf_counter() - t0 < 5 and not (tmp_path / "e").exists()  # nothing trained
+
+
+def test_given_teacher_has_a_row_and_the_weights_report_is_kept(trained, tmp_path):
+    from safetensors.torch import save_file
+
+    from compress.models import create_model
+
+    w = tmp_path / "init.safetensors"
+    save_file({k: v.contiguous() for k, v in create_model("cifar_resnet8", 10, 1).state_dict().items()}, str(w))
+    r = runner.invoke(app, ["distill", "--teacher", str(trained), "--student", "cifar_resnet8", "--weights", str(w),
+                            "--epochs", "1", *TINY, "--out", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    assert "teacher (given)" in r.stdout and "student weights:" in r.stdout and "tensors from" in r.stdout
+    man = json.loads((tmp_path / "d" / "student" / "checkpoints" / "best" / "manifest.json").read_text())
+    assert man["init"]["loaded"] == man["init"]["total"] > 0 and man["init"]["file"] == str(w)
+    rows = json.loads((tmp_path / "d" / "metrics.json").read_text())["rows"]
+    assert rows[0]["role"] == "teacher (given)" and rows[0]["test_oa"] is not None

@@ -96,6 +96,7 @@ class OnnxInfo:
     simplified: bool
     num_nodes: int
     op_types: dict[str, int] = field(default_factory=dict)
+    simplifier: str = ""  # onnxsim | onnxslim | why the graph was not simplified
 
 
 def export_module(model: nn.Module, task: str, embed_preprocess: bool,
@@ -251,17 +252,16 @@ def export_onnx(model: nn.Module, path: str | Path, opts: OnnxOptions, metadata:
                           f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
 
     proto = onnx.load(str(path))
-    simplified = False
+    simplified, simplifier = False, "off (--no-simplify)"
     if opts.simplify:
-        from onnxsim import simplify
+        from runtime.onnx_simplify import SimplifyError, simplify_model
 
         try:
-            proto, ok = simplify(proto)
-        except Exception as exc:
-            raise ExportError(f"onnxsim failed ({str(exc).splitlines()[0][:160]}); retry with --no-simplify.") from exc
-        if not ok:
-            raise ExportError("onnxsim produced a graph that does not match the original; retry with --no-simplify.")
-        simplified = True
+            proto, tool = simplify_model(proto)
+        except SimplifyError as exc:
+            raise ExportError(f"{exc}; retry with --no-simplify.") from exc
+        simplified = tool is not None
+        simplifier = tool or "skipped: neither onnxsim nor onnxslim is installed (pip install onnxslim)"
     if opts.ir_version is not None:
         proto.ir_version = opts.ir_version
     set_metadata(proto, metadata)
@@ -277,4 +277,5 @@ def export_onnx(model: nn.Module, path: str | Path, opts: OnnxOptions, metadata:
     return OnnxInfo(path=path, input_name=inp.name, input_shape=_dims(inp),
                     input_dtype="uint8" if opts.embed_preprocess else "float32", output_name=out.name,
                     output_shape=_dims(out), opset=default_opset(proto), ir_version=proto.ir_version,
-                    exporter=opts.exporter, simplified=simplified, num_nodes=len(proto.graph.node), op_types=counts)
+                    exporter=opts.exporter, simplified=simplified, num_nodes=len(proto.graph.node), op_types=counts,
+                    simplifier=simplifier)

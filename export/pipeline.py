@@ -290,6 +290,9 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
     module = export_module(ckpt.model, cfg.task, cfg.embed_preprocess, man.mean, man.std)
     info = export_onnx(module, tmp / "model.onnx", opts, metadata_props(man, sha, opts, "fp32"))
     info.path = out_dir / "model.onnx"
+    if info.simplifier.startswith("skipped"):
+        notes.append(f"graph not simplified: {info.simplifier.removeprefix('skipped: ')}; TensorRT may reject "
+                     "unfolded shape arithmetic")
     candidates = _ort_candidates(tmp / "model.onnx", "fp32")
     files = {c[0]: "model.onnx" for c in candidates}
     if cfg.fp16:

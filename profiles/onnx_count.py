@@ -69,20 +69,18 @@ def _infer(model: Any) -> tuple[Any, dict[str, tuple[int, ...]]]:
 
 def _static_shapes(model: Any) -> tuple[Any, dict[str, tuple[int, ...]]]:
     """Shape-inferred model and its static shapes; graphs whose convs/matmuls stay unshaped (shape
-    arithmetic left in by the exporter) are constant-folded with onnxsim first, when it is installed."""
+    arithmetic left in by the exporter) are constant-folded first (onnxsim or onnxslim, when installed)."""
     model, shapes = _infer(model)
     unshaped = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.output[0] not in shapes]
     if not unshaped:
         return model, shapes
+    from runtime.onnx_simplify import SimplifyError, simplify_model
+
     try:
-        import onnxsim
-    except ImportError:
+        simplified, tool = simplify_model(model)
+    except SimplifyError:  # keep what shape inference gave
         return model, shapes
-    try:
-        simplified, ok = onnxsim.simplify(model)
-    except Exception:  # onnxsim raises many types on graphs it cannot fold; keep what inference gave
-        return model, shapes
-    return _infer(simplified) if ok else (model, shapes)
+    return _infer(simplified) if tool else (model, shapes)
 
 
 def analyze_onnx(path_or_model: str | Path | Any, input_shape: tuple[int, ...] | None = None,

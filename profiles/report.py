@@ -70,35 +70,41 @@ def markdown(report: ProfileReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def point_label(target: str) -> str:
+    """A short name for a profiled file or run: ``run/student``, ``export/model_int8.onnx``."""
+    parts = list(Path(target).parts)
+    if len(parts) >= 2 and parts[-2] == "checkpoints":
+        parts = parts[:-2]
+    return "/".join(parts[-2:]) if parts else target
+
+
 def plot_accuracy_latency(report: ProfileReport, path: str | Path) -> Path | None:
-    """Accuracy vs latency (batch of the first entry); None when no target has both."""
+    """Accuracy (%) vs latency (batch of the first entry), one labelled point per run/file; estimates are
+    hollow with their error band; None when no target has both."""
+    from compress.metrics.plotting import new_figure, save_figure
+
     pts = [(t, first_latency(t.latency)) for t in report.targets if t.accuracy is not None and t.latency]
     if not pts:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    fig = new_figure(6.5, 4.4)
+    ax = fig.subplots()
     for t, e in pts:
         estimate = e.get("kind") == "estimate"
-        ax.scatter([latency_ms(e)], [t.accuracy], s=60, facecolors="none" if estimate else "C0", edgecolors="C0")
-        ax.annotate(t.name, (latency_ms(e), t.accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        x, y = latency_ms(e), 100 * t.accuracy
+        if estimate and e.get("low_ms") is not None:
+            ax.errorbar([x], [y], xerr=[[x - e["low_ms"]], [e["high_ms"] - x]], fmt="none", ecolor="C0", alpha=0.4,
+                        capsize=3)
+        ax.scatter([x], [y], s=60, facecolors="none" if estimate else "C0", edgecolors="C0")
+        ax.annotate(f"{point_label(t.target)} ({t.precision})", (x, y), textcoords="offset points", xytext=(5, 4),
+                    fontsize=7)
     kinds = {e.get("kind") for _, e in pts}
-    ax.set_xlabel("latency per batch (ms)" + (" — hollow = ESTIMATE" if "estimate" in kinds else " — measured"))
-    ax.set_ylabel("accuracy")
+    ax.set_xlabel("latency per batch (ms)" + (" — hollow = ESTIMATE (80 % band)" if "estimate" in kinds else
+                                                " — measured"))
+    ax.set_ylabel("accuracy (%)")
     ax.set_title(f"accuracy vs latency on {(report.device or {}).get('name', '?')}")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from compress.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return save_figure(fig, path)
 
 
 def write_report(report: ProfileReport, out_dir: str | Path) -> dict[str, Path]:

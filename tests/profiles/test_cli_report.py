@@ -77,3 +77,11 @@ def test_measure_on_cpu_and_errors(app):
     assert res.exit_code == 1 and "no power mode" in res.output
     res = CliRunner().invoke(app, ["profile", "nosuch.onnx"])
     assert res.exit_code == 1 and "does not exist" in res.output
+
+
+def test_plot_points_are_labelled_by_run_or_file():
+    from profiles.report import point_label
+
+    assert point_label("runs/aid/student/checkpoints/best") == "aid/student"
+    assert point_label("exports/aid/model_int8.onnx") == "aid/model_int8.onnx"
+    assert point_label("resnet18") == "resnet18"

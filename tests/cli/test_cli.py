@@ -57,7 +57,9 @@ def test_distill_with_given_teacher_skips_teacher_training(distilled, tmp_path):
     out, _ = distilled
     r = json.loads(_ok(["distill", "--teacher", str(out / "teacher"), "--epochs", "1", "--no-baseline",
                         "--batch-size", "128", "--out", str(tmp_path / "t"), "--json"]).output)
-    assert [x["role"] for x in r["rows"]] == ["student"]
+    assert [x["role"] for x in r["rows"]] == ["teacher (given)", "student"]
+    given = r["rows"][0]
+    assert given["seconds"] == 0.0 and given["checkpoint"] == str(out / "teacher")  # scored, not trained again
     assert r["data"]["image_size"] == 8  # the teacher's input size fixes the run's preprocessing
 
 

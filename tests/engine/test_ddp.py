@@ -81,8 +81,9 @@ def test_a_batch_relating_method_runs_on_two_ranks(tmp_path):
                    "--no-baseline", *[a for a in BASE if a not in ("--model", "cifar_resnet8")], "--epochs", "1",
                    "--out", str(tmp_path / "d")])
     assert d.returncode == 0, d.stderr
-    rows = json.loads(d.stdout)["rows"]
-    assert rows[0]["method"] == "rkd" and rows[0]["test_oa"] is not None
+    rows = {r["role"]: r for r in json.loads(d.stdout)["rows"]}
+    assert set(rows) == {"teacher (given)", "student"}
+    assert rows["student"]["method"] == "rkd" and rows["student"]["test_oa"] is not None
 
 
 @pytest.mark.parametrize("method", ["kd", "pskd"])

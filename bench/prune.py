@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             run_prune(PruneJobConfig(checkpoint=str(teacher.path), out=str(out), macs=share, recover=True,
                                      prune=PruneConfig(), train=recover))
         res = json.loads((out / "prune.json").read_text())
-        ck = res["recovered"]["rows"][0]["checkpoint"]
+        ck = next(row["checkpoint"] for row in res["recovered"]["rows"] if row["role"] == "student")
         rows.append(_row(ck, f"pruned to {share:g} MACs + KD", args.target, args.power_mode))
         rows[-1]["oa_before_recovery"] = res["test_oa_before_recovery"]
     split = find_split_file(teacher.path)

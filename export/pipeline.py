@@ -115,6 +115,9 @@ def _validate(cfg: ExportConfig) -> None:
         CALIB_METHODS.get(cfg.calib_method)
     if cfg.int8_target not in ("auto", *INT8_TARGETS):
         raise UserInputError(f"--int8-target must be cpu, trt or both, got '{cfg.int8_target}'.")
+    if cfg.int8 and cfg.trt and cfg.int8_target == "cpu":
+        raise UserInputError("an INT8 TensorRT engine is built from the TensorRT-flavour file; with --trt use "
+                             "--int8-target trt or both (cpu makes only the ONNX Runtime file).")
     if cfg.int8_reduce_range not in ("auto", "on", "off"):
         raise UserInputError(f"--int8-reduce-range must be auto, on or off, got '{cfg.int8_reduce_range}'.")
     if cfg.int8_budget is not None and cfg.int8_budget < 0:

@@ -15,7 +15,7 @@ app = typer.Typer(
 
 # Each module defines register(app); the order is the order in --help.
 COMMAND_MODULES = ["distill", "train", "evaluate", "export", "quantize", "prune", "profile", "ensemble", "retrieval",
-                   "data", "catalog"]
+                   "data", "pipeline", "catalog"]
 
 
 def _register_all() -> None:

@@ -73,7 +73,7 @@ def test_prune_and_recover_in_one_command(teacher, tmp_path):
                             "--batch-size", "256", "-o", str(tmp_path / "pr"), "--json"])
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)["recovered"]
-    assert [row["role"] for row in rec["rows"]] == ["student"] and rec["rows"][0]["method"] == "kd"
+    assert [row["role"] for row in rec["rows"]] == ["teacher (given)", "student"] and rec["rows"][1]["method"] == "kd"
 
 
 @pytest.mark.parametrize("args,message", [

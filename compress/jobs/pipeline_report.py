@@ -1,0 +1,195 @@
+"""The pipeline's report (``report.md``, ``report.html``), accuracy-vs-latency plots per device with the
+Pareto front, and a model card (``README.md``) beside every exported model."""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from pathlib import Path
+from typing import Any
+
+from compress.io import write_text_atomic
+
+Pipeline = Any  # compress.jobs.pipeline.Pipeline (not imported: no cycle)
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None else f"{100 * v:.2f}"
+
+
+def _num(v: Any, scale: float = 1.0, digits: int = 3) -> str:
+    return "–" if v is None else f"{v / scale:.{digits}f}"
+
+
+def collect_rows(p: Pipeline) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per model × precision: the teacher and baselines (their checkpoints), every exported file."""
+    targets = list(p.recipe.profile.targets)
+    prof = p.outputs("profile")["files"]
+    rows: list[dict[str, Any]] = []
+    t = p.outputs("teacher")
+    teacher_row = t.get("row") or next((p.outputs(s.name).get("teacher_row") for s in p.steps
+                                        if s.kind == "student" and p.outputs(s.name).get("teacher_row")), None)
+    exported = {s.name.split(":", 1)[1] for s in p.steps if s.kind == "export"}
+    if teacher_row and "teacher" not in exported:
+        rows.append({"model": "teacher", "method": teacher_row["method"], "precision": "fp32 (checkpoint)",
+                     "oa": teacher_row["test_oa"], "kappa": teacher_row["test_kappa"], "params_m": teacher_row["params_m"],
+                     "dir": str(Path(teacher_row["checkpoint"]).parents[1]), "estimates": {}})
+    for s in p.steps:
+        if s.kind == "baseline":
+            r = p.outputs(s.name)["row"]
+            rows.append({"model": s.name, "method": "ce (no teacher)", "precision": "fp32 (checkpoint)", "oa": r["test_oa"],
+                         "kappa": r["test_kappa"], "params_m": r["params_m"], "dir": str(p.run / s.folder), "estimates": {}})
+    names = [st.name for st in p.recipe.students] + ["teacher"]
+    for name in names:  # the recipe's order: each student's files, then the exported teacher's
+        step = f"export:{name}" if f"export:{name}" in p.records else f"student:{name}"
+        out = p.records.get(step, {}).get("outputs", {})
+        if not out.get("files"):
+            continue
+        src = p.outputs(f"student:{name}") if name != "teacher" else {}
+        method = (src.get("row") or {}).get("method", "ce")
+        for f in out["files"]:
+            pr = prof.get(f["file"], {})
+            rows.append({"model": name, "method": method, "precision": f["precision"], "oa": f["oa"], "kappa": f["kappa"],
+                         "params_m": None if pr.get("params") is None else pr["params"] / 1e6, "macs": pr.get("macs"),
+                         "file": f["file"], "file_bytes": pr.get("file_bytes"), "host_ms": pr.get("host_ms"),
+                         "estimates": pr.get("estimates", {}), "dir": str(Path(f["file"]).parent),
+                         "run_dir": str(p.run / (f"students/{name}" if name != "teacher" else "teacher"))})
+    return rows, targets
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both latency (lower) and accuracy (higher)."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        if not any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _plot(rows: list[dict[str, Any]], latency_of, title: str, xlabel: str, path: Path) -> Path | None:
+    from compress.metrics.plotting import new_figure, save_figure
+
+    pts = [(r, latency_of(r)) for r in rows if r.get("oa") is not None and latency_of(r) is not None]
+    if not pts:
+        return None
+    xy = [(lat, 100 * r["oa"]) for r, lat in pts]
+    front = pareto(xy)
+    fig = new_figure(7, 4.6)
+    ax = fig.subplots()
+    ax.scatter([x for x, _ in xy], [y for _, y in xy], s=40, color="C0")
+    ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], color="C3", lw=1.2, marker="o", mfc="none", ms=11,
+            label="Pareto front")
+    for (r, _), (x, y) in zip(pts, xy):
+        ax.annotate(f"{r['model']} {r['precision'].split()[0]}", (x, y), textcoords="offset points", xytext=(5, 3),
+                    fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test OA (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def _links(r: dict[str, Any], root: Path) -> list[tuple[str, str]]:
+    links = []
+    run = Path(r.get("run_dir") or r["dir"])
+    conf = sorted(run.rglob("confusion.png"),  # the trained student's, not a before-recovery evaluation
+                  key=lambda q: ("student" not in q.relative_to(run).parts, len(q.parts))) if run.exists() else []
+    if conf:
+        links.append(("confusion", str(conf[0].relative_to(root))))
+    if r.get("file"):
+        d = Path(r["file"]).parent
+        for label, name in (("parity", "parity.json"), ("model card", "README.md")):
+            if (d / name).exists() or name == "README.md":
+                links.append((label, str((d / name).relative_to(root))))
+    return links
+
+
+def model_card(p: Pipeline, name: str, rows: list[dict[str, Any]], targets: list[str]) -> str:
+    from compress.checkpoint import read_manifest
+
+    export = p.outputs(f"export:{name}") if f"export:{name}" in p.records else p.outputs(f"student:{name}")
+    man = read_manifest(export["checkpoint"])
+    mine = [r for r in rows if r["model"] == name]
+    cfg = man.config or {}
+    train = cfg.get("train", {})
+    lines = [f"# {name}: {man.architecture} ({man.method})", "",
+             f"Made by `compress pipeline {p.recipe_path}` ({_dt.date.today().isoformat()}); run folder `{p.run}`.", "",
+             "## Data", "",
+             f"- source: {(cfg.get('data') or {}).get('data') or 'embedded digits'}; split hash {man.split_hash}",
+             f"- {len(man.class_names)} classes: {', '.join(man.class_names)}",
+             f"- {man.in_chans} band(s) at {man.image_size}×{man.image_size} px", "",
+             "## Preprocessing", "",
+             f"- input `[batch, {man.in_chans}, {man.image_size}, {man.image_size}]` float32 (NCHW): pixel values scaled "
+             "to [0, 1], resized, then normalised with", f"  mean {list(man.mean)} and std {list(man.std)}",
+             "- the output is one logit per class, in the order above", "",
+             "## Files and accuracy (test split)", "",
+             "| file | precision | OA % | kappa | size MB | host CPU ms | " + " | ".join(f"{t} ms (ESTIMATE)" for t in targets)
+             + " |", "| --- | --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(targets)]
+    for r in mine:
+        est = [(f"{r['estimates'][t]['ms']:.3g} ({r['estimates'][t]['low_ms']:.3g}–{r['estimates'][t]['high_ms']:.3g})"
+                if t in r["estimates"] else "–") for t in targets]
+        lines.append(f"| {Path(r['file']).name} | {r['precision']} | {_pct(r['oa'])} | {_num(r['kappa'], 1, 4)} | "
+                     f"{_num(r.get('file_bytes'), 2**20, 2)} | {_num(r.get('host_ms'))} | " + " | ".join(est) + " |")
+    lines += ["", "## How it was made", "",
+              f"- method `{man.method}`, role {man.role}, {man.epoch} epoch(s); lr {train.get('lr')}, batch "
+              f"{train.get('batch_size')}, optimizer {train.get('optimizer')}",
+              f"- teacher: {', '.join(cfg.get('teacher') or []) or 'none'}",
+              f"- initial weights: {(man.init or {}).get('file') or 'random'}",
+              f"- TensorRT: {export.get('engine_status', 'not requested')} (build_engine.sh beside the files builds it "
+              "on the target)" if export.get("engine_status") else "- TensorRT: not requested", "",
+              "## Limits", "",
+              "- Jetson latencies are ESTIMATES (per-kernel model, 80 % band in brackets), never measurements; the host "
+              "latency was measured here with ONNX Runtime on the CPU.",
+              "- accuracy is on the held-out test split of the data above; other data will differ."]
+    return "\n".join(lines) + "\n"
+
+
+def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
+    rows, targets = collect_rows(p)
+    root = p.run
+    from compress.hardware import cpu_info
+
+    host = cpu_info().describe()
+    plots = {}
+    for t in targets:
+        slug = t.replace("@", "_").replace("/", "_")
+        png = _plot(rows, lambda r, t=t: (r["estimates"].get(t) or {}).get("ms"), f"accuracy vs latency: {t} (ESTIMATE)",
+                    "estimated GPU latency, batch 1 (ms)", root / f"pareto_{slug}.png")
+        if png:
+            plots[t] = png
+    png = _plot(rows, lambda r: r.get("host_ms"), f"accuracy vs latency: {host} (measured)",
+                "measured latency, ONNX Runtime CPU, batch 1 (ms)", root / "pareto_host.png")
+    if png:
+        plots["host"] = png
+    cards = {}
+    for name in sorted({r["model"] for r in rows if r.get("file")}):
+        d = Path(next(r["file"] for r in rows if r["model"] == name and r.get("file"))).parent
+        cards[name] = write_text_atomic(d / "README.md", model_card(p, name, rows, targets))
+    head = ["model", "method", "precision", "OA %", "kappa", "params (M)", "MACs (G)", "file (MB)", "host ms"] + \
+        [f"{t} ms" for t in targets] + ["links"]
+    table = []
+    for r in rows:
+        est = [(f"{r['estimates'][t]['ms']:.3g} ({r['estimates'][t]['low_ms']:.2g}–{r['estimates'][t]['high_ms']:.2g})"
+                if t in r["estimates"] else "–") for t in targets]
+        table.append(([r["model"], r["method"], r["precision"], _pct(r["oa"]), _num(r["kappa"], 1, 4),
+                       _num(r.get("params_m"), 1, 3), _num(r.get("macs"), 1e9, 4), _num(r.get("file_bytes"), 2**20, 2),
+                       _num(r.get("host_ms"))] + est, _links(r, root)))
+    intro = (f"Recipe `{p.recipe_path}`; {len(rows)} rows. Accuracy: test split. Host latency measured on {host} "
+             "(ONNX Runtime, batch 1). Device columns are ESTIMATES of TensorRT GPU time (80 % band in brackets).")
+    md = ["# Pipeline report", "", intro, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    md += ["| " + " | ".join(cells + [", ".join(f"[{a}]({b})" for a, b in links) or "–"]) + " |" for cells, links in table]
+    md += [""] + [f"![{k}]({v.name})" for k, v in plots.items()]
+    paths = {"markdown": write_text_atomic(root / "report.md", "\n".join(md) + "\n")}
+    esc = html.escape
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "<td>" + ", ".join(
+        f'<a href="{esc(b)}">{esc(a)}</a>' for a, b in links) + "</td></tr>" for cells, links in table)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Pipeline report</title><style>"
+            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+            "padding:3px 6px;font-size:13px}</style></head><body><h1>Pipeline report</h1>"
+            f"<p>{esc(intro)}</p><table><tr>{''.join(f'<th>{esc(h)}</th>' for h in head)}</tr>{body}</table>"
+            + "".join(f"<h3>{esc(k)}</h3><img src='{esc(v.name)}' width='640'>" for k, v in plots.items())
+            + "</body></html>")
+    paths["html"] = write_text_atomic(root / "report.html", page)
+    paths.update({f"plot {k}": v for k, v in plots.items()})
+    paths.update({f"card {k}": v for k, v in cards.items()})
+    return paths

@@ -1,0 +1,164 @@
+"""What each ``compress pipeline`` step does; every one calls the job behind a single command.
+
+Each function gets the pipeline, its step, its folder and whether to resume a half-finished run of
+the same settings, and returns the outputs later steps read (JSON-able).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from compress.data.bundle import DataConfig
+Pipeline = Step = Any  # compress.jobs.pipeline.Pipeline / Step (imported there, not here: no cycle)
+from compress.jobs.recipe import StudentRecipe, target_spec
+
+
+def _data(p: Pipeline) -> DataConfig:
+    """The recipe's data, on the teacher's split (every stage trains and tests on the same images)."""
+    split = p.outputs("teacher").get("split")
+    return dataclasses.replace(p.recipe.data, split=split) if split and Path(split).is_file() else p.recipe.data
+
+
+def _teacher(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+    from compress.data.split import find_split_file
+    from compress.jobs.classification import JobConfig, run_train
+
+    t = p.recipe.teacher
+    if t.checkpoint:
+        split = find_split_file(t.checkpoint[0])
+        return {"checkpoints": list(t.checkpoint), "weights": list(t.weights), "split": str(split) if split else None,
+                "row": None}
+    train = dataclasses.replace(p.recipe.train, epochs=t.epochs or p.recipe.train.epochs)
+    res = run_train(JobConfig(data=p.recipe.data, train=train, student=t.arch, method="ce", pretrained=t.pretrained,
+                              weights=t.init_weights, out=str(folder), resume=resume), p.progress)
+    row = dataclasses.asdict(res.rows[0])
+    return {"checkpoints": [row["checkpoint"]], "weights": [], "split": str(folder / "split.json"),
+            "row": {**row, "role": "teacher"}}
+
+
+def _baseline(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+    from compress.jobs.classification import JobConfig, run_train
+
+    res = run_train(JobConfig(data=_data(p), train=p.recipe.train, student=s.settings["arch"], method="ce",
+                              out=str(folder), resume=resume), p.progress)
+    row = dataclasses.asdict(res.rows[0])
+    return {"checkpoint": row["checkpoint"], "row": {**row, "role": "baseline"}}
+
+
+def _student(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+    st: StudentRecipe = next(x for x in p.recipe.students if f"student:{x.name}" == s.name)
+    teacher = p.outputs("teacher")
+    if st.quantize is not None:
+        return _quantized(p, st, folder, resume)
+    if st.prune is not None:
+        from compress.jobs.prune import PruneJobConfig, run_prune
+
+        if len(teacher["checkpoints"]) != 1:
+            from compress.errors import UserInputError
+
+            raise UserInputError(f"students.{st.name}.prune prunes one teacher; the recipe gives an ensemble.")
+        res = run_prune(PruneJobConfig(checkpoint=teacher["checkpoints"][0], out=str(folder), recover=True,
+                                       method=st.method, method_params=dict(st.params), train=p.recipe.train,
+                                       resume=resume, **st.prune), p.progress).to_dict()
+        row = next(r for r in res["recovered"]["rows"] if r["role"] == "student")
+        return {"checkpoint": row["checkpoint"], "row": {**row, "role": f"pruned ({res['budget']})"},
+                "oa_before_recovery": res["test_oa_before_recovery"]}
+    from compress.jobs.classification import JobConfig, run_distill
+
+    res = run_distill(JobConfig(data=_data(p), train=p.recipe.train, student=st.student, weights=st.weights,
+                                method=st.method, method_params=dict(st.params), teacher=tuple(teacher["checkpoints"]),
+                                teacher_weights=tuple(teacher["weights"]), baseline=False, out=str(folder),
+                                resume=resume), p.progress)
+    rows = [dataclasses.asdict(r) for r in res.rows]
+    student = next(r for r in rows if r["role"] == "student")
+    given = next((r for r in rows if r["role"].startswith("teacher")), None)
+    return {"checkpoint": student["checkpoint"], "row": student, "teacher_row": given}
+
+
+def _quantized(p: Pipeline, st: StudentRecipe, folder: Path, resume: bool) -> dict[str, Any]:
+    from compress.jobs.qad import QAD_TRAIN, QuantizeConfig, run_quantize
+
+    q = st.quantize or {}
+    src = p.outputs(f"student:{q['from']}")
+    train = dataclasses.replace(QAD_TRAIN, epochs=int(q.get("epochs", QAD_TRAIN.epochs)),
+                                lr=float(q.get("lr", QAD_TRAIN.lr)), device=p.recipe.train.device)
+    flavour = q.get("flavour") or ("trt" if p.recipe.export.int8_target == "trt" else "cpu")
+    res = run_quantize(QuantizeConfig(checkpoint=src["checkpoint"], out=str(folder), qat=True, flavour=flavour,
+                                      train=train, resume=resume), p.progress)
+    files = [{"file": f, "role": role} for role, f in res.files.items() if str(f).endswith(".onnx")]
+    return {"checkpoint": res.student_checkpoint, "files": _scored(p, [x["file"] for x in files if x["role"] == "qad"]),
+            "accuracy": res.accuracy, "row": {**src["row"], "role": "student (QAD)", "method": f"qad<-{q['from']}"}}
+
+
+def _scored(p: Pipeline, files: list[str]) -> list[dict[str, Any]]:
+    """OA / kappa / macro-F1 of each exported classifier on the run's test split, and its precision."""
+    from export.evaluate import evaluate_onnx
+    from export.onnx import read_metadata
+
+    out = []
+    for f in files:
+        meta = read_metadata(f)
+        precision = meta.get("precision", "fp32")
+        flavour = meta.get("int8_flavour")
+        m = evaluate_onnx(f).metrics
+        out.append({"file": str(f), "precision": precision + (f" ({flavour})" if flavour else ""),
+                    "oa": m.get("oa"), "kappa": m.get("kappa"), "macro_f1": m.get("macro_f1")})
+    return out
+
+
+def _export(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+    from export.pipeline import ExportConfig, export_checkpoint
+
+    src = p.outputs(s.reads[0])
+    ckpt = src["checkpoints"][0] if "checkpoints" in src else src["checkpoint"]
+    e = p.recipe.export
+    res = export_checkpoint(ckpt, folder, ExportConfig(fp16=e.fp16, int8=e.int8, int8_target=e.int8_target,
+                                                        int8_budget=e.int8_budget, calib_images=e.calib_images,
+                                                        trt=e.trt, force=True))
+    onnx_files = [str(folder / f) for f in res.files if f.endswith(".onnx")]
+    return {"checkpoint": ckpt, "files": _scored(p, onnx_files), "engine_status": res.engine_status,
+            "outcome": res.outcome, "notes": res.notes, "dir": str(folder)}
+
+
+def _profile(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+    from profiles.api import ProfileConfig, profile_targets
+
+    pr = p.recipe.profile
+    files = [f["file"] for name in s.reads for f in p.outputs(name).get("files", [])]
+    rows: dict[str, dict[str, Any]] = {f: {"estimates": {}} for f in files}
+    if pr.host:
+        for f in files:
+            rep = profile_targets([f], ProfileConfig(device="cpu", warmup=pr.warmup, iters=pr.iters, threads=pr.threads))
+            t = rep.targets[0]
+            a = t.analysis or {}
+            lat = t.latency[0] if t.latency else {}
+            rows[f].update(params=a.get("params"), macs=a.get("macs"), file_bytes=t.file_bytes,
+                           host_ms=lat.get("mean_ms"), host_p90_ms=lat.get("p90_ms"),
+                           host=(rep.device or {}).get("name"))
+    for spec in pr.targets:
+        name, mode = target_spec(spec)
+        rep = profile_targets(files, ProfileConfig(target=name, power_mode=mode))
+        for f, t in zip(files, rep.targets):
+            e = next((x for x in t.latency if x.get("kind") == "estimate"), None)
+            if e:
+                rows[f]["estimates"][spec] = {"ms": e["latency_ms"], "low_ms": e["low_ms"], "high_ms": e["high_ms"],
+                                              "power_mode": e["power_mode"]}
+            rows[f].setdefault("params", (t.analysis or {}).get("params"))
+            rows[f].setdefault("macs", (t.analysis or {}).get("macs"))
+            rows[f].setdefault("file_bytes", t.file_bytes)
+    folder.mkdir(parents=True, exist_ok=True)
+    from compress.io import write_json_atomic
+
+    write_json_atomic(folder / "profile.json", rows)
+    return {"files": rows}
+
+
+def _report(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+    from compress.jobs.pipeline_report import write_pipeline_report
+
+    return {k: str(v) for k, v in write_pipeline_report(p).items()}
+
+
+STEP_KINDS = {"teacher": _teacher, "baseline": _baseline, "student": _student, "export": _export,
+              "profile": _profile, "report": _report}

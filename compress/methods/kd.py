@@ -14,7 +14,10 @@ from compress.methods.base import METHODS, Method, StepOutput
 @dataclass(frozen=True)
 class KDParams:
     temperature: float = 4.0
-    alpha: float = 0.9  # weight of the distillation term; 1 − alpha weighs the hard-label CE
+    # weight of the distillation term; 1 − alpha weighs the hard-label CE. 0.5 rather than the 0.9 of
+    # CIFAR recipes: with a teacher far from perfect, or a few epochs, 0.9 left students below the
+    # no-teacher baseline (bench/RESULTS.md §Issue 16.4).
+    alpha: float = 0.5
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:

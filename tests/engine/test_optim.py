@@ -16,8 +16,20 @@ def test_cosine_with_warmup_values():
 
 
 def test_multistep_like_the_pskd_preset():
-    cfg = TrainConfig(epochs=200, lr=0.1, schedule="multistep", milestones=(60, 120, 160), gamma=0.1)
+    cfg = TrainConfig(epochs=200, lr=0.1, schedule="multistep", milestones=(60, 120, 160), gamma=0.1, warmup_epochs=0)
     assert [lr_at(cfg, e * 5, 5) for e in (0, 59, 60, 120, 199)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 1e-4])
+
+
+def test_automatic_lr_scales_with_the_batch_and_the_initialisation():
+    auto = TrainConfig(epochs=20, batch_size=128)
+    assert (auto.lr, auto.warmup_epochs) == (None, None)
+    assert auto.resolved(pretrained=False).lr == pytest.approx(0.1)  # 0.05 per 64 images
+    assert auto.resolved(pretrained=True).lr == pytest.approx(0.02)  # 0.01 per 64 when fine-tuning
+    assert TrainConfig(batch_size=32, optimizer="adamw").resolved(pretrained=True).lr == pytest.approx(1.5e-4)
+    assert auto.resolved(pretrained=False).warmup_epochs == 1.0
+    assert TrainConfig(epochs=3).resolved(pretrained=False).warmup_epochs == pytest.approx(0.3)
+    given = TrainConfig(epochs=20, batch_size=128, lr=0.3, warmup_epochs=0)
+    assert given.resolved(pretrained=True) == given  # explicit values are never rescaled
 
 
 def test_bad_values():

@@ -91,6 +91,8 @@ step $O/quantize-r18.json python bench/quantize.py --zoo resnet18 --size 224 --o
   --json $O/quantize-r18.json
 step $O/quantize-aid.json python bench/quantize.py $O/readme-aid-kd/student --out $O/quantize-aid \
   --json $O/quantize-aid.json
+step $O/quantize-lite0.json python bench/quantize.py $O/readme-aid-teacher --out $O/quantize-lite0 \
+  --json $O/quantize-lite0.json
 step $O/prune.json python bench/prune.py --teacher $O/readme-aid-teacher --macs 0.5 --scratch mobilenetv3_large_100 \
   --epochs 8 --out $O/prune --json $O/prune.json
 

@@ -27,7 +27,8 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig,
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Learning rate at global ``step`` (0-based): linear warm-up, then the schedule per epoch fraction.
     ``cfg`` should be resolved (``TrainConfig.resolved``); automatic values are read as from scratch."""
-    cfg = cfg.resolved(pretrained=False)
+    if cfg.lr is None or cfg.warmup_epochs is None:  # called every step: resolve only when needed
+        cfg = cfg.resolved(pretrained=False)
     epoch = step / max(1, steps_per_epoch)
     if cfg.warmup_epochs > 0 and epoch < cfg.warmup_epochs:
         return cfg.lr * (step + 1) / (cfg.warmup_epochs * steps_per_epoch)

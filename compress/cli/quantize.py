@@ -65,6 +65,8 @@ def _render(result: Any) -> None:
         oa = result.accuracy.get(role)
         t.add_row(labels[role], path, "—" if oa is None else f"{100 * oa:.2f}")
     show_table(t)
+    for note in result.notes:
+        console.print(f"note: {note}")
     if result.parity:
         row = result.parity["rows"][-1]
         console.print(f"parity (fake-quant PyTorch vs ONNX Runtime): top-1 agreement {100 * row['top1_agreement']:.2f} %, "

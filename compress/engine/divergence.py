@@ -3,7 +3,8 @@
 A run has diverged when (a) a loss term is not finite, (b) an epoch's mean training loss is more
 than ``loss_factor`` times the first epoch's (a run that learns lowers its loss; warm-up ramps such
 as DKD's stay far below ×2), or (c) the validation score fell back to about chance
-(``≤ collapse_factor / classes``) after it had been well above it (``≥ reached_factor / classes``).
+(``≤ collapse_factor / classes``) after it had been well above it (``≥ reached_factor / classes``),
+in an earlier epoch or, for a run that starts from trained weights, before the first (``seed``).
 """
 from __future__ import annotations
 
@@ -48,6 +49,11 @@ class DivergenceMonitor:
                         f"in epoch {epoch} after reaching {100 * self.best_score:.2f} %")
             self.best_score = val_score if self.best_score is None else max(self.best_score, val_score)
         return None
+
+    def seed(self, start_score: float | None) -> None:
+        """The validation score before training (fine-tuning trained weights): a collapse from it counts."""
+        if start_score is not None:
+            self.best_score = start_score if self.best_score is None else max(self.best_score, start_score)
 
     def restore(self, history: list[dict]) -> None:
         """Rebuild the monitor from a resumed run's history rows."""

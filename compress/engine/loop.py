@@ -77,6 +77,7 @@ class _Run:
     best_val: float = -1.0
     best_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    start_val: float | None = None  # validation score of the initial weights (``eval_start``)
 
 
 def resumable(ckpt_dir: Path) -> bool:
@@ -96,7 +97,8 @@ def _restore(method: Method, optimizer, scaler, ckpt_dir: Path) -> _Run:
     optimizer.load_state_dict(state["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    return _Run(int(state["epoch"]), float(state["best_val"]), int(state["best_epoch"]), list(state["history"]))
+    return _Run(int(state["epoch"]), float(state["best_val"]), int(state["best_epoch"]), list(state["history"]),
+                state.get("start_val"))
 
 
 def _read(sums: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -168,12 +170,15 @@ def _train_epoch(step, method: Method, loader, optimizer, scaler, cfg: TrainConf
 
 def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path, manifest: Manifest, *,
         resume: bool = False, workers: int | None = None, progress: ProgressSink | None = None,
-        stop_after_epochs: int | None = None) -> FitResult:
+        stop_after_epochs: int | None = None, eval_start: bool = False) -> FitResult:
     """Train ``method.student`` for ``cfg.epochs``; checkpoints in ``run_dir/checkpoints/{best,last}``.
 
     Every epoch reseeds all RNGs from (seed, epoch) and the LR is a function of the step, so a run
     resumed from ``last`` continues exactly as the uninterrupted run would have.
-    ``stop_after_epochs`` ends the run early (used to simulate a kill in tests).
+    ``stop_after_epochs`` ends the run early (used to simulate a kill in tests). ``eval_start`` scores
+    the initial weights on the validation split first: they are the checkpoint to beat (``best`` at
+    epoch 0), and a collapse from that score stops the run in its first epoch (fine-tuning a trained
+    model, where starting at 85 % and falling to chance must not run to the end).
     """
     progress = progress or NullProgress()
     cfg = cfg.resolved(pretrained=bool(manifest.init))  # a no-op when the stage builder resolved it already
@@ -209,6 +214,13 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         config = {**config, "train": {**config["train"], "lr": cfg.lr, "warmup_epochs": cfg.warmup_epochs}}
     manifest = manifest.replace(world_size=ctx.world, config=config)
     monitor = DivergenceMonitor(classes=len(data.class_names))
+    if eval_start and data.val is not None and run.start_val is None and run.start_epoch == 0:
+        method.eval()
+        run.start_val = run.best_val = method.evaluate(data.val, data.class_names, device, amp)[0]
+        if dist.is_main():
+            start = manifest.replace(epoch=0, metrics={"val_score": run.start_val})
+            commit_dir(ckpt_dir / "best", lambda d: save_checkpoint(d, method.student, start))
+    monitor.seed(run.start_val)
     monitor.restore(run.history)
     loader = build_loader(method, data, cfg, workers, device)
     steps_per_epoch = len(loader)
@@ -265,7 +277,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
             if improved:
                 commit_dir(ckpt_dir / "best", lambda d: save_checkpoint(d, method.student, man))
             state = {"epoch": epoch + 1, "best_val": run.best_val, "best_epoch": run.best_epoch,
-                     "history": run.history, "optimizer": optimizer.state_dict(),
+                     "history": run.history, "start_val": run.start_val, "optimizer": optimizer.state_dict(),
                      "method": method.extra_state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None}
 
             def write_last(d: Path) -> None:

@@ -38,6 +38,7 @@ class StageSpec:
     resume: bool = False
     workers: int | None = None  # None → automatic
     unlabeled_hint: str = "pass --unlabeled DIR"
+    eval_start: bool = False  # score the initial weights first: the checkpoint to beat, and collapse detection
 
 
 @dataclass
@@ -161,7 +162,8 @@ def run_stage(spec: StageSpec, data: DataBundle, *, teacher: nn.Module | None = 
                              model_kwargs=spec.model_kwargs, task=task, init=init)
     train = spec.train.resolved(pretrained=bool(init) or bool(spec.init.get("pretrained")))
     result = fit(method, data, train, spec.run_dir, manifest, resume=spec.resume, workers=spec.workers,
-                 progress=_Prefixed(progress, spec.role) if progress else None, stop_after_epochs=stop_after_epochs)
+                 progress=_Prefixed(progress, spec.role) if progress else None, stop_after_epochs=stop_after_epochs,
+                 eval_start=spec.eval_start)
     method.release()
     metrics = {"test": result.test, "val": result.val, "best_epoch": result.best_epoch, "epochs": result.epochs,
                "seconds": result.seconds, "images_per_second": result.images_per_second,

@@ -44,3 +44,61 @@ def test_exploding_loss_stops_after_the_epoch_and_keeps_the_best(tmp_path):
         fit(method, data, cfg, tmp_path, man)
     assert (tmp_path / "checkpoints" / "best" / "model.safetensors").is_file()
     assert len((tmp_path / "history.csv").read_text().strip().splitlines()) == 3  # header + epochs 1, 2
+
+
+def test_a_collapse_from_the_starting_score_counts():
+    m = DivergenceMonitor(classes=30)
+    m.seed(0.85)  # fine-tuning a model that already scores 85 %
+    assert "collapsed to 4.00 % (chance 3.33 %) in epoch 1 after reaching 85.00 %" in m.check(1, 7.2, 0.04)
+    fresh = DivergenceMonitor(classes=30)
+    fresh.seed(None)
+    assert fresh.check(1, 7.2, 0.04) is None
+
+
+class Saboteur(Method):
+    """Pushes every image to class 0: from a trained model, validation OA falls to about chance in one epoch."""
+
+    def training_step(self, images, targets):
+        logits = self.student(images)
+        return StepOutput({"ce": F.cross_entropy(logits, torch.zeros_like(targets))}, logits, targets)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("trained")
+    data = build_data(DataConfig(image_size=8), run_dir=tmp_path / "t")
+    torch.manual_seed(0)
+    model = create_model("cifar_resnet8", 10, 1)
+    man = base_manifest("cifar_resnet8", data, role="teacher", method="ce", config={})
+    from compress.methods import build_method
+
+    fit(build_method("ce", model, None, None, num_classes=10, image_size=8, in_chans=1), data,
+        TrainConfig(epochs=3, batch_size=128, lr=0.05, device="cpu"), tmp_path / "t", man)
+    return data, model.state_dict(), man
+
+
+def _copy(trained):
+    data, state, man = trained
+    model = create_model("cifar_resnet8", 10, 1)
+    model.load_state_dict(state)
+    return data, model, man
+
+
+def test_fine_tuning_that_collapses_stops_in_epoch_one_and_keeps_the_start(tmp_path, trained):
+    data, model, man = _copy(trained)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = TrainConfig(epochs=3, batch_size=128, lr=0.05, warmup_epochs=0, device="cpu")
+    with pytest.raises(TrainingDiverged, match=r"collapsed to .* in epoch 1 after reaching .*best checkpoint"):
+        fit(Saboteur(model, num_classes=10, image_size=8, in_chans=1), data, cfg, tmp_path / "ft", man, eval_start=True)
+    from compress.checkpoint import read_manifest, read_weights
+
+    best = tmp_path / "ft" / "checkpoints" / "best"
+    assert read_manifest(best).epoch == 0
+    assert all(torch.equal(read_weights(best)[k], start[k]) for k in start)
+
+
+def test_without_a_starting_score_the_first_epoch_is_only_a_baseline(tmp_path, trained):
+    data, model, man = _copy(trained)
+    cfg = TrainConfig(epochs=1, batch_size=128, lr=0.05, warmup_epochs=0, device="cpu")
+    res = fit(Saboteur(model, num_classes=10, image_size=8, in_chans=1), data, cfg, tmp_path / "ft", man)
+    assert res.best_epoch == 1 and res.test["oa"] < 0.2

@@ -26,8 +26,10 @@ def _latencies(files: dict[str, Path], size: int, chans: int, threads: int, roun
         shape = (1, size, size, chans) if spec.dtype == "uint8" else (1, chans, size, size)
         feeds[k] = np.random.default_rng(0).standard_normal(shape).astype(spec.dtype)
     medians: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(rounds):  # interleaved: every model once per round
-        for k, r in runners.items():
+    keys = list(runners)
+    for i in range(rounds):  # interleaved: every model once per round, the order rotated each round
+        for k in keys[i % len(keys):] + keys[:i % len(keys)]:
+            r = runners[k]
             for _ in range(5):
                 r.infer({"input": feeds[k]}, check_inputs=False)
             t = []

@@ -216,11 +216,11 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_images: np.
                              f"{0 if calib_images is None else len(calib_images)}; raise --calib-images or use a data "
                              "split with more training images.")
     ort_method = getattr(ort_q.CalibrationMethod, CALIB_METHODS.get(method))
-    # no weight-scale adjustment for int32 biases: weight scales stay max|w| / qmax, which the
-    # quantisation-aware training reproduces exactly
+    # ONNX Runtime's weight-scale adjustment for int32 biases stays on: a channel whose folded weights
+    # are ~0 (BatchNorm gamma ~0) but whose bias is not would otherwise saturate its int32 bias and lose
+    # it (EfficientNet-Lite0's stem); compress.models.qdq reproduces the adjusted scales
     extra: dict[str, Any] = {"ActivationSymmetric": flavour.activation_symmetric, "WeightSymmetric": True,
-                             "QDQKeepRemovableActivations": flavour.keep_activations,
-                             "QDQDisableWeightAdjustForInt32Bias": True}
+                             "QDQKeepRemovableActivations": flavour.keep_activations}
     if flavour.no_output_quantization:
         extra["OpTypesToExcludeOutputQuantization"] = list(flavour.no_output_quantization)
     if ort_method == ort_q.CalibrationMethod.Percentile:

@@ -2,8 +2,9 @@
 the exported INT8 file exactly: same graph (BatchNorm already folded by the exporter), same quantised
 tensors, activation scales and zero points from the file's calibration, weight scales recomputed from
 the current weights the way ONNX Runtime computes them when it quantises (symmetric, per channel,
-``max|w| / qmax``), int32 biases at ``s_input · s_weight``, rounding half to even and saturation to
-the integer type as QuantizeLinear does.
+``max|w| / qmax``, raised where the int32 bias at ``s_input · s_weight`` would overflow, as ONNX
+Runtime's weight-scale adjustment does), rounding half to even and saturation to the integer type as
+QuantizeLinear does.
 
 The float weights are parameters (initialised from the FP32 graph the Q/DQ file was made from); the
 straight-through estimator of ``torch.fake_quantize_*`` passes their gradients.
@@ -23,6 +24,8 @@ from compress.models.factory import register_model
 from compress.models.qdq_ops import FLOAT_OPS, attrs
 
 QRANGE = {2: (0, 255), 3: (-128, 127)}  # TensorProto.UINT8, INT8: what QuantizeLinear saturates to
+INT32_QRANGE = float(2**31 - 1) - float(-(2**31) + 1)  # what ONNX Runtime fits a quantised bias into
+INT32_BIAS_EPS = 1.0001
 
 
 def _source_name(name: str, floats: dict) -> str | None:
@@ -68,7 +71,6 @@ class QDQGraphModule(nn.Module):
         self.nodes = [(n.op_type, list(n.input), list(n.output), attrs(n)) for n in q.graph.node]
         self.input_name, self.output_name = q.graph.input[0].name, q.graph.output[0].name
         self.weight_qmax = 64 if reduce_range else 127
-        self.act_scale: dict[str, str] = {}  # DQ'd activation → its scale initializer (for int32 bias scales)
         unknown = sorted({op for op, *_ in self.nodes} - set(FLOAT_OPS) - {"QuantizeLinear", "DequantizeLinear"})
         if unknown:
             raise UserInputError(f"quantisation-aware training cannot run op(s) {', '.join(unknown)} of this graph.")
@@ -88,36 +90,55 @@ class QDQGraphModule(nn.Module):
             t = self.consts[name] = t.to(device)
         return t
 
-    def _weight(self, name: str, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fake-quantised weight and its per-channel scale (symmetric, zero point 0)."""
+    def _weight(self, name: str, axis: int | None, bias: str | None, input_scale: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fake-quantised weight and its scale (symmetric, zero point 0; per channel along ``axis``, else
+        per tensor). Where the layer's bias at ``input_scale · scale`` would not fit an int32, the scale is
+        raised to ``1.0001 · 2|b| / (2³² − 2) / input_scale`` (ONNX Runtime's ``_adjust_weight_scale_for_int32_bias``)."""
         w = self.params[self.keys[self.weight_of[name]]]
-        dims = [d for d in range(w.dim()) if d != axis]
-        absmax = w.detach().abs().amax(dim=dims) if dims else w.detach().abs()
+        wd = w.detach()
+        if axis is None:
+            absmax = wd.abs().amax()
+        else:
+            dims = [d for d in range(w.dim()) if d != axis]
+            absmax = wd.abs().amax(dim=dims) if dims else wd.abs()
         scale = torch.where(absmax > 0, absmax / self.weight_qmax, torch.ones_like(absmax)).to(torch.float32)
-        zp = torch.zeros_like(scale, dtype=torch.int32)
+        if bias is not None:
+            b = self.params[self.keys[self.weight_of[bias]]].detach().double()
+            b_max = b.abs() if axis is not None else b.abs().amax()
+            smallest = INT32_BIAS_EPS * 2.0 * b_max / INT32_QRANGE
+            s_in = input_scale.detach().double()
+            candidate = s_in * scale.double()
+            scale = torch.where((candidate < smallest) & (candidate > 0), scale.double() * (smallest / candidate),
+                                scale.double()).to(torch.float32)
         q = self.weight_qmax
+        if axis is None:
+            return torch.fake_quantize_per_tensor_affine(w, scale, torch.zeros((), dtype=torch.int32), -q, q), scale
+        zp = torch.zeros_like(scale, dtype=torch.int32)
         return torch.fake_quantize_per_channel_affine(w, scale, zp, axis, -q, q), scale
 
     def _bias(self, name: str, weight_scale: torch.Tensor, input_scale: torch.Tensor) -> torch.Tensor:
         b = self.params[self.keys[self.weight_of[name]]]
         s = (weight_scale * input_scale).detach()
-        return b + (torch.round(b / s) * s - b).detach()  # int32 range: rounding only
+        q = torch.round(b.detach().double() / s.double()).clamp(-(2**31), 2**31 - 1)  # as ONNX Runtime stores it
+        return b + (q * s.double() - b.detach().double()).to(b.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env: dict[str, Any] = {self.input_name: x}
         scales: dict[str, torch.Tensor] = {}
-        wscale: dict[str, torch.Tensor] = {}
+        pending_weight: dict[str, tuple[str, int | None]] = {}  # DQ'd weight → (quantised name, axis)
         pending_bias: dict[str, tuple[str, str]] = {}
         dev = x.device
         for op, ins, outs, at in self.nodes:
             if op == "QuantizeLinear":
                 env[outs[0]] = ("q", env[ins[0]], ins[1], ins[2])
             elif op == "DequantizeLinear" and ins[0] in self.weight_of:
-                axis = int(at.get("axis", 1))
-                if self.consts[ins[0]].dtype == torch.int32:  # a bias: needs its conv's input scale, later
+                # weight and bias scales depend on the layer's input scale: quantised at the layer
+                if self.consts[ins[0]].dtype == torch.int32:
                     pending_bias[outs[0]] = (ins[0], ins[1])
-                    continue
-                env[outs[0]], wscale[outs[0]] = self._weight(ins[0], axis)
+                else:
+                    per_channel = self._const(ins[1], dev).dim() > 0
+                    pending_weight[outs[0]] = (ins[0], int(at.get("axis", 1)) if per_channel else None)
             elif op == "DequantizeLinear":
                 _, value, s_name, z_name = env[ins[0]]
                 s, z = self._const(s_name, dev), self._const(z_name, dev)
@@ -126,12 +147,21 @@ class QDQGraphModule(nn.Module):
                 scales[outs[0]] = s.float()
             elif op == "Identity" and ins[0] in pending_bias:  # a shared bias copied to another layer
                 pending_bias[outs[0]] = pending_bias[ins[0]]
+            elif op == "Identity" and ins[0] in pending_weight:
+                pending_weight[outs[0]] = pending_weight[ins[0]]
             else:
                 args = []
+                w_scale = None
+                s_in = scales.get(ins[0], torch.tensor(1.0, device=dev)) if ins else None
+                if len(ins) > 1 and ins[1] in pending_weight:  # Conv/Gemm/MatMul weight
+                    bias = pending_bias[ins[2]][0] if len(ins) > 2 and ins[2] in pending_bias else None
+                    w, w_scale = self._weight(*pending_weight[ins[1]], bias, s_in)
                 for i in ins:
-                    if i in pending_bias:  # Conv/Gemm bias: s_bias = s_input · s_weight
+                    if i in pending_weight:
+                        args.append(w if i == ins[1] else self._weight(*pending_weight[i], None, s_in)[0])
+                    elif i in pending_bias:  # Conv/Gemm bias: s_bias = s_input · s_weight
                         qname, _ = pending_bias[i]
-                        args.append(self._bias(qname, wscale[ins[1]], scales.get(ins[0], torch.tensor(1.0, device=dev))))
+                        args.append(self._bias(qname, w_scale, s_in))
                     elif i == "":
                         args.append(None)
                     elif i in env:

@@ -31,3 +31,26 @@ def test_fake_quant_graph_matches_onnxruntime(tmp_path, arch, size, flavour):
     assert np.abs(ours - theirs).max() <= 0.05 * np.abs(theirs).max()
     grads = torch.autograd.grad(module(torch.from_numpy(x)).sum(), list(module.parameters()))
     assert all(g is not None and torch.isfinite(g).all() for g in grads)  # the STE lets gradients through
+
+
+def test_a_dead_channel_keeps_its_bias_as_onnxruntime_adjusts_it(tmp_path):
+    """Folded BatchNorm with gamma ~0: weights ~1e-9 and a bias of 3. At s_input · s_weight the bias would
+    overflow int32; ONNX Runtime raises that channel's weight scale instead, and the interpreter must too."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[1].mul_(1e-9)
+        conv.bias.copy_(torch.tensor([0.1, 3.0, -0.2, 0.3]))
+    model = torch.nn.Sequential(conv, torch.nn.Flatten()).eval()
+    fp32 = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.randn(1, 3, 4, 4),), str(fp32), input_names=["input"], output_names=["logits"],
+                      opset_version=17, dynamo=False, dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}})
+    rng = np.random.default_rng(0)
+    calib, x = (rng.standard_normal((n, 3, 4, 4)).astype(np.float32) for n in (16, 4))
+    quantize_int8(fp32, tmp_path / "q.onnx", calib, "minmax", cpu_flavour(False))
+    theirs = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    with torch.no_grad():
+        ours = QDQGraphModule(tmp_path / "q.onnx", fp32).eval()(torch.from_numpy(x)).numpy()
+    dead = theirs.reshape(4, 4, 16)[:, 1]
+    assert np.abs(dead - 3.0).max() < 0.05  # the bias survived quantisation (it saturated to ~0 before)
+    assert np.abs(ours - theirs).max() < 1e-4

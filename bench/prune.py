@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=0.02, help="recovery (fine-tuning) learning rate")
     ap.add_argument("--scratch-lr", type=float, default=0.05)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--importance", default="magnitude", help="magnitude | bn-scale | taylor")
+    ap.add_argument("--global", dest="global_pruning", action="store_true", help="rank channels across layers")
     ap.add_argument("--target", default="jetson-orin-nano-8gb")
     ap.add_argument("--power-mode", default=None)
     ap.add_argument("--threads", type=int, default=2)
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out / f"pruned-{share:g}"
         if not (out / "prune.json").is_file():
             run_prune(PruneJobConfig(checkpoint=str(teacher.path), out=str(out), macs=share, recover=True,
-                                     prune=PruneConfig(), train=recover))
+                                     prune=PruneConfig(importance=args.importance, global_pruning=args.global_pruning),
+                                     train=recover))
         res = json.loads((out / "prune.json").read_text())
         ck = next(row["checkpoint"] for row in res["recovered"]["rows"] if row["role"] == "student")
         rows.append(_row(ck, f"pruned to {share:g} MACs + KD", args.target, args.power_mode))

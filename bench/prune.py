@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--macs", type=float, nargs="+", default=[0.5, 0.25])
     ap.add_argument("--scratch", nargs="*", default=["mobilenetv3_small_100"])
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=0.02, help="recovery (fine-tuning) learning rate")
-    ap.add_argument("--scratch-lr", type=float, default=0.05)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="recovery learning rate (default: the toolkit's automatic one for trained weights)")
+    ap.add_argument("--scratch-lr", type=float, default=None, help="default: automatic (from scratch)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--importance", default="magnitude", help="magnitude | bn-scale | taylor")
     ap.add_argument("--global", dest="global_pruning", action="store_true", help="rank channels across layers")

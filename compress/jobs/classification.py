@@ -141,6 +141,16 @@ def _check_inputs(cfg: JobConfig) -> None:
     preflight.check_folder(cfg.unlabeled, "--unlabeled")
 
 
+def _teacher_data(cfg: JobConfig) -> JobConfig:
+    """Without ``--data``, a given teacher's own data folder and split, so both are scored on the same test images."""
+    from compress.jobs.teacher_data import explicit_fields, recorded_data
+
+    if cfg.data.data is not None or cfg.data.split is not None or not cfg.teacher or cfg.resume:
+        return cfg
+    data = recorded_data(cfg.teacher[0], explicit_fields(cfg.data))
+    return cfg if data is None else dataclasses.replace(cfg, data=data)
+
+
 def _load_data(cfg: JobConfig, command: str, run: Path, progress) -> DataBundle:
     data_cfg, mean_std = _preprocessing(cfg, command)
     return build_data(data_cfg, seed=cfg.train.seed, run_dir=run, reuse_split=cfg.resume, model_mean_std=mean_std,
@@ -185,6 +195,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
     from compress.methods import METHODS
 
     _check_inputs(cfg)
+    cfg = _teacher_data(cfg)
     needs_teacher = METHODS.get(cfg.method).requires_teacher or bool(cfg.teacher)
     resolved = to_jsonable(cfg)
     with open_run(cfg.out, "distill", cfg.resume, resolved, device=cfg.train.device) as run:

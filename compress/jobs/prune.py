@@ -198,16 +198,12 @@ def run_prune(cfg: PruneJobConfig, progress: ProgressSink | None = None) -> Prun
 
 def _recover(cfg: PruneJobConfig, ckpt, pruned: Path, run: Path, progress) -> dict[str, Any]:
     """Distil the pruned student from the unpruned checkpoint, on the checkpoint's own data and split."""
-    from compress.config import build_config
     from compress.data.bundle import DataConfig
     from compress.jobs.classification import JobConfig, run_distill
+    from compress.jobs.teacher_data import recorded_data
 
-    from compress.data.split import find_split_file
-
-    recorded = dict((ckpt.manifest.config or {}).get("data") or {})
-    split = find_split_file(ckpt.path)
-    data = build_config(DataConfig, {**recorded, "image_size": ckpt.manifest.image_size,
-                                     "split": str(split) if split else None}, section="data")
+    data = recorded_data(ckpt.path, {"image_size": ckpt.manifest.image_size}) or DataConfig(
+        image_size=ckpt.manifest.image_size)
     job = JobConfig(data=data, train=cfg.train, student=str(pruned), teacher=(str(ckpt.path),), method=cfg.method,
                     method_params=cfg.method_params, baseline=False, out=str(run / "recover"), resume=cfg.resume)
     return run_distill(job, progress=progress).to_dict()

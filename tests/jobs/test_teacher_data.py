@@ -1,0 +1,42 @@
+"""`compress distill --teacher CKPT` without `--data` trains on the teacher's own folder and split."""
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from compress.cli import app
+from compress.jobs.teacher_data import explicit_fields, recorded_data
+from compress.data.bundle import DataConfig
+
+runner = CliRunner()
+
+
+def _teacher(tmp_path, folder):
+    out = tmp_path / "teacher"
+    r = runner.invoke(app, ["train", "--data", str(folder), "--model", "cifar_resnet8", "--epochs", "1",
+                            "--image-size", "16", "--train-ratio", "0.5", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_distill_without_data_uses_the_teachers_folder_and_split(tmp_path, tiny_folder):
+    teacher = _teacher(tmp_path, tiny_folder)
+    out = tmp_path / "student"
+    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--student", "cifar_resnet8", "--epochs", "1",
+                            "--no-baseline", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "split.json").read_text()) == json.loads((teacher / "split.json").read_text())
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["data"]["data"] == str(tiny_folder) and cfg["data"]["image_size"] == 16
+    assert cfg["data"]["split"] == str((teacher / "split.json").resolve())
+    assert json.loads(r.output)["data"]["test"] == 9  # half of 18 images, as the teacher's split says
+
+
+def test_flags_given_on_top_of_the_recorded_data_win(tmp_path, tiny_folder):
+    teacher = _teacher(tmp_path, tiny_folder)
+    given = explicit_fields(DataConfig(image_size=24, normalize="none"))
+    assert given == {"image_size": 24, "normalize": "none"}
+    cfg = recorded_data(teacher, given)
+    assert (cfg.data, cfg.image_size, cfg.normalize) == (str(tiny_folder), 24, "none")
+    assert cfg.split == str((teacher / "split.json").resolve())

@@ -101,15 +101,17 @@ class SessionFromOnnx:
 
     ``providers``: short names (``cpu``, ``cuda``, ``tensorrt``) or ORT names, in priority order.
     ``threads``: intra-op threads (``None`` = ORT's default, all physical cores).
+    ``fuse``: False disables ORT's graph optimisations, so a Q/DQ graph runs as written (DequantizeLinear →
+    float op → QuantizeLinear) instead of as fused integer kernels: the reference semantics of the file.
     """
 
     def __init__(self, path_or_bytes: str | Path | bytes, providers: Sequence[str] | str | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, fuse: bool = True) -> None:
         if not isinstance(path_or_bytes, (bytes, bytearray)) and not Path(path_or_bytes).is_file():
             raise UserInputError(f"ONNX model '{path_or_bytes}' does not exist; export one with `compress export`.")
         if threads is not None and threads < 1:
             raise UserInputError(f"threads must be >= 1, got {threads}.")
-        self.source, self.providers, self.threads = path_or_bytes, resolve_providers(providers), threads
+        self.source, self.providers, self.threads, self.fuse = path_or_bytes, resolve_providers(providers), threads, fuse
         self._built: tuple[Any, str] | None = None
 
     def __call__(self) -> tuple[Any, str]:
@@ -122,6 +124,8 @@ class SessionFromOnnx:
             if self.threads is not None:
                 opts.intra_op_num_threads = self.threads
                 opts.inter_op_num_threads = 1
+            if not self.fuse:
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             src = bytes(self.source) if isinstance(self.source, (bytes, bytearray)) else str(self.source)
             proto = onnx.load_from_string(src) if isinstance(src, bytes) else onnx.load(src, load_external_data=False)
             try:
@@ -138,9 +142,9 @@ class OnnxrtRunner(Runner):
     backend = "onnxrt"
 
     def __init__(self, model: str | Path | bytes | SessionFromOnnx, providers: Sequence[str] | str | None = None,
-                 threads: int | None = None, name: str | None = None) -> None:
+                 threads: int | None = None, name: str | None = None, fuse: bool = True) -> None:
         super().__init__(name)
-        self.loader = model if isinstance(model, SessionFromOnnx) else SessionFromOnnx(model, providers, threads)
+        self.loader = model if isinstance(model, SessionFromOnnx) else SessionFromOnnx(model, providers, threads, fuse)
         self.providers, self.threads = self.loader.providers, self.loader.threads
         self.session: Any = None
         self._precision = "unknown"
@@ -175,7 +179,7 @@ class OnnxrtRunner(Runner):
 
     def describe(self) -> dict[str, Any]:
         out = {**super().describe(), "providers": list(self.providers), "threads": self.threads,
-               "precision": self._precision}
+               "precision": self._precision, "graph_optimizations": self.loader.fuse}
         if self.session is not None:
             out["providers"] = self.session.get_providers()
             out["provider"] = out["providers"][0]

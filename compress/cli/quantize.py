@@ -68,6 +68,11 @@ def _render(result: Any) -> None:
     for note in result.notes:
         console.print(f"note: {note}")
     if result.parity:
-        row = result.parity["rows"][-1]
-        console.print(f"parity (fake-quant PyTorch vs ONNX Runtime): top-1 agreement {100 * row['top1_agreement']:.2f} %, "
-                      f"max |Δlogit| {row['max_abs']:.3g} — {'ok' if row['passed'] else 'FAILED'}")
+        for row in result.parity["rows"][1:]:
+            how = "as written" if row["backend"].get("graph_optimizations") is False else "fused kernels"
+            console.print(f"parity (fake-quant PyTorch vs ONNX Runtime, {how}): top-1 agreement "
+                          f"{100 * row['top1_agreement']:.2f} %, max |Δlogit| {row['max_abs']:.3g} — "
+                          f"{'ok' if row['passed'] else 'FAILED'}")
+        if "runtime_self_agreement" in result.parity:
+            console.print(f"  (ONNX Runtime as written vs fused: {100 * result.parity['runtime_self_agreement']:.2f} % "
+                          f"top-1 agreement; rule: {result.parity['rows'][-1]['rule']})")

@@ -29,6 +29,9 @@ from compress.jobs.rundir import open_run
 QAD_TRAIN = TrainConfig(epochs=3, lr=1e-5, optimizer="adamw", weight_decay=0.0, batch_size=64)
 
 
+SELF_AGREEMENT_SLACK = 0.005  # below ONNX Runtime's own fused-vs-unfused top-1 agreement that still passes
+
+
 @dataclass(frozen=True)
 class QuantizeConfig:
     """Everything ``compress quantize`` accepts."""
@@ -183,12 +186,29 @@ def _distil(cfg, ckpt, run: Path, exp: Path, template: Path, ptq: Path, flavour,
     return run_stage(spec, data, teacher=teacher, progress=progress)
 
 
+def qad_parity_criteria(self_agreement: float) -> "ParityCriteria":
+    """INT8 parity rule of a QAD file: OA within 0.5 pt, top-1 agreement ≥ 99 % or, when ONNX Runtime agrees
+    with itself (as written vs fused) less than that, ``self_agreement`` − ``SELF_AGREEMENT_SLACK``."""
+    from export.verify import ParityCriteria
+
+    base = ParityCriteria()
+    return dataclasses.replace(base, int8_max_accuracy_drop=0.5, int8_min_top1_agreement=min(
+        base.int8_min_top1_agreement, self_agreement - SELF_AGREEMENT_SLACK))
+
+
 def _parity(student, qad: Path, ckpt, samples: int) -> dict[str, Any]:
-    """The fake-quant PyTorch model against the exported INT8 file in ONNX Runtime, on test samples."""
+    """The fake-quant PyTorch model against the exported INT8 file in ONNX Runtime, on test samples.
+
+    Two ONNX Runtime rows: the file run as written (Q/DQ around float ops, graph optimisations off) and
+    as deployed (fused integer kernels). An INT8 graph flips the top-1 class of a few borderline images
+    under any change of rounding order — ONNX Runtime's two executions of the same file disagree with
+    each other on about 1 % of AID test images — so the agreement each row must reach is the 99 % rule
+    or, when lower, that self-agreement less half a point (recorded as ``runtime_self_agreement``).
+    """
     import numpy as np
 
     from compress.data.samples import load_samples
-    from export.verify import ParityCriteria, check_parity
+    from export.verify import check_parity, run_batched
     from runtime.onnxrt import OnnxrtRunner
     from runtime.torch_runner import TorchRunner
 
@@ -196,9 +216,16 @@ def _parity(student, qad: Path, ckpt, samples: int) -> dict[str, Any]:
     x, y = s.images.numpy(), np.asarray(s.labels)
     ref = TorchRunner(student.eval(), input_shape=(-1, ckpt.manifest.in_chans, ckpt.manifest.image_size,
                                                    ckpt.manifest.image_size))
-    report = check_parity(ref, [("onnxrt-cpu-int8-qad", OnnxrtRunner(qad, providers="cpu"), "int8")], x, y,
-                          "classify", 16, True, dataclasses.replace(ParityCriteria(), int8_max_accuracy_drop=0.5),
-                          s.source, repeats=3)
-    write_json_atomic(qad.parent / "parity.json", report)
-    return to_jsonable(report)
-
+    as_written = OnnxrtRunner(qad, providers="cpu", fuse=False, name="onnxrt-cpu-int8-qad-as-written")
+    deployed = OnnxrtRunner(qad, providers="cpu", name="onnxrt-cpu-int8-qad")
+    preds = []
+    for runner in (as_written, deployed):
+        with runner:
+            preds.append(run_batched(runner, x, 16, True).argmax(1))
+    self_agreement = float((preds[0] == preds[1]).mean())
+    criteria = qad_parity_criteria(self_agreement)
+    report = check_parity(ref, [(as_written.name, as_written, "int8"), (deployed.name, deployed, "int8")], x, y,
+                          "classify", 16, True, criteria, s.source, repeats=3)
+    out = {**to_jsonable(report), "runtime_self_agreement": self_agreement}
+    write_json_atomic(qad.parent / "parity.json", out)
+    return out

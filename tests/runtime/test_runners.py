@@ -61,6 +61,18 @@ def test_onnxrt_runner_matches_and_checks_inputs(onnx_path):
     assert d["provider"] == "CPUExecutionProvider" and d["threads"] == 1 and d["precision"] == "fp32"
 
 
+def test_onnxrt_runner_can_run_a_graph_as_written(onnx_path):
+    import onnxruntime as ort
+
+    x = np.array([[1.0, 1.0, 1.0]], np.float32)
+    with OnnxrtRunner(onnx_path, providers="cpu", fuse=False) as r:
+        np.testing.assert_allclose(r.infer({"input": x})["logits"], [[6.5, -0.5]], rtol=1e-6)
+        level = r.session.get_session_options().graph_optimization_level
+        assert level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL and r.describe()["graph_optimizations"] is False
+    with OnnxrtRunner(onnx_path, providers="cpu") as r:
+        assert r.describe()["graph_optimizations"] is True
+
+
 def test_onnxrt_runner_from_bytes_and_bad_provider(onnx_path):
     with OnnxrtRunner(onnx_path.read_bytes()) as r:
         assert r.input_specs()[0].shape == ("batch", 3)

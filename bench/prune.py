@@ -103,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out / f"pruned-{share:g}"
         if not (out / "prune.json").is_file():
             run_prune(PruneJobConfig(checkpoint=str(teacher.path), out=str(out), macs=share, recover=True,
+                                     resume=out.is_dir(),  # an interrupted run continues where it stopped
                                      prune=PruneConfig(importance=args.importance, global_pruning=args.global_pruning),
                                      train=recover))
         res = json.loads((out / "prune.json").read_text())
-        ck = next(row["checkpoint"] for row in res["recovered"]["rows"] if row["role"] == "student")
-        rows.append(_row(ck, f"pruned to {share:g} MACs + KD", args.target, args.power_mode))
+        student = next(row for row in res["recovered"]["rows"] if row["role"] == "student")
+        rows.append(_row(student["checkpoint"], f"pruned to {share:g} MACs + KD", args.target, args.power_mode))
+        rows[-1]["oa"] = student["test_oa"]  # the run's own result (a resumed, finished run has no test in its manifest)
         rows[-1]["oa_before_recovery"] = res["test_oa_before_recovery"]
     split = find_split_file(teacher.path)
     data = build_config(DataConfig, {**(teacher.manifest.config.get("data") or {}), "split": str(split),

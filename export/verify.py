@@ -142,12 +142,31 @@ def _accuracy(pred: np.ndarray, labels: np.ndarray | None) -> float | None:
     return None if labels is None else float((pred == labels).mean() * 100.0)
 
 
+def _judge_int8_classification(row: ParityRow, criteria: ParityCriteria, labelled: bool) -> None:
+    row.rule = (f"top-1 agreement >= {criteria.int8_min_top1_agreement:.2%}"
+                + (f", OA drop <= {criteria.int8_max_accuracy_drop} pt" if labelled else ""))
+    row.passed = row.top1_agreement >= criteria.int8_min_top1_agreement and (
+        row.accuracy_drop is None or row.accuracy_drop <= criteria.int8_max_accuracy_drop)
+
+
+def rejudge(report: ParityReport, criteria: ParityCriteria) -> ParityReport:
+    """``report`` with its INT8 classification rows judged again under ``criteria`` (no model is rerun)."""
+    rows = [replace(r) for r in report.rows]
+    if report.task == "classify":
+        for r in rows[1:]:
+            if r.precision == "int8":
+                _judge_int8_classification(r, criteria, r.accuracy is not None)
+    return replace(report, rows=rows, criteria=criteria, passed=all(r.passed for r in rows))
+
+
 def check_parity(reference: Runner, candidates: Sequence[tuple[str, Runner, str]], inputs: np.ndarray,
                  labels: np.ndarray | None, task: str, batch: int, dynamic: bool,
-                 criteria: ParityCriteria | None = None, sample_source: str = "", repeats: int = 10) -> ParityReport:
+                 criteria: ParityCriteria | None = None, sample_source: str = "", repeats: int = 10,
+                 outputs: dict[str, np.ndarray] | None = None) -> ParityReport:
     """Compare every ``(name, runner, precision)`` with ``reference`` on ``inputs`` (``[N, ...]``).
 
     Runners are activated and deactivated here. Latency is timed on one batch of ``inputs``.
+    ``outputs``, when given, receives each candidate's output array under its name.
     """
     criteria = criteria or ParityCriteria()
     if len(inputs) == 0:
@@ -171,6 +190,8 @@ def check_parity(reference: Runner, candidates: Sequence[tuple[str, Runner, str]
             out = run_batched(runner, inputs, batch, dynamic).astype(np.float32)
             ms = median_latency_ms(runner, feed, repeats)
             desc = runner.describe()
+        if outputs is not None:
+            outputs[name] = out
         atol, rtol = criteria.atol[precision], criteria.rtol[precision]
         st = compare_arrays(ref, out, atol, rtol)
         row = ParityRow(name=name, precision=precision, backend=desc, max_abs=st.max_abs, mean_abs=st.mean_abs,
@@ -186,10 +207,7 @@ def check_parity(reference: Runner, candidates: Sequence[tuple[str, Runner, str]
             row.mean_cosine = float((num / den).mean())
         if precision == "int8":
             if classify:
-                row.rule = (f"top-1 agreement >= {criteria.int8_min_top1_agreement:.2%}"
-                            + (f", OA drop <= {criteria.int8_max_accuracy_drop} pt" if labels is not None else ""))
-                row.passed = row.top1_agreement >= criteria.int8_min_top1_agreement and (
-                    row.accuracy_drop is None or row.accuracy_drop <= criteria.int8_max_accuracy_drop)
+                _judge_int8_classification(row, criteria, labels is not None)
             else:
                 row.rule = f"mean cosine >= {criteria.int8_min_cosine}"
                 row.passed = row.mean_cosine >= criteria.int8_min_cosine

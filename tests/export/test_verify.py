@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from compress.errors import UserInputError
-from export.verify import ParityCriteria, check_parity, compare_arrays
+from export.verify import ParityCriteria, check_parity, compare_arrays, rejudge
 from runtime.torch_runner import TorchRunner
 
 
@@ -63,6 +63,18 @@ def test_check_parity_int8_rule_with_labels():
     assert not row.passed and not rep.passed  # 75 % < 99 % agreement
     loose = ParityCriteria(int8_min_top1_agreement=0.7)
     assert check_parity(ref, [("q", cand, "int8")], x, labels, "classify", 2, True, loose, repeats=1).passed
+    again = rejudge(rep, loose)  # the same measurements judged under another rule, nothing rerun
+    assert again.passed and again.row("q").passed and again.row("q").rule.startswith("top-1 agreement >= 70.00%")
+    assert not rep.row("q").passed  # the original report is left as it was
+
+
+def test_check_parity_hands_back_each_candidates_output():
+    x = np.array([[3, 1, 0], [0, 2, 1]], np.float32)
+    ref = TorchRunner(_Shift(0.0), input_shape=(-1, 3), output_names=("logits",))
+    outputs = {}
+    check_parity(ref, [("q", TorchRunner(_Shift(0.5), input_shape=(-1, 3), output_names=("logits",)), "int8")],
+                 x, None, "classify", 2, True, repeats=1, outputs=outputs)
+    np.testing.assert_allclose(outputs["q"], [[3.5, 1, 0], [0.5, 2, 1]])
 
 
 def test_check_parity_fp32_rule_static_batch_padding():

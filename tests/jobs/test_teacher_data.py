@@ -6,8 +6,8 @@ import json
 from typer.testing import CliRunner
 
 from compress.cli import app
-from compress.jobs.teacher_data import explicit_fields, recorded_data
 from compress.data.bundle import DataConfig
+from compress.jobs.teacher_data import explicit_fields, recorded_data
 
 runner = CliRunner()
 

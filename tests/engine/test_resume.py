@@ -80,3 +80,26 @@ def test_resume_before_first_checkpoint_keeps_initial_weights(tmp_path):
     convs = [k for k in init if k.endswith("conv1.weight") or k.endswith("fc.weight")]
     # lr 1e-9 keeps the weights where they started; a fresh random init would differ by ~0.1
     assert convs and all(torch.allclose(trained[k], init[k], atol=1e-6) for k in convs)
+
+
+def test_run_killed_while_finishing_is_finished_on_resume(tmp_path, monkeypatch):
+    """metrics.json (the stage's done marker) comes last: a kill between the test evaluation and it
+    leaves the stage unfinished, and the resume writes the test metrics into the best manifest."""
+    import pytest
+
+    import compress.engine.run_log as run_log
+    from compress.checkpoint import read_manifest
+    from compress.engine.stage import finished
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_log, "plot_curves", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.json").exists() and not finished(tmp_path / "run", CFG.epochs)
+    monkeypatch.undo()
+    r = _train(tmp_path / "run", resume=True)
+    assert [h["epoch"] for h in r.history] == [1, 2, 3] and finished(tmp_path / "run", CFG.epochs)
+    test = read_manifest(tmp_path / "run" / "checkpoints" / "best").metrics["test"]
+    assert test["oa"] == r.test["oa"]

@@ -40,6 +40,22 @@ def test_cross_source_run_and_evaluation(tmp_path):
         assert ev.retrieval[k]["map"] == pytest.approx(res.map[k])
 
 
+def test_cross_source_bad_stage2_parameter_fails_before_stage1_trains(tmp_path):
+    from compress.data.simulate import simulate_pan_ms
+    from compress.errors import UserInputError
+    from compress.jobs.cross_source import CrossSourceConfig, run_cross_source
+
+    rgb = write_folder(tmp_path / "rgb", classes=2, per_class=4, size=16)
+    simulate_pan_ms(rgb, tmp_path / "sim")
+    cfg = CrossSourceConfig(source1=str(tmp_path / "sim/ms"), source2=str(tmp_path / "sim/pan"),
+                            backbone="cifar-resnet8", train_ratio=0.5, out=str(tmp_path / "run"),
+                            method_params={"freeze_from": "blocks.2"},
+                            train=TrainConfig(epochs=1, batch_size=8, lr=0.01, device="cpu"))
+    with pytest.raises(UserInputError, match="freeze_from 'blocks.2' is not a backbone module; choose one of conv1"):
+        run_cross_source(cfg)
+    assert not list((tmp_path / "run").rglob("checkpoints"))  # stage 1 never started
+
+
 def test_metric_learning_is_reproducible_whatever_ran_before(tmp_path):
     """Same config → same weights, even after other work consumed the global RNG (as in a bench loop)."""
     import torch

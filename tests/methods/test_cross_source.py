@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from compress.errors import UserInputError
 from compress.methods import build_method
-from compress.methods.cross_source import adapt_input_kernel, frozen_modules
+from compress.methods.cross_source import adapt_input_kernel, frozen_modules, paper_freeze_point
 from compress.models import create_model
 
 
@@ -70,7 +70,7 @@ def test_reinit_and_bad_freeze_point():
                  image_size=16, in_chans=1)
     assert torch.equal(g.state_dict()["backbone.conv1.weight"], fresh)
     assert g.backbone.layer2[0].conv1.weight.requires_grad and not g.backbone.layer3[0].conv1.weight.requires_grad
-    with pytest.raises(UserInputError, match="layer1, layer2, layer3"):
+    with pytest.raises(UserInputError, match="layer1, layer2, layer3, avgpool, fc, or auto"):
         frozen_modules(g, "layer4")
     with pytest.raises(UserInputError, match="teacher"):
         build_method("cross-source", g, None, {}, num_classes=3, image_size=16, in_chans=1)
@@ -90,3 +90,16 @@ def test_unpaired_batch_is_rejected_and_evaluate_is_cross_source(tmp_path):
     score, metrics, _ = m.evaluate(p.test, p.class_names, torch.device("cpu"))
     assert score == pytest.approx((metrics["map_s1_to_s2"] + metrics["map_s2_to_s1"]) / 2)
     assert np.isfinite(metrics["mse"])
+
+
+@pytest.mark.parametrize("backbone, stage", [("resnet18", "layer2"), ("cifar-resnet8", "layer2"),
+                                             ("efficientnet-lite0", "blocks.2"), ("mobilenet_v2", "features.4"),
+                                             ("mobilenetv3_small_100", "blocks.1")])
+def test_auto_freeze_point_is_the_first_stride_8_stage(backbone, stage):
+    """The paper's Conv3 (ResNet layer2, output stride 8) carried to other backbones; auto is the default."""
+    g = create_model("embed-bnneck", num_classes=3, in_chans=1, backbone=backbone)
+    assert paper_freeze_point(g) == stage
+    assert frozen_modules(g, "auto")[0] == f"backbone.{stage}"
+    f = create_model("embed-bnneck", num_classes=3, in_chans=4, backbone=backbone).eval()
+    m = build_method("cross-source", g, f, {}, num_classes=3, image_size=32, in_chans=1)
+    assert m.frozen[0] == f"backbone.{stage}"

@@ -48,6 +48,8 @@ DATA = Group("data", (
        shown=False),
     _o("test_dir", "--test-dir", key="data.test_dir", help="Explicit test folder (instead of --train-ratio).",
        shown=False),
+    _o("split", "--split-from", key="data.split", shown=False,
+       help="Reuse the train/val/test split of a run: its folder, a checkpoint in it, or its split.json."),
     _o("image_size", "--image-size", key="data.image_size", type=Int, help="Square input size in pixels (8–4096).",
        shown="the data's: digits 16, folders min(native, 64); a given teacher's"),
     _o("workers", "--workers", key="data.workers", type=Int, shown=_data("workers"),

@@ -50,8 +50,16 @@ class DataConfig:
             raise DataError(f"--workers must be ≥ 0 (0 loads in the main process), got {self.workers}.")
         if self.cache_limit_gb < 0:
             raise DataError(f"cache_limit_gb must be ≥ 0, got {self.cache_limit_gb}.")
+        if self.split is not None and Path(self.split).is_dir():
+            from compress.data.split import find_split_file
+
+            found = find_split_file(self.split)  # a run folder, or a checkpoint below one
+            if found is None:
+                raise DataError(f"split '{self.split}' is a folder without a split.json in it or above it; pass a "
+                                "run folder (every run writes one) or the split.json itself.")
+            object.__setattr__(self, "split", str(found))
         if self.split is not None and not Path(self.split).is_file():
-            raise DataError(f"split '{self.split}' is not a split.json file (one is written into every run folder).")
+            raise DataError(f"split '{self.split}' is not a split.json file or a run folder (every run writes one).")
 
 
 @dataclass

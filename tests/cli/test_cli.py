@@ -63,6 +63,19 @@ def test_distill_with_given_teacher_skips_teacher_training(distilled, tmp_path):
     assert r["data"]["image_size"] == 8  # the teacher's input size fixes the run's preprocessing
 
 
+def test_split_from_reuses_a_runs_split(distilled, tmp_path):
+    out, _ = distilled
+    r = json.loads(_ok(["train", "--split-from", str(out / "student" / "checkpoints" / "best"), "--train-ratio", "0.3",
+                        "--seed", "7", "--epochs", "1", "--image-size", "8", "--batch-size", "128",
+                        "--out", str(tmp_path / "s"), "--json"]).output)
+    assert (tmp_path / "s" / "split.json").read_text() == (out / "split.json").read_text()
+    assert r["data"]["test"] == json.loads((out / "metrics.json").read_text())["data"]["test"]
+    (tmp_path / "empty").mkdir()
+    bad = runner.invoke(app, ["train", "--split-from", str(tmp_path / "empty"), "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 1 and "without a split.json" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "b").exists()
+
+
 def test_config_file_and_flags(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data:\n  image_size: 8\ntrain:\n  epochs: 5\n  batch_size: 256\nmodel_typo: 1\n")

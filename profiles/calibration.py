@@ -118,9 +118,10 @@ def model_analysis(name: str, batch: int = 1, size: int = 224) -> ModelAnalysis:
 def predict_point(p: PublishedPoint, analysis: ModelAnalysis, device: DeviceProfile, eff: Efficiency,
                   kernels: KernelArrays | None = None) -> float:
     """What the model says the point's measurement should read (GPU compute + what its timer adds)."""
-    if p.tensorrt.startswith("7"):  # JetPack 4's TensorRT 7 has its own per-kernel cost
-        eff = dataclasses.replace(eff, kernel_cycles=eff.kernel_cycles_trt7)
-    gpu = estimate_latency(analysis, device, p.precision, p.power_mode, eff, kernels=kernels, detail=False).latency_ms
+    # JetPack 4's TensorRT (7.x–8.2) has its own per-kernel cost; a point that does not say which TensorRT
+    # timed it gets the newest its device runs (a Nano's rows are JetPack 4 whatever their source omits)
+    gpu = estimate_latency(analysis, device, p.precision, p.power_mode, eff, kernels=kernels, detail=False,
+                           tensorrt=p.tensorrt).latency_ms
     return gpu + host_overhead_ms(p.timing, device, p.power_mode, analysis, eff)
 
 

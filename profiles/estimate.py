@@ -44,8 +44,8 @@ class Efficiency:
     int8: float = 0.6  # INT8's fraction of its (2× FP16) peak, relative to FP16's fraction
     fp32: float = 0.8  # FP32/TF32's fraction of its peak, relative to FP16's
     memory: float = 0.6
-    kernel_cycles: float = 3000.0  # TensorRT 8.5+ (JetPack 5/6): what every estimate uses
-    kernel_cycles_trt7: float = 5000.0  # TensorRT 7 (JetPack 4), only for fitting the older published tables
+    kernel_cycles: float = 3000.0  # TensorRT 8.5+ (JetPack 5/6)
+    kernel_cycles_trt7: float = 5000.0  # TensorRT before 8.5 (JetPack 4: 7.x–8.2, all a Nano or TX2 can run)
     host_sync_us: float = 100.0  # per inference, at a 2 GHz CPU
     host_copy_us: float = 100.0
     copy: float = 0.1  # fraction of memory bandwidth reached by host<->device copies
@@ -151,8 +151,30 @@ class KernelArrays:
                             np.array([COMPUTE_CLASSES.index(k.kind) if k.kind in COMPUTE_CLASSES else -1 for k in ks]))
 
 
+def legacy_tensorrt(version: str | None) -> bool | None:
+    """True for TensorRT before 8.5 (JetPack 4), False for 8.5+; None when ``version`` says neither.
+
+    Reads ``8.2.1``, ``7 (JetPack 4.x, …)``, ``10.3 (JetPack 6.2)`` or ``JetPack 6 (TensorRT 10.x)``."""
+    import re
+
+    text = (version or "").strip()
+    m = re.match(r"(\d+)(?:\.(\d+))?", text)
+    if m:
+        return (int(m.group(1)), int(m.group(2) or 0)) < (8, 5)
+    jp = re.search(r"JetPack\s*(\d+)", text, re.IGNORECASE)
+    return int(jp.group(1)) < 5 if jp else None
+
+
+def kernel_cycles_for(eff: Efficiency, device: DeviceProfile, tensorrt: str | None = None) -> float:
+    """The per-kernel cycles of ``tensorrt`` (None or unreadable → the newest TensorRT the device runs)."""
+    legacy = legacy_tensorrt(tensorrt)
+    if legacy is None:
+        legacy = bool(legacy_tensorrt(str(device.values.get("tensorrt") or "")))
+    return eff.kernel_cycles_trt7 if legacy else eff.kernel_cycles
+
+
 def kernel_seconds(ka: KernelArrays, peak: float, bw: float, elem: int, gpu_mhz: float, precision: str,
-                   eff: Efficiency) -> tuple[Any, Any, float]:
+                   eff: Efficiency, cycles: float | None = None) -> tuple[Any, Any, float]:
     """(compute s, memory s) per kernel and the fixed seconds every kernel adds."""
     import numpy as np
 
@@ -160,7 +182,7 @@ def kernel_seconds(ka: KernelArrays, peak: float, bw: float, elem: int, gpu_mhz:
     fraction = np.array([getattr(eff, c) for c in COMPUTE_CLASSES] + [1.0])[ka.compute_class] * scale
     compute = np.where(ka.compute_class >= 0, 2.0 * ka.macs / (peak * fraction), 0.0)
     memory = ka.elements * elem / (bw * eff.memory)
-    return compute, memory, eff.kernel_cycles / (gpu_mhz * 1e6)
+    return compute, memory, (eff.kernel_cycles if cycles is None else cycles) / (gpu_mhz * 1e6)
 
 
 def host_overhead_ms(timing: str, device: DeviceProfile, mode: str | int | None, analysis: ModelAnalysis,
@@ -181,9 +203,11 @@ def host_overhead_ms(timing: str, device: DeviceProfile, mode: str | int | None,
 
 def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: str = "fp16",
                      power_mode: str | int | None = None, efficiency: Efficiency | None = None, *,
-                     kernels: KernelArrays | None = None, detail: bool = True) -> LatencyEstimate:
-    """GPU compute time ESTIMATE for ``analysis`` (its batch) on ``device`` in ``power_mode``;
-    ``kernels`` (from ``KernelArrays.of(analysis)``) skips the kernel grouping when called in a loop."""
+                     kernels: KernelArrays | None = None, detail: bool = True,
+                     tensorrt: str | None = None) -> LatencyEstimate:
+    """GPU compute time ESTIMATE for ``analysis`` (its batch) on ``device`` in ``power_mode`` with ``tensorrt``
+    (None → the newest the device runs: its profile's ``tensorrt``); ``kernels`` (from
+    ``KernelArrays.of(analysis)``) skips the kernel grouping when called in a loop."""
     eff = efficiency or load_efficiency()
     if precision not in DTYPE_BYTES:
         raise UserInputError(f"Unknown precision '{precision}'. Known: {', '.join(DTYPE_BYTES)}.")
@@ -196,7 +220,8 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
     bw = device.bandwidth(power_mode)
     mhz = min(mode.gpu_max_mhz, float(device.values.get("gpu_max_mhz") or mode.gpu_max_mhz))
     ka = kernels if kernels is not None else KernelArrays.of(analysis)
-    c, m, fixed = kernel_seconds(ka, peak, bw, DTYPE_BYTES[precision], mhz, precision, eff)
+    cycles = kernel_cycles_for(eff, device, tensorrt)
+    c, m, fixed = kernel_seconds(ka, peak, bw, DTYPE_BYTES[precision], mhz, precision, eff, cycles)
     compute_bound = c >= m
     total = float((c * compute_bound + m * ~compute_bound).sum() + fixed * len(ka.kinds))
     nc, nm = int(compute_bound.sum()), int((~compute_bound).sum())
@@ -207,7 +232,8 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
         f"ESTIMATE of TensorRT GPU compute time, not a measurement: {device.display_name}, power mode {mode.name} "
         f"({mode.active_sms} SMs at <= {mhz:g} MHz), peak {peak / 1e12:.2f} T{precision.upper()} ops/s"
         f"{' (TF32 tensor cores)' if precision == 'fp32' and peak != device.peak_ops('fp32', power_mode) else ''}, "
-        f"bandwidth {bw / 1e9:.1f} GB/s",
+        f"bandwidth {bw / 1e9:.1f} GB/s, {cycles:.0f} GPU cycles per kernel "
+        f"(TensorRT {'before 8.5' if cycles == eff.kernel_cycles_trt7 else '8.5+'})",
         f"80 % error band {eff.band_low:.2f}–{eff.band_high:.2f} × the estimate (leave-one-device-out "
         "cross-validation on published measurements, profiles/calibration/fit_report.md)",
         "BatchNorm, activations and residual adds fused into the kernel before them (TensorRT); "

@@ -89,6 +89,37 @@ def test_host_timed_points_add_cpu_scaled_overhead(tmp_path):
     assert predict_point(point, a, dev, EFF) == pytest.approx(gpu + 0.2)
 
 
+@pytest.mark.parametrize("text, legacy", [("8.2.1", True), ("7 (JetPack 4.x, torch2trt tables)", True),
+                                          ("8.5 (JetPack 5.x, assumed)", False), ("10.3 (JetPack 6.2)", False),
+                                          ("JetPack 6 (TensorRT 10.x)", False), ("JetPack 4", True), ("not stated", None)])
+def test_tensorrt_generation_is_read_from_the_version_text(text, legacy):
+    from profiles.estimate import legacy_tensorrt
+
+    assert legacy_tensorrt(text) is legacy
+
+
+def test_per_kernel_cost_follows_the_tensorrt_the_device_runs(tmp_path):
+    """A Nano runs at most TensorRT 8.2 (JetPack 4): its estimates, and its published points that do not
+    name a version, use the pre-8.5 per-kernel cycles; a stated version wins over the device's."""
+    eff = Efficiency(**{**EFF.__dict__, "kernel_cycles": 1000, "kernel_cycles_trt7": 9000})
+    a = _analysis(_layer("c", "Conv", "conv", (1, 10**6), macs=10**9, inp=10**6, kernel=9))
+    dev = _device(tmp_path)  # no tensorrt value: the 8.5+ cycles
+    old = load_device_profile(str(_with_tensorrt(tmp_path, "8.2.1")))
+    base = estimate_latency(a, dev, "fp16", "full", eff).latency_ms
+    assert estimate_latency(a, old, "fp16", "full", eff).latency_ms == pytest.approx(base + 8000 / 1e9 * 1e3)
+    assert estimate_latency(a, old, "fp16", "full", eff, tensorrt="10.3").latency_ms == pytest.approx(base)
+    assert "TensorRT before 8.5" in estimate_latency(a, old, "fp16", "full", eff).assumptions[0]
+    point = PublishedPoint("toy", "full", "m", "f", "fp16", 1, 8, 1.0, "gpu_compute", "not stated", "t")
+    assert predict_point(point, a, old, eff) == pytest.approx(base + 0.008)
+    assert load_device_profile("jetson-nano").values["tensorrt"].startswith("8.2")
+
+
+def _with_tensorrt(tmp_path, version):
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({**DEVICE, "name": "old", "tensorrt": {"value": version, "source": "test"}}))
+    return path
+
+
 def test_unsupported_precision(tmp_path):
     a = _analysis(_layer("c", "Conv", "conv", (1, 4), macs=1))
     with pytest.raises(UserInputError, match="no INT8 peak"):

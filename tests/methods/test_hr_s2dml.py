@@ -28,9 +28,11 @@ def _np_margin_loss(emb, w, y, m, tau):
     return float(-(logits[np.arange(len(y)), y] - np.log(np.exp(logits).sum(1))).mean())
 
 
-def test_step_is_margin_plus_minus_nuclear_norm():
+@pytest.mark.parametrize("params, divisor", [({}, 5), ({"hr_normalization": "none"}, 1)])
+def test_step_is_margin_plus_minus_nuclear_norm(params, divisor):
+    """Default −‖P‖_*/B (B = 5 unlabelled images); the paper's Eq. 5 as printed with ``none``."""
     torch.manual_seed(0)
-    m = build_method("hr-s2dml", _model(), None, {}, num_classes=3, image_size=16, in_chans=1)
+    m = build_method("hr-s2dml", _model(), None, params, num_classes=3, image_size=16, in_chans=1)
     m.attach_unlabeled(_pool(), batch_size=5, seed=1)
     m.on_epoch_start(0, 1)
     x, y = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 0])
@@ -45,7 +47,7 @@ def test_step_is_margin_plus_minus_nuclear_norm():
     cos = emb[4:] @ (w / np.linalg.norm(w, axis=1, keepdims=True)).T / 0.05
     p = np.exp(cos - cos.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
-    assert float(out.losses["hr"]) == pytest.approx(-np.linalg.svd(p, compute_uv=False).sum(), rel=1e-4)
+    assert float(out.losses["hr"]) == pytest.approx(-np.linalg.svd(p, compute_uv=False).sum() / divisor, rel=1e-4)
 
 
 def test_prototypes_learn_and_pool_cycles():

@@ -7,7 +7,7 @@ from compress.methods.presets import list_presets, load_preset, preset_path
 
 
 def test_presets_are_listed_and_found():
-    assert {"pskd", "erkt", "erkt-usual-da"} <= set(list_presets())
+    assert {"pskd", "erkt", "erkt-usual-da", "hr-s2dml"} <= set(list_presets())
     assert preset_path("pskd").suffix == ".yaml"
     with pytest.raises(UserInputError, match="Known: erkt"):
         preset_path("psdk")
@@ -39,3 +39,17 @@ def test_bad_config_keys_are_rejected():
         job_config_from_mapping({"train": {"lrr": 0.1}})
     with pytest.raises(UserInputError, match="method_params"):
         job_config_from_mapping({"method": "pskd", "method_params": {"delta": 1}})
+
+
+def test_hr_s2dml_paper_schedule_keeps_eq5_as_printed():
+    from compress.jobs.config import load_job_config
+    from compress.jobs.metric_learning import MetricLearningConfig
+    from compress.methods.hr_s2dml import HRParams
+
+    cfg = load_job_config(MetricLearningConfig, {}, command="metric-learn", config_file=str(preset_path("hr-s2dml")))
+    t = cfg.train
+    assert (t.optimizer, t.lr, t.batch_size, t.epochs, t.schedule, t.step_size, t.gamma) == (
+        "sgd", 1e-3, 256, 100, "step", 30, 0.5)
+    assert cfg.method_params == {"margin": 0.5, "scale_tau": 0.05, "hr_weight": 1.0, "hr_normalization": "none"}
+    assert (cfg.backbone, cfg.embedding_dim, cfg.data.image_size) == ("resnet18", 128, 256)
+    assert HRParams().hr_normalization == "batch"  # the toolkit's default differs from the preset

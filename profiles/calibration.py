@@ -14,7 +14,6 @@ the 10th–90th percentile of the leave-one-device-out ratios is the error band 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import json
 import math

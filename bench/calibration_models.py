@@ -6,10 +6,13 @@ once here and stored as ``profiles/calibration/models/<model>@<size>.json.gz`` (
 no weights). Each model is built from its architecture definition with random weights, exported
 to ONNX (opset 17), simplified with onnxsim and analysed with ``profiles.onnx_count``.
 
-    # timm models (EfficientViT), in the project's environment
+    # timm models (EfficientViT; MixNet, EfficientFormer, MobileViT, ViT), in the project's environment
     python bench/calibration_models.py --family efficientvit
+    python bench/calibration_models.py --family classifiers
     # Ultralytics YOLO, in an environment with `pip install ultralytics` (AGPL; only the graph is used)
     python bench/calibration_models.py --family yolo
+    # YOLOv5, in an environment with `pip install yolov5` (AGPL; only the graph is used)
+    python bench/calibration_models.py --family yolov5
 """
 from __future__ import annotations
 
@@ -22,6 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = {
     "efficientvit": [(f"efficientvit_{v}", s) for v in ("b1", "b2", "b3") for s in (224, 256, 288)],
     "yolo": [(f"yolo11{v}", 640) for v in "nsmlx"] + [(f"yolov8{v}", 640) for v in "nsm"],
+    # YOLOv5 v7.0 (the `yolov5` package); v5.0's yolov5s differs by a Focus stem (= a 6x6 s2 conv) and SPP
+    "yolov5": [("yolov5s", 640)],
+    # the non-torchvision classifiers of the NetsPresso Benchmarker tables
+    "classifiers": [("mixnet_s", 224), ("mixnet_m", 224), ("mixnet_l", 224), ("efficientformer_l1", 224),
+                    ("mobilevit_s", 256), ("vit_tiny_patch16_224", 224)],
 }
 
 
@@ -43,6 +51,17 @@ def _ultralytics_model(name: str):
     return model.fuse()
 
 
+def _yolov5_model(name: str):
+    from pathlib import Path as _P
+
+    import yolov5
+    from yolov5.models.yolo import Model
+
+    model = Model(str(_P(yolov5.__file__).parent / "models" / f"{name}.yaml")).eval()
+    model.model[-1].export = True  # one decoded output, as TensorRT engines of it are built
+    return model.fuse()
+
+
 def export_and_analyse(name: str, size: int, out_dir: Path) -> Path:
     import onnx
     import onnxsim
@@ -51,7 +70,8 @@ def export_and_analyse(name: str, size: int, out_dir: Path) -> Path:
     from profiles.calibration import save_model_analysis
     from profiles.onnx_count import analyze_onnx
 
-    model = _ultralytics_model(name) if name.startswith("yolo") else _timm_model(name)
+    model = (_yolov5_model(name) if name.startswith("yolov5") else _ultralytics_model(name) if name.startswith("yolo")
+             else _timm_model(name))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.onnx"
         torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(path), opset_version=17, dynamo=False,

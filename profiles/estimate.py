@@ -44,8 +44,8 @@ class Efficiency:
     int8: float = 0.6  # INT8's fraction of its (2× FP16) peak, relative to FP16's fraction
     fp32: float = 0.8  # FP32/TF32's fraction of its peak, relative to FP16's
     memory: float = 0.6
-    kernel_cycles: float = 3000.0  # TensorRT 8.5+ (JetPack 5/6)
-    kernel_cycles_trt7: float = 5000.0  # TensorRT before 8.5 (JetPack 4: 7.x–8.2, all a Nano or TX2 can run)
+    kernel_cycles: float = 3000.0  # TensorRT 8.4+ (JetPack 5/6)
+    kernel_cycles_trt7: float = 5000.0  # TensorRT before 8.4 (JetPack 4: 7.x–8.2, all a Nano or TX2 can run)
     host_sync_us: float = 100.0  # per inference, at a 2 GHz CPU
     host_copy_us: float = 100.0
     copy: float = 0.1  # fraction of memory bandwidth reached by host<->device copies
@@ -152,7 +152,8 @@ class KernelArrays:
 
 
 def legacy_tensorrt(version: str | None) -> bool | None:
-    """True for TensorRT before 8.5 (JetPack 4), False for 8.5+; None when ``version`` says neither.
+    """True for JetPack 4's TensorRT (before 8.4: 7.x–8.2), False for 8.4+ (JetPack 5/6); None when
+    ``version`` says neither.
 
     Reads ``8.2.1``, ``7 (JetPack 4.x, …)``, ``10.3 (JetPack 6.2)`` or ``JetPack 6 (TensorRT 10.x)``."""
     import re
@@ -160,7 +161,7 @@ def legacy_tensorrt(version: str | None) -> bool | None:
     text = (version or "").strip()
     m = re.match(r"(\d+)(?:\.(\d+))?", text)
     if m:
-        return (int(m.group(1)), int(m.group(2) or 0)) < (8, 5)
+        return (int(m.group(1)), int(m.group(2) or 0)) < (8, 4)
     jp = re.search(r"JetPack\s*(\d+)", text, re.IGNORECASE)
     return int(jp.group(1)) < 5 if jp else None
 
@@ -233,7 +234,7 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
         f"({mode.active_sms} SMs at <= {mhz:g} MHz), peak {peak / 1e12:.2f} T{precision.upper()} ops/s"
         f"{' (TF32 tensor cores)' if precision == 'fp32' and peak != device.peak_ops('fp32', power_mode) else ''}, "
         f"bandwidth {bw / 1e9:.1f} GB/s, {cycles:.0f} GPU cycles per kernel "
-        f"(TensorRT {'before 8.5' if cycles == eff.kernel_cycles_trt7 else '8.5+'})",
+        f"(TensorRT {'before 8.4' if cycles == eff.kernel_cycles_trt7 else '8.4+'})",
         f"80 % error band {eff.band_low:.2f}–{eff.band_high:.2f} × the estimate (leave-one-device-out "
         "cross-validation on published measurements, profiles/calibration/fit_report.md)",
         "BatchNorm, activations and residual adds fused into the kernel before them (TensorRT); "

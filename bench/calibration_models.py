@@ -52,12 +52,10 @@ def _ultralytics_model(name: str):
 
 
 def _yolov5_model(name: str):
-    from pathlib import Path as _P
-
     import yolov5
     from yolov5.models.yolo import Model
 
-    model = Model(str(_P(yolov5.__file__).parent / "models" / f"{name}.yaml")).eval()
+    model = Model(str(Path(yolov5.__file__).parent / "models" / f"{name}.yaml")).eval()
     model.model[-1].export = True  # one decoded output, as TensorRT engines of it are built
     return model.fuse()
 

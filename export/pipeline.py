@@ -283,9 +283,6 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportCo
 def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfig, opts: OnnxOptions,
                  inputs: np.ndarray, labels: np.ndarray | None, source: str, loader: Callable[..., Any],
                  trt_cfg: Any) -> ExportResult:
-    import onnx
-
-    from export.onnx import set_metadata
     from runtime.torch_runner import TorchRunner
 
     man = ckpt.manifest

@@ -6,7 +6,7 @@ from typing import List, Optional
 import typer
 
 from compress.cli.common import console, print_json, show_table
-from compress.cli.options import Group, Given, Int, arg, command, opt
+from compress.cli.options import Group, Given, arg, command, opt
 
 OPTIONS = Group("evaluate", (
     arg("target", "Checkpoint folder, a train/distill run folder (→ the best, student, checkpoint) or an exported "

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from compress.cli.common import console, err_console, print_json, show_table
+from compress.cli.common import err_console, print_json, show_table
 from compress.cli.options import Given, Group, Int, arg, command, opt
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import typer
 
-from compress.cli.common import console, print_json, show_table
+from compress.cli.common import print_json, show_table
 from compress.cli.groups import DATA, DEVICE, INIT, METHOD, OUTPUT, TRAIN, Group, method_option
 from compress.cli.options import Float, Given, Int, command, opt
 from compress.cli.params import parse_params

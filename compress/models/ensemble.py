@@ -10,7 +10,6 @@ paper's always do: 0.3/0.4/0.3 and Eq. 14), so ``3 4 3`` means the same as ``0.3
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch

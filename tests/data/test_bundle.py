@@ -4,7 +4,7 @@ import torch
 
 from compress.data import DataConfig, build_data
 from compress.data.split import load_split
-from compress.errors import DataError, UserInputError
+from compress.errors import UserInputError
 
 
 def test_embedded_digits_default():

@@ -1,8 +1,8 @@
 """Write the layer analyses of the calibration models that torchvision does not build.
 
-The fit (``python -m profiles.calibration``) analyses torchvision models on the fly; detectors and
-EfficientViT come from packages the toolkit does not depend on, so their ONNX graphs are analysed
-once here and stored as ``profiles/calibration/models/<model>@<size>.json.gz`` (layer counts only,
+The fit (``python -m profiles.calibration``) analyses torchvision models on the fly; detectors come
+from packages the toolkit does not depend on and timm models export slowly, so their ONNX graphs are
+analysed once here and stored as ``profiles/calibration/models/<model>@<size>.json.gz`` (layer counts only,
 no weights). Each model is built from its architecture definition with random weights, exported
 to ONNX (opset 17), simplified with onnxsim and analysed with ``profiles.onnx_count``.
 
@@ -60,7 +60,11 @@ def _yolov5_model(name: str):
     return model.fuse()
 
 
-def export_and_analyse(name: str, size: int, out_dir: Path) -> Path:
+BUILDERS = {"efficientvit": _timm_model, "classifiers": _timm_model, "yolo": _ultralytics_model,
+            "yolov5": _yolov5_model}  # family -> architecture builder (random weights)
+
+
+def export_and_analyse(name: str, size: int, out_dir: Path, build=_timm_model) -> Path:
     import onnx
     import onnxsim
     import torch
@@ -68,8 +72,7 @@ def export_and_analyse(name: str, size: int, out_dir: Path) -> Path:
     from profiles.calibration import save_model_analysis
     from profiles.onnx_count import analyze_onnx
 
-    model = (_yolov5_model(name) if name.startswith("yolov5") else _ultralytics_model(name) if name.startswith("yolo")
-             else _timm_model(name))
+    model = build(name)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.onnx"
         torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(path), opset_version=17, dynamo=False,
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, size in SPECS[args.family]:
-        path = export_and_analyse(name, size, args.out)
+        path = export_and_analyse(name, size, args.out, BUILDERS[args.family])
         print(f"{name}@{size}: {path.relative_to(ROOT)}")
     return 0
 

@@ -30,6 +30,8 @@ CALIBRATION_DIR = Path(__file__).parent / "calibration"
 EFFICIENCY_FILE = CALIBRATION_DIR / "efficiency.csv"
 TIMINGS = ("gpu_compute", "host_sync", "host_copy")  # what a published latency timed
 REFERENCE_CPU_MHZ = 2000.0
+JETPACK5_TENSORRT = (8, 4)  # the first TensorRT of JetPack 5 (5.0.1); JetPack 4 ends at 8.2
+_JP5 = ".".join(map(str, JETPACK5_TENSORRT))
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def legacy_tensorrt(version: str | None) -> bool | None:
     text = (version or "").strip()
     m = re.match(r"(\d+)(?:\.(\d+))?", text)
     if m:
-        return (int(m.group(1)), int(m.group(2) or 0)) < (8, 4)
+        return (int(m.group(1)), int(m.group(2) or 0)) < JETPACK5_TENSORRT
     jp = re.search(r"JetPack\s*(\d+)", text, re.IGNORECASE)
     return int(jp.group(1)) < 5 if jp else None
 
@@ -234,7 +236,7 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
         f"({mode.active_sms} SMs at <= {mhz:g} MHz), peak {peak / 1e12:.2f} T{precision.upper()} ops/s"
         f"{' (TF32 tensor cores)' if precision == 'fp32' and peak != device.peak_ops('fp32', power_mode) else ''}, "
         f"bandwidth {bw / 1e9:.1f} GB/s, {cycles:.0f} GPU cycles per kernel "
-        f"(TensorRT {'before 8.4' if cycles == eff.kernel_cycles_trt7 else '8.4+'})",
+        f"(TensorRT {f'before {_JP5}' if cycles == eff.kernel_cycles_trt7 else f'{_JP5}+'})",
         f"80 % error band {eff.band_low:.2f}–{eff.band_high:.2f} × the estimate (leave-one-device-out "
         "cross-validation on published measurements, profiles/calibration/fit_report.md)",
         "BatchNorm, activations and residual adds fused into the kernel before them (TensorRT); "

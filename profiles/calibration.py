@@ -33,7 +33,8 @@ PUBLISHED_FILE = CALIBRATION_DIR / "published.csv"
 MODELS_DIR = CALIBRATION_DIR / "models"
 _LOG_BOUNDS = {"conv": (1e-3, 1.0), "pointwise": (1e-3, 1.0), "depthwise": (1e-4, 1.0), "grouped": (1e-4, 1.0),
                "fc": (1e-4, 1.0), "int8": (0.05, 1.0), "fp32": (0.05, 1.0), "memory": (0.02, 1.0),
-               "kernel_cycles": (10.0, 5000.0), "kernel_cycles_trt7": (10.0, 1e6), "host_sync_us": (1.0, 1e5), "host_copy_us": (1.0, 1e5), "copy": (1e-3, 1.0)}
+               "kernel_cycles": (10.0, 1e5), "kernel_cycles_trt7": (10.0, 1e6), "host_sync_us": (1.0, 1e5), "host_copy_us": (1.0, 1e5), "copy": (1e-3, 1.0),
+               "volta": (1e-2, 1.0), "ampere": (1e-2, 1.0)}
 PRIOR_WEIGHT = 0.05  # per factor, in log units: negligible wherever points constrain a factor
 
 

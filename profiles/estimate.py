@@ -2,11 +2,12 @@
 
 The model's layers are grouped into the kernels TensorRT launches (``profiles.kernels``). Each costs
 
-    t = max(2·MACs / (peak · e[class] · e[precision]),  bytes / (bandwidth · e_memory)) + cycles / f_gpu
+    t = max(2·MACs / (peak · e[class] · e[arch] · e[precision]),  bytes / (bandwidth · e_memory)) + cycles / f_gpu
 
 where ``peak`` is the power mode's dense peak for the precision (active SMs × GPU clock; FP32 on
 Ampere means TF32 tensor cores, which TensorRT enables by default), ``e[class]`` the fitted fraction
-of it that conv / 1×1 / depthwise / grouped / matmul kernels reach, ``e[precision]`` the INT8 or
+of it that conv / 1×1 / depthwise / grouped / matmul kernels reach on GPUs without tensor cores,
+``e[arch]`` how much of that Volta's or Ampere's tensor cores keep, ``e[precision]`` the INT8 or
 FP32 fraction relative to FP16's, ``bandwidth`` the mode's memory bandwidth and ``cycles`` a fixed
 per-kernel cost (launch, ramp-up, tail) in GPU clock cycles, so it shrinks with the clock. The sum is
 what ``trtexec`` reports as GPU compute time; timing done from the host adds a fixed overhead (scaled
@@ -51,12 +52,14 @@ class Efficiency:
     host_sync_us: float = 100.0  # per inference, at a 2 GHz CPU
     host_copy_us: float = 100.0
     copy: float = 0.1  # fraction of memory bandwidth reached by host<->device copies
+    volta: float = 1.0  # compute fractions on Volta tensor cores, relative to CUDA-core GPUs (Maxwell, Pascal)
+    ampere: float = 1.0  # the same on Ampere (and later) tensor cores
     band_low: float = 0.75  # 80 % of measured/estimated ratios fell in [band_low, band_high]
     band_high: float = 1.33
     source: str = "uncalibrated defaults"
 
     FITTED = ("conv", "pointwise", "depthwise", "grouped", "fc", "int8", "fp32", "memory", "kernel_cycles",
-              "kernel_cycles_trt7", "host_sync_us", "host_copy_us", "copy")
+              "kernel_cycles_trt7", "host_sync_us", "host_copy_us", "copy", "volta", "ampere")
 
     def vector(self) -> list[float]:
         return [float(getattr(self, k)) for k in self.FITTED]
@@ -176,12 +179,26 @@ def kernel_cycles_for(eff: Efficiency, device: DeviceProfile, tensorrt: str | No
     return eff.kernel_cycles_trt7 if legacy else eff.kernel_cycles
 
 
+def tensor_cores(device: DeviceProfile, precision: str) -> str | None:
+    """``volta`` / ``ampere`` (Ampere and later) when ``precision`` runs on tensor cores, None on CUDA cores
+    (Maxwell, Pascal; FP32 on Volta; profiles without a compute capability)."""
+    cc = float(device.values.get("compute_capability") or 0)
+    if cc >= 8.0:
+        return "ampere"  # FP32 included: TF32
+    return "volta" if cc >= 7.0 and precision != "fp32" else None
+
+
+def _arch_text(eff: Efficiency, arch: str | None) -> str:
+    return f"{arch.capitalize()} tensor cores at {getattr(eff, arch):.2f} x the CUDA-core fractions" if arch else "CUDA cores"
+
+
 def kernel_seconds(ka: KernelArrays, peak: float, bw: float, elem: int, gpu_mhz: float, precision: str,
-                   eff: Efficiency, cycles: float | None = None) -> tuple[Any, Any, float]:
-    """(compute s, memory s) per kernel and the fixed seconds every kernel adds."""
+                   eff: Efficiency, cycles: float | None = None, arch: str | None = None) -> tuple[Any, Any, float]:
+    """(compute s, memory s) per kernel and the fixed seconds every kernel adds; ``arch`` from
+    ``tensor_cores``."""
     import numpy as np
 
-    scale = eff.int8 if precision == "int8" else eff.fp32 if precision == "fp32" else 1.0
+    scale = (getattr(eff, arch) if arch else 1.0) * (eff.int8 if precision == "int8" else eff.fp32 if precision == "fp32" else 1.0)
     fraction = np.array([getattr(eff, c) for c in COMPUTE_CLASSES] + [1.0])[ka.compute_class] * scale
     compute = np.where(ka.compute_class >= 0, 2.0 * ka.macs / (peak * fraction), 0.0)
     memory = ka.elements * elem / (bw * eff.memory)
@@ -224,7 +241,8 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
     mhz = min(mode.gpu_max_mhz, float(device.values.get("gpu_max_mhz") or mode.gpu_max_mhz))
     ka = kernels if kernels is not None else KernelArrays.of(analysis)
     cycles = kernel_cycles_for(eff, device, tensorrt)
-    c, m, fixed = kernel_seconds(ka, peak, bw, DTYPE_BYTES[precision], mhz, precision, eff, cycles)
+    arch = tensor_cores(device, precision)
+    c, m, fixed = kernel_seconds(ka, peak, bw, DTYPE_BYTES[precision], mhz, precision, eff, cycles, arch)
     compute_bound = c >= m
     total = float((c * compute_bound + m * ~compute_bound).sum() + fixed * len(ka.kinds))
     nc, nm = int(compute_bound.sum()), int((~compute_bound).sum())
@@ -235,7 +253,7 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
         f"ESTIMATE of TensorRT GPU compute time, not a measurement: {device.display_name}, power mode {mode.name} "
         f"({mode.active_sms} SMs at <= {mhz:g} MHz), peak {peak / 1e12:.2f} T{precision.upper()} ops/s"
         f"{' (TF32 tensor cores)' if precision == 'fp32' and peak != device.peak_ops('fp32', power_mode) else ''}, "
-        f"bandwidth {bw / 1e9:.1f} GB/s, {cycles:.0f} GPU cycles per kernel "
+        f"{_arch_text(eff, arch)}, bandwidth {bw / 1e9:.1f} GB/s, {cycles:.0f} GPU cycles per kernel "
         f"(TensorRT {f'before {_JP5}' if cycles == eff.kernel_cycles_trt7 else f'{_JP5}+'})",
         f"80 % error band {eff.band_low:.2f}–{eff.band_high:.2f} × the estimate (leave-one-device-out "
         "cross-validation on published measurements, profiles/calibration/fit_report.md)",

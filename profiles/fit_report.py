@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable
 
-_FACTORS = (("conv", "k×k conv, fraction of the dense tensor-core peak"),
+_FACTORS = (("conv", "k×k conv, fraction of the dense peak (the CUDA-core peak on Maxwell / Pascal)"),
             ("pointwise", "1×1 conv"), ("depthwise", "depthwise conv"), ("grouped", "grouped conv"),
             ("fc", "matmul / fully connected"),
             ("int8", "INT8 fraction of its (2× FP16) peak, relative to the FP16 fraction"),
@@ -18,7 +18,9 @@ _FACTORS = (("conv", "k×k conv, fraction of the dense tensor-core peak"),
             ("kernel_cycles_trt7", "the same before TensorRT 8.4 (JetPack 4: 7.x–8.2; Nano and TX2 estimates, the torch2trt tables)"),
             ("host_sync_us", "host-timed overhead per inference at a 2 GHz CPU (µs)"),
             ("host_copy_us", "host-timed overhead with input copy (µs)"),
-            ("copy", "fraction of bandwidth reached by the input/output copy"))
+            ("copy", "fraction of bandwidth reached by the input/output copy"),
+            ("volta", "compute fractions on Volta tensor cores (Xavier; FP16 and INT8), relative to CUDA-core GPUs"),
+            ("ampere", "the same on Ampere tensor cores (Orin; FP16, INT8 and TF32)"))
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,14 @@ EFF = Efficiency(conv=0.5, pointwise=0.4, depthwise=0.1, grouped=0.2, fc=0.25, i
                  source="test")
 
 
-def _device(tmp_path):
-    path = tmp_path / "toy.yaml"
-    path.write_text(yaml.safe_dump(DEVICE))
+def _device(tmp_path, compute_capability=None):
+    """The toy profile (Ampere, 8.7), or a copy named toy<cc> with another compute capability."""
+    spec, name = DEVICE, "toy"
+    if compute_capability:
+        name = f"toy{compute_capability.replace('.', '')}"
+        spec = {**DEVICE, "name": name, "compute_capability": {"value": compute_capability, "source": "test"}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
     return load_device_profile(str(path))
 
 
@@ -78,6 +83,23 @@ def test_estimate_by_hand(tmp_path):
     mem = estimate_latency(_analysis(_layer("m", "Softmax", "elementwise", (1, 10**7), inp=10**7)), dev, "fp16",
                            "full", EFF)
     assert mem.memory_bound_layers == 1 and mem.latency_ms == pytest.approx(4e7 / (100e9 * 0.5) * 1e3 + 0.001)
+
+
+def test_tensor_core_fraction_follows_the_architecture(tmp_path):
+    """Volta / Ampere tensor cores keep e[arch] of the class fractions; FP32 on Volta and CUDA-core GPUs
+    do not (FP32 on Ampere is TF32, on tensor cores)."""
+    eff = Efficiency(**{**EFF.__dict__, "volta": 0.25, "ampere": 0.5})
+    a = _analysis(_layer("c", "Conv", "conv", (1, 10**6), macs=10**9, inp=10**6, kernel=9))
+    ampere, volta, pascal = _device(tmp_path), _device(tmp_path, "7.2"), _device(tmp_path, "6.2")
+    fp16 = 2e9 / (10e12 * 0.5) * 1e3  # ms at full peak and the conv fraction
+    assert estimate_latency(a, ampere, "fp16", "full", eff).latency_ms == pytest.approx(fp16 / 0.5 + 0.001)
+    assert estimate_latency(a, volta, "fp16", "full", eff).latency_ms == pytest.approx(fp16 / 0.25 + 0.001)
+    assert estimate_latency(a, pascal, "fp16", "full", eff).latency_ms == pytest.approx(fp16 + 0.001)
+    assert estimate_latency(a, volta, "fp32", "full", eff).latency_ms == pytest.approx(2e9 / (1e12 * 0.4) * 1e3 + 0.001)
+    assert estimate_latency(a, ampere, "fp32", "full", eff).latency_ms == pytest.approx(
+        2e9 / (5e12 * 0.5 * 0.8 * 0.5) * 1e3 + 0.001)
+    assert "Volta tensor cores at 0.25" in estimate_latency(a, volta, "int8", "full", eff).assumptions[0]
+    assert "CUDA cores" in estimate_latency(a, pascal, "fp16", "full", eff).assumptions[0]
 
 
 def test_host_timed_points_add_cpu_scaled_overhead(tmp_path):
@@ -130,9 +152,9 @@ def test_unsupported_precision(tmp_path):
 
 
 def test_fit_recovers_known_factors(tmp_path):
-    dev = _device(tmp_path)
+    devices = {"toy": _device(tmp_path), "toy62": _device(tmp_path, "6.2")}  # Ampere and a CUDA-core GPU
     truth = Efficiency(conv=0.4, pointwise=0.3, depthwise=0.05, grouped=0.1, fc=0.2, int8=0.6, fp32=0.7, memory=0.7,
-                       kernel_cycles=2000, host_sync_us=300, host_copy_us=50, copy=0.2)
+                       kernel_cycles=2000, host_sync_us=300, host_copy_us=50, copy=0.2, ampere=0.7)
     specs = [("conv", 10**9, 9), ("conv", 10**7, 9), ("pointwise", 5 * 10**8, 1), ("depthwise", 10**6, 9),
              ("conv", 3 * 10**9, 9), ("pointwise", 10**6, 1)]
     analyses, points = {}, []
@@ -141,14 +163,17 @@ def test_fit_recovers_known_factors(tmp_path):
         layers = [_layer(f"l{j}", "Conv", "dwconv" if cls == "depthwise" else "conv", shape, macs=macs // (j + 1),
                          kernel=k, groups=math.prod(shape) if cls == "depthwise" else 1) for j in range(1 + i)]
         analyses[(f"m{i}", 1, 8)] = _analysis(*layers)
-        for prec, timing in (("fp16", "gpu_compute"), ("int8", "host_sync"), ("fp32", "gpu_compute")):
-            p = PublishedPoint("toy", "full" if i % 2 else "half", f"m{i}", "f", prec, 1, 8, 1.0, timing, "10", "t")
-            ms = predict_point(p, analyses[(p.model, 1, 8)], dev, truth)
+        for prec, timing, dev in (("fp16", "gpu_compute", "toy"), ("int8", "host_sync", "toy"),
+                                  ("fp32", "gpu_compute", "toy"), ("fp16", "gpu_compute", "toy62")):
+            p = PublishedPoint(dev, "full" if i % 2 else "half", f"m{i}", "f", prec, 1, 8, 1.0, timing, "10", "t")
+            ms = predict_point(p, analyses[(p.model, 1, 8)], devices[dev], truth)
             points.append(PublishedPoint(*[*p.__dict__.values()][:7], ms, timing, "10", "synthetic"))
-    fit = fit_efficiency(points, analyses, {"toy": dev})
-    worst = max(abs(predict_point(p, analyses[(p.model, 1, 8)], dev, fit) / p.latency_ms - 1) for p in points)
+    fit = fit_efficiency(points, analyses, devices)
+    worst = max(abs(predict_point(p, analyses[(p.model, 1, 8)], devices[p.device], fit) / p.latency_ms - 1)
+                for p in points)
     assert worst < 0.01
     assert fit.conv == pytest.approx(0.4, rel=0.05) and fit.int8 == pytest.approx(0.6, rel=0.05)
+    assert fit.ampere == pytest.approx(0.7, rel=0.05)
 
 
 def test_stored_calibration_is_reproducible_from_published_csv():
@@ -160,7 +185,7 @@ def test_stored_calibration_is_reproducible_from_published_csv():
         assert len({p.module for p in points if p.precision == precision}) >= 4, precision
     analyses = {(p.model, p.batch, p.input_size): model_analysis(p.model, p.batch, p.input_size) for p in points}
     refit = fit_efficiency(points, analyses, start=stored)
-    for k in ("conv", "pointwise", "int8", "fp32", "memory", "kernel_cycles"):
+    for k in ("conv", "pointwise", "int8", "fp32", "memory", "kernel_cycles", "volta", "ampere"):
         assert getattr(refit, k) == pytest.approx(getattr(stored, k), rel=0.02), k
 
 

@@ -7,9 +7,9 @@ Layer analyses: torchvision models are analysed on the meta device; other models
 
 The fifteen factors of ``Efficiency`` (``Efficiency.FITTED``) are fitted by least squares on
 ``log(estimated / measured)`` (with a weak pull towards the defaults so factors no point constrains
-stay put). Leave-one-device-out
-and leave-one-family-out refits predict every point from a fit that never saw its device (family);
-the 10th–90th percentile of the leave-one-device-out ratios is the error band every estimate prints.
+stay put). Leave-one-device-out and leave-one-family-out refits predict every point from a fit that
+never saw its device (family); the 10th–90th percentile of the leave-one-device-out ratios is the
+error band every estimate prints.
 ``python -m profiles.calibration`` writes ``efficiency.csv`` and ``fit_report.md``.
 """
 from __future__ import annotations

@@ -189,7 +189,9 @@ def tensor_cores(device: DeviceProfile, precision: str) -> str | None:
 
 
 def _arch_text(eff: Efficiency, arch: str | None) -> str:
-    return f"{arch.capitalize()} tensor cores at {getattr(eff, arch):.2f} x the CUDA-core fractions" if arch else "CUDA cores"
+    if arch is None:
+        return "CUDA cores"
+    return f"{arch.capitalize()} tensor cores at {getattr(eff, arch):.2f} x the CUDA-core fractions"
 
 
 def kernel_seconds(ka: KernelArrays, peak: float, bw: float, elem: int, gpu_mhz: float, precision: str,
@@ -198,7 +200,8 @@ def kernel_seconds(ka: KernelArrays, peak: float, bw: float, elem: int, gpu_mhz:
     ``tensor_cores``."""
     import numpy as np
 
-    scale = (getattr(eff, arch) if arch else 1.0) * (eff.int8 if precision == "int8" else eff.fp32 if precision == "fp32" else 1.0)
+    scale = eff.int8 if precision == "int8" else eff.fp32 if precision == "fp32" else 1.0
+    scale *= getattr(eff, arch) if arch else 1.0
     fraction = np.array([getattr(eff, c) for c in COMPUTE_CLASSES] + [1.0])[ka.compute_class] * scale
     compute = np.where(ka.compute_class >= 0, 2.0 * ka.macs / (peak * fraction), 0.0)
     memory = ka.elements * elem / (bw * eff.memory)

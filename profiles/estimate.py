@@ -127,9 +127,18 @@ def load_efficiency(path: str | Path = EFFICIENCY_FILE) -> Efficiency:
     return Efficiency(**values)
 
 
+def tensor_cores(device: DeviceProfile, precision: str) -> str | None:
+    """``volta`` / ``ampere`` (Ampere and later) when ``precision`` runs on tensor cores, None on CUDA cores
+    (Maxwell, Pascal; FP32 on Volta; profiles without a compute capability)."""
+    cc = float(device.values.get("compute_capability") or 0)
+    if cc >= 8.0:
+        return "ampere"  # FP32 included: TF32
+    return "volta" if cc >= 7.0 and precision != "fp32" else None
+
+
 def precision_peak(device: DeviceProfile, precision: str, mode: str | int | None) -> float | None:
-    """Dense peak ops/s; FP32 on compute capability ≥ 8 runs on TF32 tensor cores (half the FP16 rate)."""
-    if precision == "fp32" and float(device.values.get("compute_capability") or 0) >= 8.0:
+    """Dense peak ops/s; FP32 on Ampere and later runs on TF32 tensor cores (half the FP16 rate)."""
+    if precision == "fp32" and tensor_cores(device, precision) == "ampere":
         fp16 = device.peak_ops("fp16", mode)
         return None if fp16 is None else fp16 / 2
     return device.peak_ops(precision, mode)
@@ -177,15 +186,6 @@ def kernel_cycles_for(eff: Efficiency, device: DeviceProfile, tensorrt: str | No
     if legacy is None:
         legacy = bool(legacy_tensorrt(str(device.values.get("tensorrt") or "")))
     return eff.kernel_cycles_trt7 if legacy else eff.kernel_cycles
-
-
-def tensor_cores(device: DeviceProfile, precision: str) -> str | None:
-    """``volta`` / ``ampere`` (Ampere and later) when ``precision`` runs on tensor cores, None on CUDA cores
-    (Maxwell, Pascal; FP32 on Volta; profiles without a compute capability)."""
-    cc = float(device.values.get("compute_capability") or 0)
-    if cc >= 8.0:
-        return "ampere"  # FP32 included: TF32
-    return "volta" if cc >= 7.0 and precision != "fp32" else None
 
 
 def _arch_text(eff: Efficiency, arch: str | None) -> str:

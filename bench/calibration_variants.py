@@ -1,0 +1,77 @@
+"""Leave-one-device-out error of the Jetson estimator's fit under the variants RESULTS §15 compares.
+
+    python bench/calibration_variants.py                 # every variant (3 min on the 2-core AMD EPYC Zen 4 of 2026-12-03)
+    python bench/calibration_variants.py --only capped no-arch
+
+Each variant refits ``profiles.calibration`` on ``published.csv`` with other factor bounds, another
+starting point or a subset of rows, and prints the fitted per-kernel cycles, the Volta / Ampere
+factors and the leave-one-device-out median |error| (overall and per held-out module). Nothing is
+written: the stored fit stays what ``python -m profiles.calibration`` made.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+# name -> (bounds to override, start values, row filter, cross-validate)
+VARIANTS = {
+    "stored": ({}, {}, None, True),
+    "capped": ({"kernel_cycles": (10.0, 5000.0)}, {}, None, True),  # the bound before 2026-12-03
+    "no-arch": ({"volta": (0.999999, 1.0), "ampere": (0.999999, 1.0)}, {}, None, True),
+    "memory-light-start": ({}, {"memory": 0.9, "volta": 0.5, "ampere": 0.3}, None, True),
+    "memory-heavy-start": ({}, {"memory": 0.2}, None, True),
+    "gpu-compute-rows": ({}, {}, lambda p: p.timing == "gpu_compute", False),  # no host time in these
+}
+
+
+def run(name: str) -> str:
+    import profiles.calibration as cal
+    from profiles.device import load_device_profile
+    from profiles.estimate import Efficiency
+    from profiles.fit_report import summary
+
+    bounds, start_values, keep, cv = VARIANTS[name]
+    saved = dict(cal._LOG_BOUNDS)
+    cal._LOG_BOUNDS.update(bounds)
+    try:
+        points = [p for p in cal.load_published() if keep is None or keep(p)]
+        analyses = {}
+        for p in points:
+            key = (p.model, p.batch, p.input_size)
+            if key not in analyses:
+                analyses[key] = cal.model_analysis(*key)
+        devices = {p.device: load_device_profile(p.device) for p in points}
+        start = replace(Efficiency(), **start_values)
+        eff = cal.fit_efficiency(points, analyses, devices, start)
+        line = (f"{name}: {len(points)} points, kernel_cycles {eff.kernel_cycles:.0f}, volta {eff.volta:.3f}, "
+                f"ampere {eff.ampere:.3f}, memory {eff.memory:.3f}, host_sync_us {eff.host_sync_us:.0f}")
+        if cv:
+            errors = cal.cross_validate(points, analyses, lambda p: p.module, devices, start)
+            by = defaultdict(list)
+            for e in errors:
+                by[e.point.module].append(e)
+            per = ", ".join(f"{m} {100 * summary(v)['median_abs_rel_error']:.1f} %" for m, v in sorted(by.items()))
+            line += f"\n  LODO {100 * summary(errors)['median_abs_rel_error']:.1f} % ({per})"
+        return line
+    finally:
+        cal._LOG_BOUNDS.clear()
+        cal._LOG_BOUNDS.update(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
+    args = ap.parse_args(argv)
+    for name in args.only:
+        print(run(name), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -37,31 +37,25 @@ def run(name: str) -> str:
     from profiles.fit_report import summary
 
     bounds, start_values, keep, cv = VARIANTS[name]
-    saved = dict(cal._LOG_BOUNDS)
-    cal._LOG_BOUNDS.update(bounds)
-    try:
-        points = [p for p in cal.load_published() if keep is None or keep(p)]
-        analyses = {}
-        for p in points:
-            key = (p.model, p.batch, p.input_size)
-            if key not in analyses:
-                analyses[key] = cal.model_analysis(*key)
-        devices = {p.device: load_device_profile(p.device) for p in points}
-        start = replace(Efficiency(), **start_values)
-        eff = cal.fit_efficiency(points, analyses, devices, start)
-        line = (f"{name}: {len(points)} points, kernel_cycles {eff.kernel_cycles:.0f}, volta {eff.volta:.3f}, "
-                f"ampere {eff.ampere:.3f}, memory {eff.memory:.3f}, host_sync_us {eff.host_sync_us:.0f}")
-        if cv:
-            errors = cal.cross_validate(points, analyses, lambda p: p.module, devices, start)
-            by = defaultdict(list)
-            for e in errors:
-                by[e.point.module].append(e)
-            per = ", ".join(f"{m} {100 * summary(v)['median_abs_rel_error']:.1f} %" for m, v in sorted(by.items()))
-            line += f"\n  LODO {100 * summary(errors)['median_abs_rel_error']:.1f} % ({per})"
-        return line
-    finally:
-        cal._LOG_BOUNDS.clear()
-        cal._LOG_BOUNDS.update(saved)
+    points = [p for p in cal.load_published() if keep is None or keep(p)]
+    analyses = {}
+    for p in points:
+        key = (p.model, p.batch, p.input_size)
+        if key not in analyses:
+            analyses[key] = cal.model_analysis(*key)
+    devices = {p.device: load_device_profile(p.device) for p in points}
+    start = replace(Efficiency(), **start_values)
+    eff = cal.fit_efficiency(points, analyses, devices, start, bounds=bounds)
+    line = (f"{name}: {len(points)} points, kernel_cycles {eff.kernel_cycles:.0f}, volta {eff.volta:.3f}, "
+            f"ampere {eff.ampere:.3f}, memory {eff.memory:.3f}, host_sync_us {eff.host_sync_us:.0f}")
+    if cv:
+        errors = cal.cross_validate(points, analyses, lambda p: p.module, devices, start, bounds)
+        by = defaultdict(list)
+        for e in errors:
+            by[e.point.module].append(e)
+        per = ", ".join(f"{m} {100 * summary(v)['median_abs_rel_error']:.1f} %" for m, v in sorted(by.items()))
+        line += f"\n  LODO {100 * summary(errors)['median_abs_rel_error']:.1f} % ({per})"
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:

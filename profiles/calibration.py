@@ -32,10 +32,10 @@ from profiles.estimate import (CALIBRATION_DIR, EFFICIENCY_FILE, TIMINGS, Effici
 
 PUBLISHED_FILE = CALIBRATION_DIR / "published.csv"
 MODELS_DIR = CALIBRATION_DIR / "models"
-_LOG_BOUNDS = {"conv": (1e-3, 1.0), "pointwise": (1e-3, 1.0), "depthwise": (1e-4, 1.0), "grouped": (1e-4, 1.0),
-               "fc": (1e-4, 1.0), "int8": (0.05, 1.0), "fp32": (0.05, 1.0), "memory": (0.02, 1.0),
-               "kernel_cycles": (10.0, 1e5), "kernel_cycles_trt7": (10.0, 1e6), "host_sync_us": (1.0, 1e5), "host_copy_us": (1.0, 1e5), "copy": (1e-3, 1.0),
-               "volta": (1e-2, 1.0), "ampere": (1e-2, 1.0)}
+FIT_BOUNDS = {"conv": (1e-3, 1.0), "pointwise": (1e-3, 1.0), "depthwise": (1e-4, 1.0), "grouped": (1e-4, 1.0),
+              "fc": (1e-4, 1.0), "int8": (0.05, 1.0), "fp32": (0.05, 1.0), "memory": (0.02, 1.0),
+              "kernel_cycles": (10.0, 1e5), "kernel_cycles_trt7": (10.0, 1e6), "host_sync_us": (1.0, 1e5), "host_copy_us": (1.0, 1e5), "copy": (1e-3, 1.0),
+              "volta": (1e-2, 1.0), "ampere": (1e-2, 1.0)}  # (low, high) of every fitted factor
 PRIOR_WEIGHT = 0.05  # per factor, in log units: negligible wherever points constrain a factor
 
 
@@ -131,8 +131,10 @@ def _key(p: PublishedPoint) -> tuple[str, int, int]:
 
 
 def fit_efficiency(points: list[PublishedPoint], analyses: dict, devices: dict[str, DeviceProfile] | None = None,
-                   start: Efficiency | None = None, source: str = "fitted") -> Efficiency:
-    """Least squares in log space over ``points`` (``analyses`` keyed by (model, batch, size))."""
+                   start: Efficiency | None = None, source: str = "fitted",
+                   bounds: dict[str, tuple[float, float]] | None = None) -> Efficiency:
+    """Least squares in log space over ``points`` (``analyses`` keyed by (model, batch, size)); ``bounds``
+    overrides entries of ``FIT_BOUNDS``."""
     import numpy as np
     from scipy.optimize import least_squares
 
@@ -141,8 +143,9 @@ def fit_efficiency(points: list[PublishedPoint], analyses: dict, devices: dict[s
     start = start or Efficiency()
     devices = devices or {p.device: load_device_profile(p.device) for p in points}
     x0 = np.log(start.vector())
-    lo = np.log([_LOG_BOUNDS[k][0] for k in Efficiency.FITTED])
-    hi = np.log([_LOG_BOUNDS[k][1] for k in Efficiency.FITTED])
+    limits = {**FIT_BOUNDS, **(bounds or {})}
+    lo = np.log([limits[k][0] for k in Efficiency.FITTED])
+    hi = np.log([limits[k][1] for k in Efficiency.FITTED])
     x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
     kernels = {k: KernelArrays.of(a) for k, a in analyses.items()}
 
@@ -157,12 +160,13 @@ def fit_efficiency(points: list[PublishedPoint], analyses: dict, devices: dict[s
 
 
 def cross_validate(points: list[PublishedPoint], analyses: dict, group: Callable[[PublishedPoint], str],
-                   devices: dict[str, DeviceProfile], start: Efficiency) -> list[PointError]:
+                   devices: dict[str, DeviceProfile], start: Efficiency,
+                   bounds: dict[str, tuple[float, float]] | None = None) -> list[PointError]:
     """Every point predicted by a fit on the points of the other groups."""
     out: list[PointError] = []
     for g in sorted({group(p) for p in points}):
         train = [p for p in points if group(p) != g]
-        eff = fit_efficiency(train, analyses, devices, start)
+        eff = fit_efficiency(train, analyses, devices, start, bounds=bounds)
         out += [PointError(p, predict_point(p, analyses[_key(p)], devices[p.device], eff))
                 for p in points if group(p) == g]
     return out

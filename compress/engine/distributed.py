@@ -9,6 +9,8 @@ BatchNorm compute the same gradient as one process. Rank queries and gathers are
 """
 from __future__ import annotations
 
+import atexit
+import gc
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +19,7 @@ from torch import nn
 from compress.errors import UserInputError
 from compress.parallel import active, barrier, is_main, local_rank, rank, world_size
 
-__all__ = ["DistContext", "barrier", "init", "is_main", "rank", "sync_batchnorm", "world_size", "wrap"]
+__all__ = ["DistContext", "barrier", "init", "is_main", "leave", "rank", "sync_batchnorm", "world_size", "wrap"]
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,20 @@ def init(device: torch.device) -> DistContext:
         if device.type == "cuda":
             torch.cuda.set_device(local_rank())
         torch.distributed.init_process_group(backend=backend)
+        # Left to interpreter shutdown, gloo's worker threads are torn down after Python and a rank
+        # can abort ("terminate called without an active exception", pytorch/pytorch#190489).
+        atexit.register(leave)
     backend = torch.distributed.get_backend() if active() else None
     return DistContext(rank(), world_size(), local_rank(), backend)
+
+
+def leave() -> None:
+    """Leave the process group (idempotent; a no-op when none was joined)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # DDP reducers and autograd nodes of gathers hold the group; collected first, its gloo
+        # threads are joined here rather than during interpreter finalization.
+        gc.collect()
+        torch.distributed.destroy_process_group()
 
 
 class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):

@@ -50,7 +50,7 @@ class Efficiency:
     kernel_cycles: float = 3000.0  # TensorRT 8.4+ (JetPack 5/6)
     kernel_cycles_trt7: float = 5000.0  # TensorRT before 8.4 (JetPack 4: 7.x–8.2, all a Nano or TX2 can run)
     host_sync_us: float = 100.0  # per inference, at a 2 GHz CPU
-    host_copy_us: float = 100.0
+    host_copy_us: float = 20.0  # trtexec's Latency beyond its H2D and D2H copies (event gaps)
     copy: float = 0.1  # fraction of memory bandwidth reached by host<->device copies
     volta: float = 1.0  # compute fractions on Volta tensor cores, relative to CUDA-core GPUs (Maxwell, Pascal)
     ampere: float = 1.0  # the same on Ampere (and later) tensor cores

@@ -17,7 +17,7 @@ _FACTORS = (("conv", "k×k conv, fraction of the dense peak (the CUDA-core peak 
             ("kernel_cycles", "fixed GPU cycles per kernel (launch, ramp-up, tail), TensorRT 8.4+ (JetPack 5/6)"),
             ("kernel_cycles_trt7", "the same before TensorRT 8.4 (JetPack 4: 7.x–8.2; Nano and TX2 estimates, the torch2trt tables)"),
             ("host_sync_us", "host-timed overhead per inference at a 2 GHz CPU (µs)"),
-            ("host_copy_us", "host-timed overhead with input copy (µs)"),
+            ("host_copy_us", "fixed part of trtexec's Latency (H2D + compute + D2H) beyond the copies (µs)"),
             ("copy", "fraction of bandwidth reached by the input/output copy"),
             ("volta", "compute fractions on Volta tensor cores (Xavier; FP16 and INT8), relative to CUDA-core GPUs"),
             ("ampere", "the same on Ampere tensor cores (Orin; FP16, INT8 and TF32)"))

@@ -9,8 +9,8 @@ The fifteen factors of ``Efficiency`` (``Efficiency.FITTED``) are fitted by leas
 ``log(estimated / measured)`` (with a weak pull towards the defaults so factors no point constrains
 stay put). Leave-one-device-out and leave-one-family-out refits predict every point from a fit that
 never saw its device (family); the 10th–90th percentile of the leave-one-device-out ratios is the
-error band every estimate prints.
-``python -m profiles.calibration`` writes ``efficiency.csv`` and ``fit_report.md``.
+error band every estimate prints, widened per module by ``profiles.bands``.
+``python -m profiles.calibration`` writes ``efficiency.csv``, ``bands.csv`` and ``fit_report.md``.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from typing import Callable
 from compress.errors import UserInputError
 from compress.io import write_text_atomic
 from profiles.analysis import LayerStats, ModelAnalysis
+from profiles.bands import BANDS_FILE, bands_csv, calibration_module, load_module_bands, module_bands, ratio_band
 from profiles.device import DeviceProfile, load_device_profile
 from profiles.fit_report import Calibration, PointError, fit_report_markdown, summary
 from profiles.estimate import (CALIBRATION_DIR, EFFICIENCY_FILE, TIMINGS, Efficiency, KernelArrays, estimate_latency,
@@ -60,7 +61,7 @@ class PublishedPoint:
     @property
     def module(self) -> str:
         """The physical module (a developer kit and its module are one device for cross-validation)."""
-        return "jetson-orin-nano-8gb" if self.device == "jetson-orin-nano-super-devkit" else self.device
+        return calibration_module(self.device)
 
 
 def load_published(path: str | Path = PUBLISHED_FILE) -> list[PublishedPoint]:
@@ -178,9 +179,7 @@ def cross_validate(points: list[PublishedPoint], analyses: dict, group: Callable
 
 def band(errors: list[PointError], coverage: float = 0.8) -> tuple[float, float]:
     """[low, high] multipliers of an estimate holding ``coverage`` of measured/estimated ratios."""
-    ratios = sorted(e.point.latency_ms / e.predicted_ms for e in errors)
-    lo_i = int(round((1 - coverage) / 2 * (len(ratios) - 1)))
-    return ratios[lo_i], ratios[len(ratios) - 1 - lo_i]
+    return ratio_band((e.point.latency_ms / e.predicted_ms for e in errors), coverage)
 
 
 def calibrate(write: bool = True, progress: Callable[[str], None] | None = None) -> Calibration:
@@ -202,11 +201,14 @@ def calibrate(write: bool = True, progress: Callable[[str], None] | None = None)
     eff = fit_efficiency(points, analyses, devices, start, source)
     eff = Efficiency(**{**eff.__dict__, "band_low": low, "band_high": high})
     fitted = [PointError(p, predict_point(p, analyses[_key(p)], devices[p.device], eff)) for p in points]
-    cal = Calibration(eff, fitted, by_device, by_family)
+    bands = module_bands((e.point.module, e.point.latency_ms / e.predicted_ms) for e in by_device)
+    cal = Calibration(eff, fitted, by_device, by_family, bands)
     if write:
         rows = ["key,value"] + [f"{k},{getattr(eff, k):.6g}" for k in (*Efficiency.FITTED, "band_low", "band_high")]
         rows.append(f'source,"{eff.source}"')
         write_text_atomic(EFFICIENCY_FILE, "\n".join(rows) + "\n")
+        write_text_atomic(BANDS_FILE, bands_csv(bands))
+        load_module_bands.cache_clear()
         write_text_atomic(CALIBRATION_DIR / "fit_report.md", fit_report_markdown(cal))
     return cal
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from compress.errors import UserInputError
 from profiles.analysis import DTYPE_BYTES, ModelAnalysis
+from profiles.bands import error_band, load_module_bands
 from profiles.device import DeviceProfile
 from profiles.kernels import COMPUTE_CLASSES, kernels_of
 
@@ -230,7 +231,9 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
                      tensorrt: str | None = None) -> LatencyEstimate:
     """GPU compute time ESTIMATE for ``analysis`` (its batch) on ``device`` in ``power_mode`` with ``tensorrt``
     (None → the newest the device runs: its profile's ``tensorrt``); ``kernels`` (from
-    ``KernelArrays.of(analysis)``) skips the kernel grouping when called in a loop."""
+    ``KernelArrays.of(analysis)``) skips the kernel grouping when called in a loop. With the stored
+    calibration (``efficiency`` None) the band is widened to the module's own (``profiles.bands``)."""
+    stored = efficiency is None
     eff = efficiency or load_efficiency()
     if precision not in DTYPE_BYTES:
         raise UserInputError(f"Unknown precision '{precision}'. Known: {', '.join(DTYPE_BYTES)}.")
@@ -252,13 +255,14 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
     per_layer = [LayerEstimate(n, k, ci * 1e3, mi * 1e3, "compute" if b else "memory")
                  for n, k, ci, mi, b in zip(ka.names, ka.kinds, c, m, compute_bound)] if detail else []
     ms = total * 1e3
+    low, high, why = error_band(eff.band_low, eff.band_high, device.name, load_module_bands() if stored else {})
     assumptions = (
         f"ESTIMATE of TensorRT GPU compute time, not a measurement: {device.display_name}, power mode {mode.name} "
         f"({mode.active_sms} SMs at <= {mhz:g} MHz), peak {peak / 1e12:.2f} T{precision.upper()} ops/s"
         f"{' (TF32 tensor cores)' if precision == 'fp32' and peak != device.peak_ops('fp32', power_mode) else ''}, "
         f"{_arch_text(eff, arch)}, bandwidth {bw / 1e9:.1f} GB/s, {cycles:.0f} GPU cycles per kernel "
         f"(TensorRT {f'before {_JP5}' if cycles == eff.kernel_cycles_trt7 else f'{_JP5}+'})",
-        f"80 % error band {eff.band_low:.2f}–{eff.band_high:.2f} × the estimate (leave-one-device-out "
+        f"80 % error band {low:.2f}–{high:.2f} × the estimate ({why}; leave-one-device-out "
         "cross-validation on published measurements, profiles/calibration/fit_report.md)",
         "BatchNorm, activations and residual adds fused into the kernel before them (TensorRT); "
         "squeeze-excitation scales, resizes, softmax and norms cost a memory pass each",
@@ -268,6 +272,6 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
     batch = max(analysis.batch, 1)
     return LatencyEstimate(
         kind="estimate", device=device.name, power_mode=mode.name, precision=precision, batch=batch,
-        latency_ms=ms, low_ms=ms * eff.band_low, high_ms=ms * eff.band_high, throughput_ips=batch / total,
+        latency_ms=ms, low_ms=ms * low, high_ms=ms * high, throughput_ips=batch / total,
         compute_bound_layers=nc, memory_bound_layers=nm, kernels=len(ka.kinds), peak_ops=peak,
         bandwidth_bytes_s=bw, efficiency=asdict(eff), assumptions=assumptions, layers=tuple(per_layer))

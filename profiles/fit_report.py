@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 _FACTORS = (("conv", "k×k conv, fraction of the dense peak (the CUDA-core peak on Maxwell / Pascal)"),
@@ -49,6 +49,7 @@ class Calibration:
     fitted: list[PointError]
     by_device: list[PointError]
     by_family: list[PointError]
+    bands: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # per module, profiles.bands
 
 
 def _pct(x: float) -> str:
@@ -76,7 +77,8 @@ def fit_report_markdown(cal: Calibration) -> str:
              "| factor | value | meaning |", "| --- | ---: | --- |"]
     lines += [f"| {k} | {getattr(e, k):.4g} | {text} |" for k, text in _FACTORS]
     lines += ["", f"Error band printed with every estimate (10th–90th percentile of measured / estimated, "
-              f"leave-one-device-out): **{e.band_low:.2f}× – {e.band_high:.2f}×**.", "", "## Summary", "",
+              f"leave-one-device-out): **{e.band_low:.2f}× – {e.band_high:.2f}×**, widened to a module's own "
+              "where it has one (below; `bands.csv`).", "", "## Summary", "",
               "| evaluation | points | median abs error | max abs error | geo-mean est./meas. |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for name, errs in (("fit on all points", cal.fitted), ("leave one device out", cal.by_device),
@@ -85,6 +87,11 @@ def fit_report_markdown(cal: Calibration) -> str:
         lines.append(f"| {name} | {s['n']} | {_pct(s['median_abs_rel_error'])} | {_pct(s['max_abs_rel_error'])} | "
                      f"{s['geomean_ratio']:.2f} |")
     lines += ["", "## Leave one device out", ""] + _table(cal.by_device, lambda x: x.point.module, "held-out device")
+    if cal.bands:
+        lines += ["", "| module | held-out points | its 80 % band | band printed with its estimates |",
+                  "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {m} | {n} | {lo:.2f}× – {hi:.2f}× | {min(lo, e.band_low):.2f}× – {max(hi, e.band_high):.2f}× |"
+                  for m, (lo, hi, n) in cal.bands.items()]
     lines += [""] + _table(cal.by_device, lambda x: x.point.precision, "precision")
     lines += [""] + _table(cal.by_device, lambda x: f"{x.point.module} {x.point.precision}", "device × precision")
     lines += ["", "## Leave one family out", ""] + _table(cal.by_family, lambda x: x.point.family, "held-out family")

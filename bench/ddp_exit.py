@@ -1,13 +1,15 @@
-"""How often a gloo data-parallel run aborts at exit, with and without leaving the process group.
+"""How often a gloo data-parallel run aborts at exit: group left to shutdown, left at exit, or finished.
 
-    python bench/ddp_exit.py                  # 12 rounds, 5 ranks (6 min on 2 cores; 20 rounds 9 min)
+    python bench/ddp_exit.py                  # 12 rounds, 5 ranks (3 variants; 20 rounds of 2 took 9 min on 2 cores)
     python bench/ddp_exit.py --rounds 4 --ranks 3
 
-Each round launches the same ``torchrun`` job twice, interleaved (leave, keep, leave, keep, ...): every
+Each round launches the same ``torchrun`` job three times, interleaved (leave, keep, finish, ...): every
 rank joins the group through :func:`compress.engine.distributed.init`, wraps a layer in DDP, runs
 differentiable gathers with backward, and returns. ``keep`` unregisters the exit hook, so the group is
 left to interpreter shutdown, where a gloo rank can abort with "terminate called without an active
-exception" (the failure test_ddp saw once in CI). Prints the failures per variant.
+exception" (the failure test_ddp saw in CI); ``leave`` keeps the hook; ``finish`` ends with
+:func:`compress.engine.distributed.finish` (exit handlers, flush, no finalization), what ``python -m
+compress`` does under torchrun since 2026-12-03 (third session). Prints the failures per variant.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def work():
 work()
 if os.environ["VARIANT"] == "keep":
     atexit.unregister(dist.leave)
+if os.environ["VARIANT"] == "finish":
+    dist.finish(0)
 """
 
 
@@ -53,8 +57,8 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, default=5)
     ap.add_argument("--port", type=int, default=29611)
     args = ap.parse_args()
-    failed = {"leave": 0, "keep": 0}
-    aborted = {"leave": 0, "keep": 0}
+    failed = {"leave": 0, "keep": 0, "finish": 0}
+    aborted = dict(failed)
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "job.py"
         script.write_text(JOB)
@@ -65,7 +69,8 @@ def main() -> None:
                 aborted[variant] += abort
     print("| exit hook | runs | failed | 'terminate called' |\n| --- | ---: | ---: | ---: |")
     for variant in failed:
-        label = "leave (destroy_process_group after gc)" if variant == "leave" else "none (left to shutdown)"
+        label = {"leave": "leave (destroy_process_group after gc)", "keep": "none (left to shutdown)",
+                 "finish": "finish (exit handlers, flush, os._exit)"}[variant]
         print(f"| {label} | {args.rounds} | {failed[variant]} | {aborted[variant]} |")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 
@@ -27,4 +28,18 @@ _register_all()
 
 
 def main() -> None:
-    app()
+    from compress.parallel import world_size
+
+    if world_size() == 1:
+        app()
+        return
+    try:  # a torchrun rank: the command's exit code, then an exit that skips interpreter finalization
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    from compress.engine.distributed import finish
+
+    finish(code)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 from torch import nn
@@ -19,7 +22,8 @@ from torch import nn
 from compress.errors import UserInputError
 from compress.parallel import active, barrier, is_main, local_rank, rank, world_size
 
-__all__ = ["DistContext", "barrier", "init", "is_main", "leave", "rank", "sync_batchnorm", "world_size", "wrap"]
+__all__ = ["DistContext", "barrier", "finish", "init", "is_main", "leave", "rank", "sync_batchnorm", "world_size",
+           "wrap"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,22 @@ def leave() -> None:
         # threads are joined here rather than during interpreter finalization.
         gc.collect()
         torch.distributed.destroy_process_group()
+
+
+def finish(code: int) -> NoReturn:
+    """End a torchrun rank with ``code`` once its command has returned: every exit handler runs (``leave``
+    among them, writers and worker processes closed), output is flushed, and the process ends without
+    interpreter finalization. Collecting the group's holders before destroying it (``leave``) did not
+    stop every abort: CI saw "terminate called without an active exception" on a 2-rank RKD run again
+    (2026-12-03), which a thread owner torn down in C++ static destruction can raise after Python is
+    gone; skipping that stage leaves nothing to abort there."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more can be written anyway
+            pass
+    os._exit(code)
 
 
 class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):

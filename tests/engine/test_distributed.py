@@ -29,3 +29,46 @@ def test_init_registers_leave_and_leave_collects_before_destroying(monkeypatch):
     dist.leave()
     dist.leave()  # left already
     assert calls == ["init gloo", "atexit leave", "gc", "destroy"]
+
+
+def test_finish_runs_exit_handlers_flushes_then_exits_without_finalization(monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(dist.atexit, "_run_exitfuncs", lambda: calls.append("atexit"))
+
+    class Stream:
+        def __init__(self, name):
+            self.name = name
+
+        def flush(self):
+            calls.append(f"flush {self.name}")
+            if self.name == "err":
+                raise ValueError("I/O operation on closed file")
+
+    monkeypatch.setattr(dist.sys, "stdout", Stream("out"))
+    monkeypatch.setattr(dist.sys, "stderr", Stream("err"))
+
+    def fake_exit(code):
+        calls.append(f"_exit {code}")
+        raise SystemExit(code)
+
+    monkeypatch.setattr(dist.os, "_exit", fake_exit)
+    try:
+        dist.finish(3)
+    except SystemExit:
+        pass
+    assert calls == ["atexit", "flush out", "flush err", "_exit 3"]
+
+
+def test_main_under_torchrun_finishes_with_the_commands_exit_code(monkeypatch):
+    import compress.cli as cli
+
+    codes: list[int] = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "finish", lambda code: codes.append(code))
+    for exc, want in ((None, 0), (SystemExit(0), 0), (SystemExit(2), 2), (SystemExit("bad"), 1)):
+        def app(exc=exc):
+            if exc is not None:
+                raise exc
+        monkeypatch.setattr(cli, "app", app)
+        cli.main()
+    assert codes == [0, 0, 2, 1]

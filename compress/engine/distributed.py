@@ -64,7 +64,7 @@ def finish(code: int) -> NoReturn:
     stop every abort: CI saw "terminate called without an active exception" on a 2-rank RKD run again
     (2026-12-03), which a thread owner torn down in C++ static destruction can raise after Python is
     gone; skipping that stage leaves nothing to abort there."""
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # os._exit skips them; this runs them now, in the usual (LIFO) order
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -27,7 +27,7 @@ VARIANTS = {
     "memory-light-start": ({}, {"memory": 0.9, "volta": 0.5, "ampere": 0.3}, None, True),
     "memory-heavy-start": ({}, {"memory": 0.2}, None, True),
     "gpu-compute-rows": ({}, {}, lambda p: p.timing == "gpu_compute", False),  # no host time in these
-    # the host_copy bound and start before 2026-12-03 (third session); unbounded from a 20 µs start the
+    # the host_copy bound and start before 2026-12-03 (fourth session); unbounded from a 20 µs start the
     # held-out-AGX-Orin fold finds 23 µs, from 100 µs it finds 2.3 ms: two minima, which the bound removes
     "host-copy-unbounded": ({"host_copy_us": (1.0, 1e5)}, {"host_copy_us": 100.0}, None, True),
 }

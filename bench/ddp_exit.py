@@ -9,7 +9,7 @@ differentiable gathers with backward, and returns. ``keep`` unregisters the exit
 left to interpreter shutdown, where a gloo rank can abort with "terminate called without an active
 exception" (the failure test_ddp saw in CI); ``leave`` keeps the hook; ``finish`` ends with
 :func:`compress.engine.distributed.finish` (exit handlers, flush, no finalization), what ``python -m
-compress`` does under torchrun since 2026-12-03 (third session). Prints the failures per variant.
+compress`` does under torchrun since 2026-12-03 (fourth session). Prints the failures per variant.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Leave-one-device-out error of the Jetson estimator's fit under the variants RESULTS §15 compares.
 
-    python bench/calibration_variants.py                 # every variant (3 min on the 2-core AMD EPYC Zen 4 of 2026-12-03)
+    python bench/calibration_variants.py                 # every variant (about 6 min on the 2-core AMD EPYC Zen 4 of 2026-12-03)
     python bench/calibration_variants.py --only capped no-arch
 
 Each variant refits ``profiles.calibration`` on ``published.csv`` with other factor bounds, another
-starting point or a subset of rows, and prints the fitted per-kernel cycles, the Volta / Ampere
+starting point, a subset of rows or another loss, and prints the fitted per-kernel cycles, the Volta / Ampere
 factors and the leave-one-device-out median |error| (overall and per held-out module). Nothing is
 written: the stored fit stays what ``python -m profiles.calibration`` made.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
-# name -> (bounds to override, start values, row filter, cross-validate)
+# name -> (bounds to override, start values, row filter, cross-validate[, more fit_efficiency arguments])
 VARIANTS = {
     "stored": ({}, {}, None, True),
     "capped": ({"kernel_cycles": (10.0, 5000.0)}, {}, None, True),  # the bound before 2026-12-03
@@ -30,6 +30,12 @@ VARIANTS = {
     # the host_copy bound and start before 2026-12-03 (fourth session); unbounded from a 20 µs start the
     # held-out-AGX-Orin fold finds 23 µs, from 100 µs it finds 2.3 ms: two minima, which the bound removes
     "host-copy-unbounded": ({"host_copy_us": (1.0, 1e5)}, {"host_copy_us": 100.0}, None, True),
+    # the loss: plain least squares before 2026-12-03 (fifth session); other robust losses and scales
+    "least-squares": ({}, {}, None, True, {"loss": "linear"}),
+    "soft-l1-0.1": ({}, {}, None, True, {"f_scale": 0.1}),
+    "soft-l1-0.4": ({}, {}, None, True, {"f_scale": 0.4}),
+    "huber": ({}, {}, None, True, {"loss": "huber"}),
+    "cauchy": ({}, {}, None, True, {"loss": "cauchy"}),
 }
 
 
@@ -39,7 +45,8 @@ def run(name: str) -> str:
     from profiles.estimate import Efficiency
     from profiles.fit_report import summary
 
-    bounds, start_values, keep, cv = VARIANTS[name]
+    bounds, start_values, keep, cv, *more = VARIANTS[name]
+    fit = more[0] if more else {}
     points = [p for p in cal.load_published() if keep is None or keep(p)]
     analyses = {}
     for p in points:
@@ -48,11 +55,11 @@ def run(name: str) -> str:
             analyses[key] = cal.model_analysis(*key)
     devices = {p.device: load_device_profile(p.device) for p in points}
     start = replace(Efficiency(), **start_values)
-    eff = cal.fit_efficiency(points, analyses, devices, start, bounds=bounds)
+    eff = cal.fit_efficiency(points, analyses, devices, start, bounds=bounds, **fit)
     line = (f"{name}: {len(points)} points, kernel_cycles {eff.kernel_cycles:.0f}, volta {eff.volta:.3f}, "
             f"ampere {eff.ampere:.3f}, memory {eff.memory:.3f}, host_sync_us {eff.host_sync_us:.0f}")
     if cv:
-        errors = cal.cross_validate(points, analyses, lambda p: p.module, devices, start, bounds)
+        errors = cal.cross_validate(points, analyses, lambda p: p.module, devices, start, bounds, **fit)
         by = defaultdict(list)
         for e in errors:
             by[e.point.module].append(e)

@@ -1,6 +1,7 @@
 """Per-kernel estimate (fusion rules, hand-computed cost), the fit (recovers known factors, reproducible
 from published.csv), every shipped profile × precision, user profiles."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,8 +10,8 @@ from torch import nn
 
 from compress.errors import UserInputError
 from profiles.analysis import LayerStats, ModelAnalysis
-from profiles.calibration import (FIT_BOUNDS, PublishedPoint, fit_efficiency, load_published, model_analysis,
-                                  predict_point)
+from profiles.calibration import (FIT_BOUNDS, FIT_F_SCALE, FIT_LOSS, PublishedPoint, fit_efficiency, load_published,
+                                  model_analysis, predict_point)
 from profiles.device import list_device_profiles, load_device_profile
 from profiles.estimate import Efficiency, estimate_latency, load_efficiency
 from profiles.kernels import kernels_of
@@ -152,10 +153,13 @@ def test_unsupported_precision(tmp_path):
         estimate_latency(a, _device(tmp_path), "fp8")
 
 
-def test_fit_recovers_known_factors(tmp_path):
+TRUTH = Efficiency(conv=0.4, pointwise=0.3, depthwise=0.05, grouped=0.1, fc=0.2, int8=0.6, fp32=0.7, memory=0.7,
+                   kernel_cycles=2000, host_sync_us=300, host_copy_us=50, copy=0.2, ampere=0.7)
+
+
+def _synthetic(tmp_path):
+    """Devices, analyses and points whose latencies ``TRUTH`` predicts exactly."""
     devices = {"toy": _device(tmp_path), "toy62": _device(tmp_path, "6.2")}  # Ampere and a CUDA-core GPU
-    truth = Efficiency(conv=0.4, pointwise=0.3, depthwise=0.05, grouped=0.1, fc=0.2, int8=0.6, fp32=0.7, memory=0.7,
-                       kernel_cycles=2000, host_sync_us=300, host_copy_us=50, copy=0.2, ampere=0.7)
     specs = [("conv", 10**9, 9), ("conv", 10**7, 9), ("pointwise", 5 * 10**8, 1), ("depthwise", 10**6, 9),
              ("conv", 3 * 10**9, 9), ("pointwise", 10**6, 1)]
     analyses, points = {}, []
@@ -167,14 +171,36 @@ def test_fit_recovers_known_factors(tmp_path):
         for prec, timing, dev in (("fp16", "gpu_compute", "toy"), ("int8", "host_sync", "toy"),
                                   ("fp32", "gpu_compute", "toy"), ("fp16", "gpu_compute", "toy62")):
             p = PublishedPoint(dev, "full" if i % 2 else "half", f"m{i}", "f", prec, 1, 8, 1.0, timing, "10", "t")
-            ms = predict_point(p, analyses[(p.model, 1, 8)], devices[dev], truth)
+            ms = predict_point(p, analyses[(p.model, 1, 8)], devices[dev], TRUTH)
             points.append(PublishedPoint(*[*p.__dict__.values()][:7], ms, timing, "10", "synthetic"))
+    return devices, analyses, points
+
+
+def test_fit_recovers_known_factors(tmp_path):
+    devices, analyses, points = _synthetic(tmp_path)
     fit = fit_efficiency(points, analyses, devices)
     worst = max(abs(predict_point(p, analyses[(p.model, 1, 8)], devices[p.device], fit) / p.latency_ms - 1)
                 for p in points)
     assert worst < 0.01
     assert fit.conv == pytest.approx(0.4, rel=0.05) and fit.int8 == pytest.approx(0.6, rel=0.05)
     assert fit.ampere == pytest.approx(0.7, rel=0.05)
+
+
+def test_the_robust_loss_keeps_one_bad_row_from_moving_the_fit(tmp_path):
+    devices, analyses, points = _synthetic(tmp_path)
+    bad = next(i for i, p in enumerate(points) if p.model == "m4" and p.precision == "fp16" and p.device == "toy")
+    points[bad] = replace(points[bad], latency_ms=3 * points[bad].latency_ms)  # a row no model explains
+
+    def clean_error(eff):  # median |error| of the 23 untouched rows
+        errs = sorted(abs(predict_point(p, analyses[(p.model, 1, 8)], devices[p.device], eff) / p.latency_ms - 1)
+                      for i, p in enumerate(points) if i != bad)
+        return errs[len(errs) // 2]
+
+    robust = fit_efficiency(points, analyses, devices)  # soft-L1, the default
+    squared = fit_efficiency(points, analyses, devices, loss="linear")
+    assert (FIT_LOSS, FIT_F_SCALE) == ("soft_l1", 0.2)
+    assert clean_error(robust) < 0.02 < clean_error(squared)
+    assert robust.conv == pytest.approx(TRUTH.conv, rel=0.05)
 
 
 def test_stored_calibration_is_reproducible_from_published_csv():

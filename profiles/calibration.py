@@ -143,8 +143,9 @@ def fit_efficiency(points: list[PublishedPoint], analyses: dict, devices: dict[s
                    start: Efficiency | None = None, source: str = "fitted",
                    bounds: dict[str, tuple[float, float]] | None = None, loss: str = FIT_LOSS,
                    f_scale: float = FIT_F_SCALE) -> Efficiency:
-    """Least squares in log space over ``points`` (``analyses`` keyed by (model, batch, size)); ``bounds``
-    overrides entries of ``FIT_BOUNDS``; ``loss`` / ``f_scale`` (log units) are scipy's (``"linear"``: plain least squares)."""
+    """Robust least squares in log space over ``points`` (``analyses`` keyed by (model, batch, size)); ``bounds``
+    overrides entries of ``FIT_BOUNDS``; ``loss`` / ``f_scale`` (log units) are scipy's (``"linear"``:
+    plain least squares)."""
     import numpy as np
     from scipy.optimize import least_squares
 

@@ -29,7 +29,7 @@ from profiles.bands import BANDS_FILE, bands_csv, calibration_module, load_modul
 from profiles.device import DeviceProfile, load_device_profile
 from profiles.fit_report import Calibration, PointError, fit_report_markdown, summary
 from profiles.estimate import (CALIBRATION_DIR, EFFICIENCY_FILE, TIMINGS, Efficiency, KernelArrays, estimate_latency,
-                               host_overhead_ms)
+                               fused_attention_for, host_overhead_ms)
 
 PUBLISHED_FILE = CALIBRATION_DIR / "published.csv"
 MODELS_DIR = CALIBRATION_DIR / "models"
@@ -139,6 +139,19 @@ def _key(p: PublishedPoint) -> tuple[str, int, int]:
     return (p.model, p.batch, p.input_size)
 
 
+def point_kernels(points: list[PublishedPoint], analyses: dict,
+                  devices: dict[str, DeviceProfile]) -> list[KernelArrays]:
+    """Each point's kernels, grouped once per model and attention rule (its device, precision, TensorRT)."""
+    cache: dict[tuple, KernelArrays] = {}
+    out = []
+    for p in points:
+        key = (_key(p), fused_attention_for(devices[p.device], p.precision, p.tensorrt))
+        if key not in cache:
+            cache[key] = KernelArrays.of(analyses[key[0]], key[1])
+        out.append(cache[key])
+    return out
+
+
 def fit_efficiency(points: list[PublishedPoint], analyses: dict, devices: dict[str, DeviceProfile] | None = None,
                    start: Efficiency | None = None, source: str = "fitted",
                    bounds: dict[str, tuple[float, float]] | None = None, loss: str = FIT_LOSS,
@@ -158,12 +171,12 @@ def fit_efficiency(points: list[PublishedPoint], analyses: dict, devices: dict[s
     lo = np.log([limits[k][0] for k in Efficiency.FITTED])
     hi = np.log([limits[k][1] for k in Efficiency.FITTED])
     x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
-    kernels = {k: KernelArrays.of(a) for k, a in analyses.items()}
+    kernels = point_kernels(points, analyses, devices)
 
     def residuals(theta):
         eff = start.with_vector(list(np.exp(theta)))
-        r = [math.log(predict_point(p, analyses[_key(p)], devices[p.device], eff, kernels[_key(p)]) / p.latency_ms)
-             for p in points]
+        r = [math.log(predict_point(p, analyses[_key(p)], devices[p.device], eff, ka) / p.latency_ms)
+             for p, ka in zip(points, kernels)]
         return np.concatenate([r, PRIOR_WEIGHT * (theta - x0)])
 
     res = least_squares(residuals, x0, bounds=(lo, hi), loss=loss, f_scale=f_scale)

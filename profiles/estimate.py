@@ -26,7 +26,7 @@ from compress.errors import UserInputError
 from profiles.analysis import DTYPE_BYTES, ModelAnalysis
 from profiles.bands import error_band, load_module_bands
 from profiles.device import DeviceProfile
-from profiles.kernels import COMPUTE_CLASSES, kernels_of
+from profiles.kernels import COMPUTE_CLASSES, attention_fuses, kernels_of, tensorrt_version
 
 CALIBRATION_DIR = Path(__file__).parent / "calibration"
 EFFICIENCY_FILE = CALIBRATION_DIR / "efficiency.csv"
@@ -156,10 +156,10 @@ class KernelArrays:
     compute_class: Any  # index into COMPUTE_CLASSES, -1 for memory-only kernels
 
     @staticmethod
-    def of(analysis: ModelAnalysis) -> "KernelArrays":
+    def of(analysis: ModelAnalysis, fused_attention: bool = False) -> "KernelArrays":
         import numpy as np
 
-        ks = kernels_of(analysis)
+        ks = kernels_of(analysis, fused_attention)
         return KernelArrays(tuple(k.name for k in ks), tuple(k.kind for k in ks),
                             np.array([k.macs for k in ks], dtype=np.float64),
                             np.array([k.elements for k in ks], dtype=np.float64),
@@ -171,22 +171,25 @@ def legacy_tensorrt(version: str | None) -> bool | None:
     ``version`` says neither.
 
     Reads ``8.2.1``, ``7 (JetPack 4.x, …)``, ``10.3 (JetPack 6.2)`` or ``JetPack 6 (TensorRT 10.x)``."""
-    import re
+    parsed = tensorrt_version(version)
+    return None if parsed is None else parsed < JETPACK5_TENSORRT
 
-    text = (version or "").strip()
-    m = re.match(r"(\d+)(?:\.(\d+))?", text)
-    if m:
-        return (int(m.group(1)), int(m.group(2) or 0)) < JETPACK5_TENSORRT
-    jp = re.search(r"JetPack\s*(\d+)", text, re.IGNORECASE)
-    return int(jp.group(1)) < 5 if jp else None
+
+def device_tensorrt(device: DeviceProfile, tensorrt: str | None = None) -> tuple[int, int] | None:
+    """The TensorRT an estimate is for: ``tensorrt`` when readable, else the newest the device runs."""
+    return tensorrt_version(tensorrt) or tensorrt_version(str(device.values.get("tensorrt") or ""))
 
 
 def kernel_cycles_for(eff: Efficiency, device: DeviceProfile, tensorrt: str | None = None) -> float:
     """The per-kernel cycles of ``tensorrt`` (None or unreadable → the newest TensorRT the device runs)."""
-    legacy = legacy_tensorrt(tensorrt)
-    if legacy is None:
-        legacy = bool(legacy_tensorrt(str(device.values.get("tensorrt") or "")))
-    return eff.kernel_cycles_trt7 if legacy else eff.kernel_cycles
+    version = device_tensorrt(device, tensorrt)
+    return eff.kernel_cycles_trt7 if version is not None and version < JETPACK5_TENSORRT else eff.kernel_cycles
+
+
+def fused_attention_for(device: DeviceProfile, precision: str, tensorrt: str | None = None) -> bool:
+    """Whether the engine's softmax attention is one kernel (``profiles.kernels.attention_fuses``)."""
+    cc = float(device.values.get("compute_capability") or 0)
+    return attention_fuses(cc, precision, device_tensorrt(device, tensorrt))
 
 
 def _arch_text(eff: Efficiency, arch: str | None) -> str:
@@ -245,7 +248,8 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
     mode = device.mode(power_mode)
     bw = device.bandwidth(power_mode)
     mhz = min(mode.gpu_max_mhz, float(device.values.get("gpu_max_mhz") or mode.gpu_max_mhz))
-    ka = kernels if kernels is not None else KernelArrays.of(analysis)
+    fused = fused_attention_for(device, precision, tensorrt)
+    ka = kernels if kernels is not None else KernelArrays.of(analysis, fused)
     cycles = kernel_cycles_for(eff, device, tensorrt)
     arch = tensor_cores(device, precision)
     c, m, fixed = kernel_seconds(ka, peak, bw, DTYPE_BYTES[precision], mhz, precision, eff, cycles, arch)
@@ -265,7 +269,9 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
         f"80 % error band {low:.2f}–{high:.2f} × the estimate ({why}; leave-one-device-out "
         "cross-validation on published measurements, profiles/calibration/fit_report.md)",
         "BatchNorm, activations and residual adds fused into the kernel before them (TensorRT); "
-        "squeeze-excitation scales, resizes, softmax and norms cost a memory pass each",
+        "squeeze-excitation scales, resizes, softmax and norms cost a memory pass each; softmax attention "
+        + ("is one kernel (TensorRT 8.6+, SM 7.5+, FP16)" if fused else
+           "runs as separate MatMul and Softmax kernels (fused only by TensorRT 8.6+ on SM 7.5+ in FP16)"),
         f"efficiency factors: {eff.source}",
         "host-side costs (input copy, enqueue, Python) are not included",
     )

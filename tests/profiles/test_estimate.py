@@ -242,3 +242,18 @@ def test_a_users_profile_file_still_works(tmp_path):
     est = estimate_latency(analyze_torch(nn.Conv2d(3, 8, 3), (1, 3, 16, 16)), _device(tmp_path), "fp16")
     assert est.device == "toy" and est.power_mode == "full" and est.latency_ms > 0
     assert torch.isfinite(torch.tensor(est.high_ms))
+
+
+def test_attention_fuses_for_the_tensorrt_and_precision_of_the_estimate(tmp_path):
+    """One softmax attention: five kernels before TensorRT 8.6, in INT8 and on Volta; one on 8.6+ in FP16."""
+    s, n = (1, 2, 64, 64), 2 * 64 * 32
+    a = _analysis(_layer("scale", "Mul", "elementwise", (1, 2, 64, 32), inp=n + 1),
+                  _layer("qk", "MatMul", "linear", s, macs=2 * 64 * 64 * 32, inp=2 * n),
+                  _layer("softmax", "Softmax", "elementwise", s),
+                  _layer("pv", "MatMul", "linear", (1, 2, 64, 32), macs=2 * 64 * 64 * 32, inp=math.prod(s) + n))
+    dev, volta = _device(tmp_path), _device(tmp_path, "7.2")
+    assert estimate_latency(a, dev, "fp16", "full", EFF, tensorrt="8.5.2").kernels == 4
+    fused = estimate_latency(a, dev, "fp16", "full", EFF, tensorrt="10.3")
+    assert fused.kernels == 1 and "attention is one kernel" in fused.assumptions[2]
+    assert estimate_latency(a, dev, "int8", "full", EFF, tensorrt="10.3").kernels == 4
+    assert estimate_latency(a, volta, "fp16", "full", EFF, tensorrt="8.6.2").kernels == 4

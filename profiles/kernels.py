@@ -109,9 +109,11 @@ def _attention_groups(layers) -> dict[int, tuple[int, tuple[int, ...]]]:
             continue
         before = []
         k = i - 1
-        while (k >= 0 and len(before) < 2 and layers[k].op_class == "elementwise"
-               and layers[k].input_elems - layers[k].output_elems == 1):
-            before.append(k)  # the scalar scale of Q (and of K)
+        while k >= 0 and len(before) < 2 and layers[k].op_class == "elementwise":
+            if layers[k].output_elems > 1:  # (scalar arithmetic on constants is folded, passed over)
+                if layers[k].input_elems - layers[k].output_elems != 1:
+                    break
+                before.append(k)  # the scalar scale of Q (and of K)
             k -= 1
         groups[i] = (j + 1, tuple(before) + tuple(range(i + 1, j + 1)))
     return groups

@@ -2,16 +2,19 @@
 
 Hooks sit on every module of a known kind (convs incl. grouped/depthwise/transposed, linear, norms,
 activations, pooling), leaf or not (timm's ``BatchNormAct2d`` is a BatchNorm2d with children), and
-count that module's own work once. Matmuls done functionally (attention) are not seen by hooks; they
-are recovered from ``torch.utils.flop_counter`` and added to the total with a note. The model may
+count that module's own work once. Matmuls, softmaxes and SDPA done functionally (attention) are
+recorded as layers by ``FunctionalRecorder``; any other functional MACs are recovered from
+``torch.utils.flop_counter`` and added to the total with a note. The model may
 live on the ``meta`` device (no weights, no compute), which makes VGG-sized models instant.
 """
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from compress.errors import UserInputError
 from profiles.analysis import LayerStats, ModelAnalysis, numel, peak_working_set
@@ -23,6 +26,64 @@ _POOLS = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modul
           nn.modules.pooling._AdaptiveMaxPoolNd)
 _CONVS = (nn.modules.conv._ConvNd,)
 COUNTED = _CONVS + (nn.Linear,) + _NORMS + _ACTS + _POOLS
+_MATMULS = {torch.matmul, torch.bmm, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.bmm}
+_SOFTMAX = {torch.softmax, torch.Tensor.softmax, torch.nn.functional.softmax}
+_SDPA = torch.nn.functional.scaled_dot_product_attention
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(int(d) for d in t.shape)
+
+
+class FunctionalRecorder(TorchFunctionMode):
+    """Records functional matmuls, softmaxes and SDPA calls as ``LayerStats`` while ``depth()`` is 0.
+
+    Forward hooks only see modules, so ``q @ k.transpose(-2, -1)``, ``attn.softmax(-1)`` or
+    ``F.scaled_dot_product_attention(q, k, v)`` inside a transformer block would leave the kernel rules one
+    kernel short per op. The recorded layers carry the ONNX analysis's op names (``MatMul`` / ``Softmax``;
+    SDPA as MatMul, Softmax, MatMul), so both analyses group into the same TensorRT kernels
+    (``profiles.kernels``). Calls made inside a hooked module (``nn.Softmax``, a norm) are its own."""
+
+    def __init__(self, sink: list[LayerStats], depth: Callable[[], int], bytes_per_element: int = 4) -> None:
+        super().__init__()
+        self.sink, self.depth, self.bpe, self.recorded = sink, depth, bytes_per_element, 0
+
+    def _add(self, name: str, op: str, cls: str, shape: tuple[int, ...], macs: int, inp: int, params: int = 0) -> None:
+        out = math.prod(shape)
+        self.recorded += 1
+        self.sink.append(LayerStats(
+            name=f"functional/{name}_{self.recorded}", op_type=op, op_class=cls, output_shape=shape, params=params,
+            macs=macs, other_ops=out if cls == "elementwise" else 0, input_elems=inp, output_elems=out,
+            bytes_per_element=self.bpe))
+
+    def _sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        lead, sq, e = _shape(q)[:-2], int(q.shape[-2]), int(q.shape[-1])
+        skv, ev = int(k.shape[-2]), int(v.shape[-1])
+        scores = lead + (sq, skv)
+        n = math.prod(lead)
+        self._add("attention/MatMul", "MatMul", "linear", scores, n * sq * skv * e, q.numel() + k.numel())
+        self._add("attention/Softmax", "Softmax", "elementwise", scores, 0, math.prod(scores))
+        self._add("attention/MatMul_1", "MatMul", "linear", lead + (sq, ev), n * sq * skv * ev,
+                  math.prod(scores) + v.numel())
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.depth() > 0 or not isinstance(out, torch.Tensor):
+            return out
+        if func in _MATMULS and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
+            a, b = args[0], args[1]
+            if a.dim() >= 2 and b.dim() >= 2:
+                weight = b.numel() if isinstance(b, torch.nn.Parameter) else 0  # x @ W: a layer, not attention
+                self._add("MatMul", "MatMul", "linear", _shape(out), out.numel() * int(a.shape[-1]),
+                          a.numel() + b.numel() - weight, weight)
+        elif func in _SOFTMAX:
+            self._add("Softmax", "Softmax", "elementwise", _shape(out), 0, out.numel())
+        elif func is _SDPA:
+            q, k, v = (list(args[:3]) + [kwargs.get(n) for n in ("query", "key", "value")[len(args):]])[:3]
+            if all(isinstance(t, torch.Tensor) for t in (q, k, v)):
+                self._sdpa(q, k, v)
+        return out
 
 
 def _tensors(obj: Any) -> list[torch.Tensor]:
@@ -106,7 +167,17 @@ def analyze_torch(model: nn.Module, input_shape: tuple[int, ...], bytes_per_elem
             kernel=numel(module.kernel_size) if isinstance(module, _CONVS) else 1,
             groups=int(module.groups) if isinstance(module, _CONVS) else 1))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, COUNTED)]
+    inside = [0]  # depth of hooked modules: their own functional calls are theirs, not recorded again
+
+    def enter(module: nn.Module, args: tuple) -> None:
+        inside[0] += 1
+
+    def leave(module: nn.Module, args: tuple, output: Any) -> None:
+        inside[0] -= 1
+
+    counted = [m for m in model.modules() if isinstance(m, COUNTED)]
+    handles = ([m.register_forward_pre_hook(enter) for m in counted] + [m.register_forward_hook(leave) for m in counted]
+               + [m.register_forward_hook(hook) for m in counted])
     was_training = model.training
     notes: list[str] = []
     try:
@@ -115,7 +186,7 @@ def analyze_torch(model: nn.Module, input_shape: tuple[int, ...], bytes_per_elem
         model.eval()
         x = torch.zeros(tuple(int(d) for d in input_shape), device=device, dtype=dtype)
         counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
+        with torch.no_grad(), counter, FunctionalRecorder(layers, lambda: inside[0], bytes_per_element):
             model(x)
         aten_macs = counter.get_total_flops() // 2
     except (RuntimeError, ValueError) as exc:

@@ -47,6 +47,25 @@ def fake_jetson(root: Path, model: bytes = b"NVIDIA Jetson AGX Orin Developer Ki
     return root
 
 
+class TransformerBlock(torch.nn.Module):
+    """A pre-norm transformer block as timm writes it: explicit scale, Q·Kᵀ, softmax, P·V (or SDPA)."""
+
+    def __init__(self, dim: int = 64, heads: int = 2, sdpa: bool = False):
+        super().__init__()
+        nn = torch.nn
+        self.heads, self.sdpa, self.norm, self.qkv = heads, sdpa, nn.LayerNorm(dim), nn.Linear(dim, 3 * dim)
+        self.proj, self.fc1, self.fc2 = nn.Linear(dim, dim), nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if self.sdpa:
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        else:
+            out = ((q * (d // self.heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1) @ v
+        x = x + self.proj(out.transpose(1, 2).reshape(b, n, d))
+        return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.norm(x))))
+
 def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
     has_cuda = torch.cuda.is_available()

@@ -5,7 +5,9 @@ from torch import nn
 
 from compress.errors import UserInputError
 from profiles.onnx_count import analyze_onnx
+from profiles.kernels import kernels_of
 from profiles.torch_count import analyze_torch
+from tests.conftest import TransformerBlock
 
 
 class Tiny(nn.Module):
@@ -100,3 +102,32 @@ def test_bad_shapes_and_files(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(UserInputError, match="not a readable ONNX"):
         analyze_onnx(bad)
+
+
+@pytest.mark.parametrize("sdpa", [False, True])
+def test_functional_attention_is_counted_as_the_onnx_graph_counts_it(tmp_path, sdpa):
+    """Q·Kᵀ, softmax and P·V (written out or as SDPA) are layers of the PyTorch analysis too, with the
+    MACs attributed, so both analyses give TensorRT's kernels: one attention kernel when it fuses."""
+    block, shape = TransformerBlock(sdpa=sdpa).eval(), (1, 16, 64)
+    path = tmp_path / "block.onnx"
+    torch.onnx.export(block, (torch.randn(shape),), str(path), dynamo=False, opset_version=17)
+    t, o = analyze_torch(block, shape), analyze_onnx(path)
+    assert t.macs == o.macs == 16 * 64 * 64 * (3 + 1 + 4 + 4) + 2 * (2 * 16 * 16 * 32)
+    assert not any("not attributed" in n for n in t.notes)
+    ops = [la.op_type for la in t.layers if la.op_type in ("MatMul", "Softmax")]
+    assert ops == ["MatMul", "Softmax", "MatMul"]
+    fused = [k.kind for k in kernels_of(t, fused_attention=True)]
+    assert fused == [k.kind for k in kernels_of(o, fused_attention=True)] == ["memory", "fc", "fc", "fc", "memory", "fc", "fc"]
+
+
+def test_a_matmul_with_a_weight_is_a_layer_and_nn_softmax_is_counted_once():
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w, self.softmax = nn.Parameter(torch.zeros(8, 4)), nn.Softmax(-1)
+
+        def forward(self, x):
+            return self.softmax(x @ self.w)
+
+    a = analyze_torch(Head(), (2, 3, 8))
+    assert [(la.op_type, la.params, la.macs) for la in a.layers] == [("MatMul", 32, 2 * 3 * 4 * 8), ("Softmax", 0, 0)]

@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from profiles.analysis import LayerStats, ModelAnalysis
 from profiles.kernels import attention_fuses, kernels_of, tensorrt_version
 from profiles.onnx_count import analyze_onnx
+from tests.conftest import TransformerBlock
 
 
 def _layer(name, op, cls, shape, macs=0, params=0, inp=0):
@@ -76,25 +76,9 @@ def test_tensorrt_version_is_read_from_a_sources_text(text, version):
     assert tensorrt_version(text) == version
 
 
-class _Block(nn.Module):
-    """A pre-norm transformer block as timm writes it (explicit scale, softmax, matmuls)."""
-
-    def __init__(self, dim=64, heads=2):
-        super().__init__()
-        self.heads, self.norm, self.qkv = heads, nn.LayerNorm(dim), nn.Linear(dim, 3 * dim)
-        self.proj, self.fc1, self.fc2 = nn.Linear(dim, dim), nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
-
-    def forward(self, x):
-        b, n, d = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        attn = ((q * (d // self.heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
-        x = x + self.proj((attn @ v).transpose(1, 2).reshape(b, n, d))
-        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm(x))))
-
-
 def test_an_exported_transformer_block_fuses_as_tensorrt_8_6_does(tmp_path):
     path = tmp_path / "block.onnx"
-    torch.onnx.export(_Block().eval(), (torch.randn(1, 16, 64),), str(path), dynamo=False, opset_version=17)
+    torch.onnx.export(TransformerBlock().eval(), (torch.randn(1, 16, 64),), str(path), dynamo=False, opset_version=17)
     a = analyze_onnx(path)
     plain = [k.kind for k in kernels_of(a)]
     fused = [k.kind for k in kernels_of(a, fused_attention=True)]

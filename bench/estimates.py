@@ -1,6 +1,6 @@
 """Jetson latency ESTIMATES per profile, power mode and precision, as a markdown table (issue 15).
 
-    python bench/estimates.py            # ResNet-18/50, EfficientNet-B0, MobileNetV2 at 224 px, 1000 classes
+    python bench/estimates.py            # ResNet-18/50, EfficientNet-B0, MobileNetV2, DeiT-Tiny at 224 px, 1000 classes
 
 Each cell is `profiles.estimate.estimate_latency` on `profiles.torch_count.analyze_torch` of the zoo model
 (the path `compress profile MODEL --target DEV --power-mode MODE --precision P` takes), with the 80 % band
@@ -23,7 +23,7 @@ ROWS = (("jetson-agx-orin-64gb", "MAXN", ("fp16", "int8")), ("jetson-agx-xavier"
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["resnet18", "resnet50", "efficientnet_b0", "mobilenetv2_100"])
+    ap.add_argument("--models", nargs="+", default=["resnet18", "resnet50", "efficientnet_b0", "mobilenetv2_100", "deit_tiny_patch16_224"])
     ap.add_argument("--size", type=int, default=224)
     a = ap.parse_args(argv)
 

@@ -234,7 +234,8 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
                      tensorrt: str | None = None) -> LatencyEstimate:
     """GPU compute time ESTIMATE for ``analysis`` (its batch) on ``device`` in ``power_mode`` with ``tensorrt``
     (None → the newest the device runs: its profile's ``tensorrt``); ``kernels`` (from
-    ``KernelArrays.of(analysis)``) skips the kernel grouping when called in a loop. With the stored
+    ``KernelArrays.of(analysis, fused_attention_for(device, precision, tensorrt))``) skips the kernel grouping
+    when called in a loop. With the stored
     calibration (``efficiency`` None) the band is widened to the module's own (``profiles.bands``)."""
     stored = efficiency is None
     eff = efficiency or load_efficiency()

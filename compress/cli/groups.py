@@ -86,6 +86,10 @@ DEVICE = Group("device", (
        help="Mixed precision: auto (bf16 on CUDA and on CPUs with native bf16, fp16 on older GPUs), off, bf16, fp16."),
     _o("memory_format", "--memory-format", key="train.memory_format", shown=_train("memory_format"),
        help="auto (NHWC on CUDA and on AMX CPUs under bf16), channels_last or contiguous."),
+    _o("data_path", "--data-path", key="train.data_path", shown=_train("data_path"),
+       help="How training batches are made: cache (decoded pixels held once, augmented in batches where the model "
+            "trains, on the GPU there), loader (per image, in --workers processes) or auto (cache when the images "
+            "are cached and the batches are made on the GPU or in the main process)."),
     _o("compile", "--compile", key="train.compile", type=Flag, default=False, shown=False,
        help="torch.compile the student and the teacher (the first epoch pays the compilation)."),
     _o("sync_bn", "--sync-bn", key="train.sync_bn", type=Flag, default=False, shown=False,

@@ -21,6 +21,11 @@ def to_tensor(arr: np.ndarray, scale: float) -> torch.Tensor:
     return torch.from_numpy(a).to(torch.float32).mul_(scale)
 
 
+def sample_seed(seed: int, epoch: int, src: int) -> int:
+    """The RNG seed of source image ``src``'s augmentation in ``epoch`` of a run seeded ``seed``."""
+    return (seed * 1_000_003 + epoch * 100_003 + src) % (2**63 - 1)
+
+
 class SubsetDataset(Dataset):
     """Images ``indices`` of ``source``; returns ``(image [C,H,W] float32 normalised, label int)``.
 
@@ -64,7 +69,7 @@ class SubsetDataset(Dataset):
         x = to_tensor(self.source.load(src), self.scale)
         if self.augment:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed((self.seed * 1_000_003 + epoch * 100_003 + src) % (2**63 - 1))
+                torch.manual_seed(sample_seed(self.seed, epoch, src))
                 x = self.transform(x)
         else:
             x = self.transform(x)

@@ -46,10 +46,25 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
                          antialias=bool(x.shape[-1] > size or x.shape[-2] > size))[0]
 
 
+@dataclass(frozen=True)
+class AugmentDraw:
+    """One sample's random choices (crop box in source pixels, flips, quarter turns, angle, jitter
+    factors): drawn once, applied to one image or, batched, on the device (:mod:`compress.data.batches`)."""
+
+    box: tuple[int, int, int, int] | None  # top, left, height, width
+    hflip: bool
+    vflip: bool
+    rot90: int  # quarter turns, 0 for none
+    angle: float | None
+    jitter: tuple[float, float, float] | None  # brightness, contrast, saturation factors
+
+
 class TrainAugment:
     """Random resized crop → flips/rot90 → rotation → colour jitter, drawing from the global torch RNG.
 
     The data set seeds that RNG per (epoch, sample) so runs and resumed runs see identical batches.
+    ``draw`` makes the choices and ``apply`` carries them out: the per-sample path and the batched
+    device path (:mod:`compress.data.batches`) share both, so they produce the same tensors.
     """
 
     def __init__(self, cfg: AugmentConfig, image_size: int, bands: int) -> None:
@@ -58,12 +73,11 @@ class TrainAugment:
                                  "set color_jitter: 0.")
         self.cfg, self.size, self.bands = cfg, image_size, bands
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        from torchvision.transforms.v2 import functional as TF
-
+    def draw(self, h: int, w: int) -> AugmentDraw:
+        """The random choices for an ``h × w`` image (consumes the global torch RNG)."""
         c = self.cfg
+        box = None
         if c.random_resized_crop:
-            h, w = x.shape[-2:]
             lo, hi = c.crop_scale or (0.5, 1.0)
             area = h * w * float(torch.empty(1).uniform_(lo, hi))
             ratio = float(torch.exp(torch.empty(1).uniform_(torch.log(torch.tensor(3 / 4)), torch.log(torch.tensor(4 / 3)))))
@@ -72,23 +86,48 @@ class TrainAugment:
             ch, cw = max(1, ch), max(1, cw)
             top = int(torch.randint(0, h - ch + 1, (1,)))
             left = int(torch.randint(0, w - cw + 1, (1,)))
-            x = x[:, top:top + ch, left:left + cw]
-        x = resize(x, self.size)
-        if c.hflip and float(torch.rand(1)) < c.hflip:
-            x = x.flip(-1)
-        if c.vflip and float(torch.rand(1)) < c.vflip:
-            x = x.flip(-2)
-        if c.rot90 and float(torch.rand(1)) < c.rot90:
-            x = torch.rot90(x, int(torch.randint(1, 4, (1,))), dims=(-2, -1))
-        if c.rotation:
-            angle = float(torch.empty(1).uniform_(-c.rotation, c.rotation))
-            x = TF.rotate(x, angle, interpolation=TF.InterpolationMode.BILINEAR)
+            box = (top, left, ch, cw)
+        hflip = bool(c.hflip and float(torch.rand(1)) < c.hflip)
+        vflip = bool(c.vflip and float(torch.rand(1)) < c.vflip)
+        rot = int(torch.randint(1, 4, (1,))) if c.rot90 and float(torch.rand(1)) < c.rot90 else 0
+        angle = float(torch.empty(1).uniform_(-c.rotation, c.rotation)) if c.rotation else None
+        jitter = None
         if c.color_jitter:
             s = c.color_jitter
-            x = TF.adjust_brightness(x, float(torch.empty(1).uniform_(max(0, 1 - s), 1 + s)))
-            x = TF.adjust_contrast(x, float(torch.empty(1).uniform_(max(0, 1 - s), 1 + s)))
-            x = TF.adjust_saturation(x, float(torch.empty(1).uniform_(max(0, 1 - s), 1 + s)))
+            jitter = tuple(float(torch.empty(1).uniform_(max(0, 1 - s), 1 + s)) for _ in range(3))
+        return AugmentDraw(box, hflip, vflip, rot, angle, jitter)  # type: ignore[arg-type]
+
+    def crop_resize(self, x: torch.Tensor, d: AugmentDraw) -> torch.Tensor:
+        """``[C, H, W]`` → the drawn crop resized to ``[C, size, size]``."""
+        if d.box is not None:
+            top, left, ch, cw = d.box
+            x = x[:, top:top + ch, left:left + cw]
+        return resize(x, self.size)
+
+    @staticmethod
+    def finish(x: torch.Tensor, d: AugmentDraw) -> torch.Tensor:
+        """Flips, quarter turns, rotation and jitter of a resized ``[C, S, S]`` image."""
+        from torchvision.transforms.v2 import functional as TF
+
+        if d.hflip:
+            x = x.flip(-1)
+        if d.vflip:
+            x = x.flip(-2)
+        if d.rot90:
+            x = torch.rot90(x, d.rot90, dims=(-2, -1))
+        if d.angle is not None:
+            x = TF.rotate(x, d.angle, interpolation=TF.InterpolationMode.BILINEAR)
+        if d.jitter is not None:
+            x = TF.adjust_brightness(x, d.jitter[0])
+            x = TF.adjust_contrast(x, d.jitter[1])
+            x = TF.adjust_saturation(x, d.jitter[2])
         return x
+
+    def apply(self, x: torch.Tensor, d: AugmentDraw) -> torch.Tensor:
+        return self.finish(self.crop_resize(x, d), d)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply(x, self.draw(*x.shape[-2:]))
 
 
 class EvalTransform:

@@ -39,6 +39,7 @@ class TrainConfig:
     log_every: int = 50  # steps between host reads of the running loss (the non-finite check rides on it)
     drop_last: bool = True
     memory_format: str = "auto"  # auto | channels_last | contiguous
+    data_path: str = "auto"  # auto | cache | loader: how training batches are made (compress.engine.feed)
     compile: bool = False  # torch.compile the student and the teacher
     sync_bn: bool = False  # BatchNorm statistics over the global batch under data-parallel training
     log: str = "none"  # none | tensorboard (per-epoch scalars; training_curves.png is always written)
@@ -62,6 +63,8 @@ class TrainConfig:
             (self.log in ("none", "tensorboard"), f"log must be none or tensorboard, got '{self.log}'"),
             (self.memory_format in ("auto", "channels_last", "contiguous"),
              f"memory_format must be auto, channels_last or contiguous, got '{self.memory_format}'"),
+            (self.data_path in ("auto", "cache", "loader"),
+             f"data_path must be auto, cache or loader, got '{self.data_path}'"),
             (self.weight_decay >= 0 and self.momentum >= 0, "weight_decay and momentum must be ≥ 0"),
         ]
         for ok, msg in checks:

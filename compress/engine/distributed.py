@@ -22,7 +22,8 @@ from torch import nn
 from compress.errors import UserInputError
 from compress.parallel import active, barrier, is_main, local_rank, rank, world_size
 
-__all__ = ["DistContext", "barrier", "finish", "init", "is_main", "leave", "rank", "sync_batchnorm", "world_size",
+__all__ = ["BACKEND_ENV", "DistContext", "barrier", "choose_backend", "finish", "init", "is_main", "leave", "rank",
+           "sync_batchnorm", "world_size",
            "wrap"]
 
 
@@ -32,20 +33,41 @@ class DistContext:
     world: int
     local_rank: int
     backend: str | None
+    device_index: int = 0  # the CUDA device this rank trains on
+
+
+BACKEND_ENV = "COMPRESS_DIST_BACKEND"  # nccl | gloo: overrides the choice below
+
+
+def choose_backend(device: torch.device, local_world: int, gpus: int) -> str:
+    """NCCL when every rank of a node has a GPU of its own; gloo on CPUs and when ranks share GPUs
+    (NCCL refuses two ranks on one GPU since 2.5: "Duplicate GPU detected", NVIDIA/nccl#418)."""
+    chosen = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if chosen:
+        if chosen not in ("nccl", "gloo"):
+            raise UserInputError(f"{BACKEND_ENV}={chosen!r}: use nccl or gloo, or unset it for the automatic choice.")
+        if chosen == "nccl" and device.type != "cuda":
+            raise UserInputError(f"{BACKEND_ENV}=nccl needs CUDA devices; this run is on {device.type}.")
+        return chosen
+    return "nccl" if device.type == "cuda" and local_world <= gpus else "gloo"
 
 
 def init(device: torch.device) -> DistContext:
-    """Join the process group torchrun set up (once per process); returns who we are."""
+    """Join the process group torchrun set up (once per process); returns who we are. Ranks of a node
+    beyond its GPU count share GPUs round-robin (``cuda:local_rank % gpus``)."""
+    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    index = local_rank() % gpus if gpus else 0
     if world_size() > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))
+        backend = choose_backend(device, local_world, gpus)
         if device.type == "cuda":
-            torch.cuda.set_device(local_rank())
+            torch.cuda.set_device(index)
         torch.distributed.init_process_group(backend=backend)
         # Left to interpreter shutdown, gloo's worker threads are torn down after Python and a rank
         # can abort ("terminate called without an active exception", pytorch/pytorch#190489).
         atexit.register(leave)
     backend = torch.distributed.get_backend() if active() else None
-    return DistContext(rank(), world_size(), local_rank(), backend)
+    return DistContext(rank(), world_size(), local_rank(), backend, index)
 
 
 def leave() -> None:
@@ -104,8 +126,9 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    """The model with synchronised BatchNorm layers (global-batch statistics)."""
-    if device.type == "cuda":
+    """The model with synchronised BatchNorm layers (global-batch statistics): torch's under NCCL, an
+    all-reduce of sums under gloo (torch's gathers with ``all_gather_into_tensor``, which gloo lacks)."""
+    if device.type == "cuda" and (not active() or torch.distributed.get_backend() == "nccl"):
         try:
             from timm.layers import convert_sync_batchnorm  # also handles timm's BatchNormAct2d
 
@@ -115,8 +138,8 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     for name, mod in list(model.named_modules()):
         if isinstance(mod, nn.modules.batchnorm._BatchNorm) and type(mod) not in (nn.BatchNorm1d, nn.BatchNorm2d,
                                                                                   GlooSyncBatchNorm):
-            raise UserInputError(f"--sync-bn on CPU handles torch BatchNorm layers; '{name}' is a "
-                                 f"{type(mod).__name__}; train on CUDA (NCCL) or drop --sync-bn.")
+            raise UserInputError(f"--sync-bn under gloo handles torch BatchNorm layers; '{name}' is a "
+                                 f"{type(mod).__name__}; train with one GPU per rank (NCCL) or drop --sync-bn.")
     for mod in model.modules():
         if type(mod) in (nn.BatchNorm1d, nn.BatchNorm2d):
             mod.__class__ = GlooSyncBatchNorm  # same parameters and buffers, synchronised statistics

@@ -92,12 +92,18 @@ class EpochBatches:
         return len(self._batches())
 
 
-def build_loader(method, data: DataBundle, cfg: TrainConfig, workers: int | None, device) -> DataLoader:
-    """One loader for the whole run (persistent workers, prefetch, pinned memory on CUDA)."""
+def build_loader(method, data: DataBundle, cfg: TrainConfig, workers: int | None, device, progress=None):
+    """One loader for the whole run: the pixel-cache path or a ``DataLoader`` (persistent workers,
+    prefetch, pinned memory on CUDA), as ``cfg.data_path`` resolves (:mod:`compress.engine.feed`)."""
+    from compress.engine.feed import cached_loader, resolve_data_path
+
     workers = auto_workers(device) if workers is None else workers
+    sampler = EpochBatches(method, data.train.labels, cfg)
+    if resolve_data_path(cfg.data_path, data, device, workers) == "cache":
+        return cached_loader(sampler, data, device, progress)
     extra = dict(persistent_workers=True, prefetch_factor=4) if workers > 0 else {}
-    return DataLoader(data.train, batch_sampler=EpochBatches(method, data.train.labels, cfg), num_workers=workers,
-                      pin_memory=device.type == "cuda", **extra)
+    return DataLoader(data.train, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
+                      **extra)
 
 
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:

@@ -187,7 +187,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
     device = resolve_device(cfg.device)
     ctx = dist.init(device)
     if device.type == "cuda" and ctx.world > 1:
-        device = torch.device("cuda", ctx.local_rank)
+        device = torch.device("cuda", ctx.device_index)
     amp = amp_dtype(cfg.amp, device)
     seed_everything(cfg.seed)
     if cfg.sync_bn and ctx.world > 1:
@@ -222,7 +222,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
             commit_dir(ckpt_dir / "best", lambda d: save_checkpoint(d, method.student, start))
     monitor.seed(run.start_val)
     monitor.restore(run.history)
-    loader = build_loader(method, data, cfg, workers, device)
+    loader = build_loader(method, data, cfg, workers, device, progress)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise UserInputError(f"The training set has {len(data.train)} images, fewer than one batch of "

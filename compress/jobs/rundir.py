@@ -25,7 +25,7 @@ C = TypeVar("C")
 # Keys that may differ from the saved config on --resume: where and how fast the run executes, and
 # --epochs to extend it (never to shorten it). Anything else would silently change the recipe.
 SAFE_ON_RESUME = ("train.device", "train.amp", "train.compile", "train.memory_format", "train.log_every",
-                  "train.log",
+                  "train.log", "train.data_path",
                   "data.workers", "workers", "train.epochs", "out", "resume")
 FLAG_NAMES = {"train.batch_size": "--batch-size", "teacher_weights": "--teacher-weight", "student": "--student/--model",
               "method_params": "-p/--method-param", "data.data": "--data", "unlabeled_dir": "--unlabeled"}
@@ -79,7 +79,7 @@ def restore_config(cls: type[C], run: Path, given: Mapping[str, Any]) -> C:
         raise UserInputError(
             f"--resume continues '{run}' with the config it was started with, but {', '.join(parts)} "
             "differ from it; drop them (only --epochs to extend the run, --device, --amp, --workers, --compile, "
-            "--memory-format and --log-every may change), "
+            "--memory-format, --data-path and --log-every may change), "
             "or start a new run with another --out.")
     if "train.epochs" in after and int(after["train.epochs"]) < int(before.get("train.epochs", 0)):
         raise UserInputError(f"--epochs {after['train.epochs']} is fewer than the run's {before['train.epochs']}; "

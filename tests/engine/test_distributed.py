@@ -71,3 +71,23 @@ def test_main_under_torchrun_finishes_with_the_commands_exit_code(monkeypatch):
         monkeypatch.setattr(cli, "app", app)
         cli.main()
     assert codes == [0, 0, 2, 1]
+
+
+def test_ranks_sharing_a_gpu_use_gloo_and_each_owning_one_nccl(monkeypatch):
+    import torch
+
+    from compress.engine.distributed import choose_backend
+    from compress.errors import UserInputError
+
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.delenv("COMPRESS_DIST_BACKEND", raising=False)
+    assert choose_backend(gpu, local_world=2, gpus=2) == "nccl"
+    assert choose_backend(gpu, local_world=2, gpus=1) == "gloo"  # NCCL refuses two ranks on one GPU
+    assert choose_backend(cpu, local_world=2, gpus=0) == "gloo"
+    monkeypatch.setenv("COMPRESS_DIST_BACKEND", "NCCL")
+    assert choose_backend(gpu, local_world=2, gpus=1) == "nccl"
+    with pytest.raises(UserInputError, match="COMPRESS_DIST_BACKEND=nccl needs CUDA devices"):
+        choose_backend(cpu, local_world=2, gpus=0)
+    monkeypatch.setenv("COMPRESS_DIST_BACKEND", "mpi")
+    with pytest.raises(UserInputError, match="'mpi': use nccl or gloo"):
+        choose_backend(gpu, local_world=2, gpus=1)

@@ -31,7 +31,8 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
         cfg = cfg.resolved(pretrained=False)
     epoch = step / max(1, steps_per_epoch)
     if cfg.warmup_epochs > 0 and epoch < cfg.warmup_epochs:
-        return cfg.lr * (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
+        # a warm-up shorter than one step (a few steps in all) must not overshoot the peak
+        return cfg.lr * min(1.0, (step + 1) / (cfg.warmup_epochs * max(1, steps_per_epoch)))
     if cfg.schedule == "cosine":
         span = max(1e-9, cfg.epochs - cfg.warmup_epochs)
         t = min(1.0, (epoch - cfg.warmup_epochs) / span)

@@ -57,3 +57,21 @@ def test_label_smoothing_flag_reaches_the_method(tmp_path):
     finally:
         stage.fit = real
     assert captured["ls"] == 0.2
+
+
+@pytest.mark.parametrize("warmup", [0, 0.01, 0.1, 0.5, 1, 2.5, 7])
+@pytest.mark.parametrize("steps_per_epoch", [1, 3, 10, 250])
+@pytest.mark.parametrize("schedule", ["cosine", "constant", "step"])
+def test_the_rate_never_exceeds_the_peak_whatever_the_warmup(warmup, steps_per_epoch, schedule):
+    cfg = TrainConfig(epochs=5, lr=0.001, warmup_epochs=warmup, schedule=schedule, step_size=2)
+    rates = [lr_at(cfg, s, steps_per_epoch) for s in range(5 * steps_per_epoch)]
+    assert max(rates) <= 0.001 * (1 + 1e-12) and min(rates) > 0
+    if warmup * steps_per_epoch > 1:  # a warm-up of more than one step starts below the peak
+        assert rates[0] < 0.001
+
+
+def test_a_run_of_three_steps_logs_at_most_its_peak_rate():
+    # compress train --lr 0.001 on 27 images once logged 0.005 at epoch 1 (warm-up of 0.1 epoch, 3 steps)
+    cfg = TrainConfig(epochs=1, lr=0.001, warmup_epochs=0.1)
+    rates = [lr_at(cfg, s, 3) for s in range(3)]
+    assert rates[0] == 0.001 and max(rates) == 0.001  # the warm-up is done within the first step

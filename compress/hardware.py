@@ -42,6 +42,12 @@ class CpuInfo:
         return any(f in self.flags for f in wanted)
 
     @property
+    def int8_saturates(self) -> bool:
+        """ONNX Runtime's u8·s8 kernels sum pairs of products in saturating int16 here (x86 ``vpmaddubsw``
+        without VNNI/AMX): 8-bit weights can clip; 7-bit weights (``reduce_range``) cannot."""
+        return self.is_x86 and not self.int8_dot
+
+    @property
     def native_bf16(self) -> bool:
         """bf16 arithmetic in hardware (AVX-512-BF16 / AMX-BF16 on x86, BF16 / SVE-BF16 on ARM)."""
         wanted = _BF16_X86 if self.is_x86 else _BF16_ARM

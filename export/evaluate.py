@@ -79,7 +79,9 @@ def evaluate_onnx(path: str | Path, data: str | None = None, split: str = "test"
     static = man.batch if isinstance(man.batch, int) and man.batch > 0 else None
     step = static or batch_size
     preds, labels = [], []
-    with OnnxrtRunner(path, providers="cpu", threads=threads) as runner:
+    from export.int8 import runs_as_written
+
+    with OnnxrtRunner(path, providers="cpu", threads=threads, fuse=not runs_as_written(path)) as runner:
         for start in range(0, len(ds), step):
             idx = np.arange(start, min(start + step, len(ds)))
             x = batch_input(ds, idx, man)

@@ -60,7 +60,7 @@ def cpu_flavour(reduce_range: bool | None = None) -> Int8Flavour:
         from compress.hardware import cpu_info
 
         cpu = cpu_info()
-        reduce_range = cpu.is_x86 and not cpu.int8_dot
+        reduce_range = cpu.int8_saturates
     return Int8Flavour("cpu", activation_symmetric=False, reduce_range=reduce_range, pre_process=True, op_types=None)
 
 
@@ -248,3 +248,21 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_images: np.
                         calib_images=0 if calib_images is None else len(calib_images), per_channel=flavour.per_channel,
                         reduce_range=flavour.reduce_range, num_quantize_nodes=ops.count("QuantizeLinear"),
                         num_dequantize_nodes=ops.count("DequantizeLinear"), float_nodes=list(float_nodes))
+
+
+def scored_as_written(flavour: str | None) -> bool:
+    """Whether an INT8 file of ``flavour`` is scored as written (Q/DQ around float ops, ONNX Runtime's
+    fusions off) rather than through ONNX Runtime's fused integer kernels on this CPU: a TensorRT-flavour
+    file (8-bit weights, exact int32 sums on the target) on a CPU whose kernels saturate
+    (``CpuInfo.int8_saturates``), where the fused result would be this CPU's, not TensorRT's. Latency is
+    always measured fused."""
+    from compress.hardware import cpu_info
+
+    return flavour == "trt" and cpu_info().int8_saturates
+
+
+def runs_as_written(path: str | Path) -> bool:
+    """:func:`scored_as_written` for an exported file (its flavour read from its metadata)."""
+    from export.onnx import read_metadata
+
+    return scored_as_written(read_metadata(path).get("int8_flavour"))

@@ -194,7 +194,10 @@ def _ort_candidates(path: Path, precision: str, label: str | None = None) -> lis
 
     have = available_providers()
     label = label or precision
-    out = [(f"onnxrt-cpu-{label}", OnnxrtRunner(path, providers="cpu"), precision)]
+    from export.int8 import runs_as_written
+
+    cpu = OnnxrtRunner(path, providers="cpu", fuse=not (precision == "int8" and runs_as_written(path)))
+    out = [(f"onnxrt-cpu-{label}", cpu, precision)]
     for short, full in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
         if full in have:
             out.append((f"onnxrt-{short}-{label}", OnnxrtRunner(path, providers=short), precision))

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from export.int8 import Int8Flavour, QuantizeInfo, quantize_int8, weighted_nodes
+from export.int8 import Int8Flavour, QuantizeInfo, quantize_int8, scored_as_written, weighted_nodes
 
 
 @dataclass
@@ -46,11 +46,12 @@ class FallbackReport:
     note: str = ""
 
 
-def accuracy(model: str | Path, x: np.ndarray, y: np.ndarray, batch: int, dynamic: bool, threads: int | None) -> float:
+def accuracy(model: str | Path, x: np.ndarray, y: np.ndarray, batch: int, dynamic: bool, threads: int | None,
+             as_written: bool = False) -> float:
     from export.verify import run_batched
     from runtime.onnxrt import OnnxrtRunner
 
-    with OnnxrtRunner(model, providers="cpu", threads=threads) as r:
+    with OnnxrtRunner(model, providers="cpu", threads=threads, fuse=not as_written) as r:
         out = run_batched(r, x, batch, dynamic)
     return float((out.argmax(1) == y).mean() * 100.0)
 
@@ -86,7 +87,7 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
     def run(float_nodes: list[str], path: Path, timed: bool = False) -> tuple[QuantizeInfo, FallbackStep]:
         info = quantize_int8(fp32, path, calib, method, flavour, batch=batch, float_nodes=float_nodes,
                              calibration_cache=cache)
-        acc = accuracy(path, val_x, val_y, batch, dynamic, threads)
+        acc = accuracy(path, val_x, val_y, batch, dynamic, threads, scored_as_written(flavour.name))
         return info, FallbackStep(list(float_nodes), acc, ref - acc, latency(path, feed, threads) if timed else None)
 
     base = [n for n in nodes if n in set(exclude)]

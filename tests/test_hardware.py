@@ -45,3 +45,18 @@ def test_int8_reduce_range_follows_the_cpu(monkeypatch, name, isa, reduce):
 def test_this_machine_is_readable():
     c = cpu_info()
     assert c.cores >= 1 and c.model
+
+
+@pytest.mark.parametrize("name,isa,saturates", [("intel_avx2", "x86_64", True), ("amd_zen4", "x86_64", False),
+                                                ("intel_spr_amx", "x86_64", False),
+                                                ("arm_cortex_a57", "aarch64", False),
+                                                ("arm_neoverse_v1", "aarch64", False)])
+def test_tensorrt_files_are_scored_as_written_where_onnxruntimes_int8_kernels_saturate(monkeypatch, name, isa,
+                                                                                      saturates):
+    import compress.hardware as hw
+    from export.int8 import scored_as_written
+
+    monkeypatch.setattr(hw, "cpu_info", lambda: _cpu(name, isa))
+    assert _cpu(name, isa).int8_saturates is saturates
+    assert scored_as_written("trt") is saturates
+    assert scored_as_written("cpu") is False and scored_as_written(None) is False  # the CPU's own file: as deployed

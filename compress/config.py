@@ -12,6 +12,22 @@ from compress.errors import UserInputError
 C = TypeVar("C")
 
 
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` without aliases (``*name``): a config never needs them, and they are how a short
+    file expands to gigabytes (alias bombs) or refers to itself (endless recursion)."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise UserInputError(f"YAML alias at line {mark.line + 1}: aliases (*name) are not accepted in "
+                                     "config files; write the value out.")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliases)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a ``.yaml``/``.yml``/``.toml``/``.json`` file into a dict (keys may use - or _)."""
     path = Path(path)
@@ -21,9 +37,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
+            data = load_yaml(text) or {}
         elif suffix == ".toml":
             import tomllib
 

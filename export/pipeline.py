@@ -89,7 +89,8 @@ def default_samples_loader(checkpoint_dir: Path, manifest: Any, split: str, limi
     return load_samples(checkpoint_dir, manifest, split=split, limit=limit)
 
 
-def _validate(cfg: ExportConfig) -> None:
+def validate_export_config(cfg: ExportConfig) -> None:
+    """Everything about an export knowable before any file is written (one line per mistake)."""
     if cfg.batch < 1:
         raise UserInputError(f"--batch must be >= 1, got {cfg.batch}.")
     if cfg.dynamic_batch and cfg.max_batch < cfg.batch:
@@ -221,7 +222,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportCo
     from compress.checkpoint import resolve_checkpoint_dir, weights_hash
     from compress.models.checkpoint import load_checkpoint
 
-    _validate(cfg)
+    validate_export_config(cfg)
     out_dir = Path(out_dir)
     check_output_dir(out_dir, resolve_checkpoint_dir(checkpoint), cfg.force)
     target: TrtTarget | None = resolve_trt_target(cfg.trt_version) if (cfg.trt or cfg.trt_version) else None

@@ -20,8 +20,9 @@ from typing import Any, Callable
 
 from compress.engine.progress import ProgressSink
 from compress.errors import UserInputError
-from compress.io import read_json, to_jsonable, write_json_atomic
+from compress.io import read_json, to_jsonable, write_json_atomic, write_text_atomic
 from compress.jobs.recipe import Recipe, StudentRecipe, check_recipe
+from compress.lock import lock_folder, release_folder
 
 STATE_DIR = ".pipeline"
 
@@ -57,11 +58,16 @@ def _plain(s: StudentRecipe) -> bool:
     return s.prune is None and s.quantize is None
 
 
+def _checkpoint(student: str) -> bool:
+    return "/" in student or Path(student).exists()
+
+
 def plan(r: Recipe) -> list[Step]:
     """The recipe's steps in the order they run."""
     base = {"data": to_jsonable(r.data), "train": to_jsonable(r.train)}
     steps = [Step("teacher", "teacher", {**base, "teacher": to_jsonable(r.teacher)}, folder="teacher")]
-    archs = sorted({s.student for s in r.students if _plain(s)}) if r.baseline else []
+    # a baseline is a zoo network trained without a teacher; a student given as a checkpoint has none
+    archs = sorted({s.student for s in r.students if _plain(s) and not _checkpoint(s.student)}) if r.baseline else []
     steps += [Step(f"baseline:{a}", "baseline", {**base, "arch": a}, ("teacher",), f"baselines/{a}") for a in archs]
     for s in r.students:
         reads = ("teacher",) if s.quantize is None else ("teacher", f"student:{s.quantize['from']}")
@@ -93,12 +99,12 @@ class Pipeline:
         self.records: dict[str, dict[str, Any]] = {}
         state = self.run / STATE_DIR
         for s in self.steps:
-            f = state / f"{s.name.replace(':', '__')}.json"
+            f = state / f"{_file_name(s.name)}.json"
             if f.is_file():
                 self.records[s.name] = read_json(f)
 
     def _record_file(self, name: str) -> Path:
-        return self.run / STATE_DIR / f"{name.replace(':', '__')}.json"
+        return self.run / STATE_DIR / f"{_file_name(name)}.json"
 
     def outputs(self, name: str) -> dict[str, Any]:
         return self.records[name]["outputs"]
@@ -116,17 +122,24 @@ class Pipeline:
         return out
 
     def run_all(self, redo: tuple[str, ...] = (), only_check: bool = False) -> PipelineResult:
-        from compress.jobs.pipeline_steps import STEP_KINDS
-
         unknown = [n for n in redo if n not in {s.name for s in self.steps}]
         if unknown:
             raise UserInputError(f"--redo {', '.join(unknown)}: no such step; the steps are "
                                  f"{', '.join(s.name for s in self.steps)}.")
+        check_run_folder(self.run)
         check_recipe(self.recipe)
         if only_check:
             return PipelineResult(str(self.run), self.status(redo))
-        self.run.mkdir(parents=True, exist_ok=True)
-        (self.run / STATE_DIR).mkdir(exist_ok=True)
+        (self.run / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        lock_folder(self.run / STATE_DIR, "pipeline folder")
+        try:
+            return self._run_steps(redo)
+        finally:
+            release_folder(self.run / STATE_DIR)
+
+    def _run_steps(self, redo: tuple[str, ...]) -> PipelineResult:
+        from compress.jobs.pipeline_steps import STEP_KINDS
+
         if Path(self.recipe_path).resolve() != (self.run / "recipe.yaml").resolve():
             shutil.copyfile(self.recipe_path, self.run / "recipe.yaml")  # what the report says it ran
         done: list[StepStatus] = []
@@ -137,21 +150,53 @@ class Pipeline:
                 done.append(StepStatus(s.name, "done", outputs=rec["outputs"]))
                 continue
             folder = self.run / s.folder
-            started = self.run / STATE_DIR / f"{s.name.replace(':', '__')}.started"
-            resume = started.is_file() and started.read_text().strip() == key and s.name not in redo
+            started = self.run / STATE_DIR / f"{_file_name(s.name)}.started"
+            # a step stopped before its run folder held a config resumes nothing: it starts again
+            resume = started.is_file() and started.read_text().strip() == key and s.name not in redo and \
+                (folder / "config.json").is_file()
+            aside = None
             if not resume and s.folder not in ("", ".") and folder.exists():
-                shutil.rmtree(folder)  # our own step folder, from other settings or a --redo
-            self._record_file(s.name).unlink(missing_ok=True)
+                # our own step folder, from other settings or a --redo: kept until its replacement is complete
+                aside = self.run / STATE_DIR / f"{_file_name(s.name)}.old-{uuid.uuid4().hex[:8]}"
+                folder.rename(aside)
+            old_record = self._record_file(s.name)
+            old = old_record.read_text() if old_record.is_file() else None
+            old_record.unlink(missing_ok=True)
             started.write_text(key)
             t0 = time.perf_counter()
-            outputs = STEP_KINDS[s.kind](self, s, folder, resume)
+            try:
+                outputs = STEP_KINDS[s.kind](self, s, folder, resume)
+            except BaseException:
+                if aside is not None:  # the finished results come back; the failed attempt goes
+                    shutil.rmtree(folder, ignore_errors=True)
+                    aside.rename(folder)
+                    started.unlink(missing_ok=True)
+                    if old is not None:
+                        write_text_atomic(old_record, old)
+                raise
             rec = {"key": key, "run_id": uuid.uuid4().hex, "outputs": to_jsonable(outputs),
                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
             write_json_atomic(self._record_file(s.name), rec)
             started.unlink(missing_ok=True)
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
             self.records[s.name] = rec
             done.append(StepStatus(s.name, "ran", round(time.perf_counter() - t0, 1), rec["outputs"]))
         return PipelineResult(str(self.run), done, self.records["report"]["outputs"])
+
+
+def _file_name(step: str) -> str:
+    """A step name as a file name (``student:kd`` → ``student__kd``)."""
+    return step.replace(":", "__").replace("/", "_")
+
+
+def check_run_folder(run: Path) -> None:
+    """The pipeline writes only into an empty folder or a pipeline run of its own (``.pipeline/`` in it)."""
+    if run.exists() and not run.is_dir():
+        raise UserInputError(f"'{run}' is a file; give the pipeline a folder (--out or the recipe's out:).")
+    if run.is_dir() and not (run / STATE_DIR).is_dir() and any(run.iterdir()):
+        raise UserInputError(f"'{run}' holds files and is not a pipeline run (it has no {STATE_DIR}/); nothing was "
+                             "changed: choose an empty or new folder with --out (or the recipe's out:).")
 
 
 def run_pipeline(recipe_path: str | Path, redo: tuple[str, ...] = (), dry_run: bool = False,

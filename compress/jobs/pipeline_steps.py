@@ -108,14 +108,13 @@ def _scored(p: Pipeline, files: list[str]) -> list[dict[str, Any]]:
 
 
 def _export(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
-    from export.pipeline import ExportConfig, export_checkpoint
+    from export.pipeline import export_checkpoint
+
+    from compress.jobs.recipe import export_config
 
     src = p.outputs(s.reads[0])
     ckpt = src["checkpoints"][0] if "checkpoints" in src else src["checkpoint"]
-    e = p.recipe.export
-    res = export_checkpoint(ckpt, folder, ExportConfig(fp16=e.fp16, int8=e.int8, int8_target=e.int8_target,
-                                                        int8_budget=e.int8_budget, calib_images=e.calib_images,
-                                                        trt=e.trt, force=True))
+    res = export_checkpoint(ckpt, folder, export_config(p.recipe.export))
     onnx_files = [str(folder / f) for f in res.files if f.endswith(".onnx")]
     return {"checkpoint": ckpt, "files": _scored(p, onnx_files), "engine_status": res.engine_status,
             "outcome": res.outcome, "notes": res.notes, "dir": str(folder)}

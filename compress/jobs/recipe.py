@@ -84,10 +84,23 @@ def target_spec(spec: str) -> tuple[str, str | None]:
     return name, (mode or None)
 
 
+def export_config(e: ExportRecipe):
+    """The ``ExportConfig`` an ``export:`` section means (``int8_target`` shapes an INT8 file only)."""
+    from export.pipeline import ExportConfig
+
+    return ExportConfig(fp16=e.fp16, int8=e.int8, int8_target=e.int8_target if e.int8 else "auto",
+                        int8_budget=e.int8_budget, calib_images=e.calib_images, trt=e.trt, force=True)
+
+
+RESERVED_NAMES = ("teacher",)  # step names of the recipe's own (export:teacher)
+
+
 def check_recipe(r: Recipe) -> None:
-    """Everything knowable before the first step: names, references, files, budgets, device profiles."""
+    """Everything knowable before the first step: names, references, files, budgets, device profiles,
+    every student's method parameters and the export settings."""
     from compress.jobs import preflight
-    from compress.methods import METHODS
+    from compress.methods import METHODS, build_method_params
+    from export.pipeline import validate_export_config
     from profiles.device import load_device_profile
 
     names = [s.name for s in r.students]
@@ -96,12 +109,21 @@ def check_recipe(r: Recipe) -> None:
     bad = [n for n in names if not n or not n.replace("-", "").replace("_", "").isalnum()]
     if bad:
         raise UserInputError(f"student name(s) {bad} are not valid: use letters, digits, '-' and '_'.")
+    reserved = [n for n in names if n in RESERVED_NAMES]
+    if reserved:
+        raise UserInputError(f"student name '{reserved[0]}' is the recipe's own (its teacher's steps); rename the "
+                             "student.")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UserInputError(f"student name(s) {', '.join(dupes)} appear twice; names must be unique.")
     for i, s in enumerate(r.students):
         if s.method not in METHODS.names():
             raise UserInputError(f"students.{s.name}: unknown method '{s.method}'. Known: {', '.join(METHODS.names())}.")
+        if s.quantize is None:
+            try:
+                build_method_params(s.method, s.params)
+            except UserInputError as exc:
+                raise UserInputError(f"students.{s.name}.params: {exc}") from None
         if s.prune and s.quantize:
             raise UserInputError(f"students.{s.name}: a student is either pruned or quantised, not both.")
         if s.prune is not None:
@@ -132,6 +154,7 @@ def check_recipe(r: Recipe) -> None:
     if r.export.int8 and r.export.trt and r.export.int8_target == "cpu":
         raise UserInputError("export: the TensorRT INT8 engine needs the trt-flavour file; set int8_target: both "
                              "(or trt), or trt: false.")
+    validate_export_config(export_config(r.export))
     for spec in r.profile.targets:
         name, mode = target_spec(spec)
         load_device_profile(name).mode(mode)

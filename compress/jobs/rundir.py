@@ -18,6 +18,7 @@ from typing import Any, Iterator, Mapping, TypeVar
 from compress.config import build_config
 from compress.errors import UserInputError
 from compress.io import read_json, to_jsonable, write_json_atomic
+from compress.lock import LOCK_FILE, lock_folder, release_folder
 
 CONFIG_FILE = "config.json"
 C = TypeVar("C")
@@ -126,29 +127,37 @@ def open_run(out: str | None, command: str, resume: bool, config: Any, device: s
             raise UserInputError("--resume needs --out RUN_DIR naming the run to continue.")
         out = default_out(command)
     run = Path(out)
-    if resume:
-        if not (run / CONFIG_FILE).is_file():
-            raise UserInputError(f"--resume: '{run}' is not a run folder (no {CONFIG_FILE}); check --out.")
-    elif run.exists() and (not run.is_dir() or any(run.iterdir())):
-        raise UserInputError(f"Run folder '{run}' already exists and is not empty; pass --resume to continue it "
-                             "or choose a new --out.")
-    created = not run.exists()
-    run.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        write_json_atomic(run / CONFIG_FILE, to_jsonable(config))
-    dist.barrier()
+    owned = lock_folder(run) if run.is_dir() else False  # first: a folder in use is named as such
     try:
-        yield run
-    except BaseException:
-        if not resume and not any(run.rglob("train_state.json")):
-            _empty(run, remove=created)
-        raise
+        if resume:
+            if not (run / CONFIG_FILE).is_file():
+                raise UserInputError(f"--resume: '{run}' is not a run folder (no {CONFIG_FILE}); check --out.")
+        elif run.exists() and (not run.is_dir() or any(p.name != LOCK_FILE for p in run.iterdir())):
+            raise UserInputError(f"Run folder '{run}' already exists and is not empty; pass --resume to continue "
+                                 "it or choose a new --out.")
+        created = not run.exists()
+        run.mkdir(parents=True, exist_ok=True)
+        owned = lock_folder(run) or owned
+        if not resume:
+            write_json_atomic(run / CONFIG_FILE, to_jsonable(config))
+        dist.barrier()
+        try:
+            yield run
+        except BaseException:
+            if not resume and not any(run.rglob("train_state.json")):
+                _empty(run, remove=created)
+            raise
+    finally:
+        if owned:
+            release_folder(run)
 
 
 def _empty(run: Path, remove: bool) -> None:
     """Undo a run that never trained: what it wrote goes (the folder too when this run created it)."""
     if remove:
+        release_folder(run)
         shutil.rmtree(run, ignore_errors=True)
         return
     for p in run.iterdir():
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if p.name != LOCK_FILE:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

@@ -60,6 +60,9 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     ({"profile": {"targets": ["jetson-orin-nano"]}}, "ambiguous"),
     ({"export": {"int8": True, "trt": True, "int8_target": "cpu"}}, "trt-flavour file"),
     ({"students": [{"name": "a"}, {"name": "a"}]}, "appear twice"),
+    ({"students": [{"name": "kd", "method": "kd", "params": {"bogus": 1}}]}, "students.kd.params: Unknown key(s) bogus"),
+    ({"students": [{"name": "teacher", "student": "cifar_resnet8"}], "export": {"teacher": True}},
+     "student name 'teacher' is the recipe's own"),
 ])
 def test_bad_recipes_fail_before_any_step(tmp_path, change, message):
     res = runner.invoke(app, ["pipeline", str(_recipe(tmp_path, **change))])

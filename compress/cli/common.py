@@ -33,13 +33,31 @@ def cli_errors() -> Iterator[None]:
             raise
         fail(f"ran out of memory ({text.strip().splitlines()[0][:120]}); lower --batch-size or --image-size.")
     except OSError as exc:
-        if exc.errno != errno.ENOSPC:
-            raise
-        fail(f"no space left on the device writing '{exc.filename or '?'}'; free some space (finished files are "
-             "kept; a training run continues with --resume).")
+        fail(os_error_line(exc))
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/red]")
         raise typer.Exit(code=130) from None
+
+
+OS_ADVICE = {
+    errno.ENOSPC: "no space left on the device writing {f}; free some space (finished files are kept; a training "
+                  "run continues with --resume)",
+    errno.EACCES: "permission denied on {f}; choose a folder you can write (--out) or fix its permissions",
+    errno.EPERM: "permission denied on {f}; choose a folder you can write (--out) or fix its permissions",
+    errno.EROFS: "{f} is on a read-only file system; choose a writable --out",
+    errno.ENAMETOOLONG: "a file name is too long: {f}; use a shorter --out or name (at most 255 bytes a name)",
+    errno.ENOTDIR: "{f} is a file where a folder is needed; choose another path",
+    errno.EISDIR: "{f} is a folder where a file is needed; choose another path",
+    errno.EEXIST: "{f} already exists; choose another path",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, what to do."""
+    name = exc.filename if exc.filename is not None else getattr(exc, "filename2", None)
+    f = f"'{str(name)[:300]}'" if name is not None else "a file"
+    advice = OS_ADVICE.get(exc.errno or -1)
+    return advice.format(f=f) if advice else f"{exc.strerror or type(exc).__name__} ({f})."
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from compress.errors import UserInputError
@@ -34,8 +35,22 @@ class EvaluateConfig:
             raise UserInputError("--knn-k, --k and --batch-size must be ≥ 1.")
 
 
+def check_out(out: str | None) -> None:
+    """``--out`` takes a new or empty folder: an evaluation never writes over a run's files (its
+    ``metrics.json`` is the training record) or an earlier evaluation's."""
+    if out is None:
+        return
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"--out '{out}' is a file; give a new folder for the evaluation's files.")
+    if path.is_dir() and any(path.iterdir()):
+        raise UserInputError(f"--out '{out}' already holds files (a run's or an earlier evaluation's); give a new "
+                             "folder, or leave --out out: evaluations go to RUN/evaluations/<name>-<time>/.")
+
+
 def run_evaluate(cfg: EvaluateConfig) -> Any:
     """``EvaluationResult`` (classification) or ``EmbeddingEvalResult`` (embedding tasks)."""
+    check_out(cfg.out)
     if str(cfg.target).lower().endswith(".onnx"):
         if cfg.task != "classification":
             raise UserInputError("an exported .onnx file is scored for classification; embedding tasks take the "

@@ -312,3 +312,38 @@ def test_given_teacher_has_a_row_and_the_weights_report_is_kept(trained, tmp_pat
     assert man["init"]["loaded"] == man["init"]["total"] > 0 and man["init"]["file"] == str(w)
     rows = json.loads((tmp_path / "d" / "metrics.json").read_text())["rows"]
     assert rows[0]["role"] == "teacher (given)" and rows[0]["test_oa"] is not None
+
+
+def test_evaluate_never_writes_over_a_runs_files(tmp_path):
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", *TINY, "--epochs", "1", "--out", str(run)]).exit_code == 0
+    before = tree_hash(run)
+    for out in (run, run / "metrics.json"):
+        res = runner.invoke(app, ["evaluate", str(run), "--out", str(out)])
+        assert ("already holds files" if out.is_dir() else "is a file") in one_line_error(res)
+    assert tree_hash(run) == before
+
+
+@pytest.mark.parametrize("code,words", [(errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system"),
+                                        (errno.ENAMETOOLONG, "too long"), (errno.ENOTDIR, "is a file where a folder"),
+                                        (errno.EISDIR, "is a folder where a file"), (errno.ENOSPC, "no space left")])
+def test_operating_system_errors_are_one_line_naming_the_file(tmp_path, monkeypatch, code, words):
+    import compress.jobs.rundir as rundir
+
+    def refuse(path, obj):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(rundir, "write_json_atomic", refuse)
+    res = runner.invoke(app, ["train", *TINY, "--epochs", "1", "--out", str(tmp_path / "run")])
+    line = one_line_error(res)
+    assert words in line and "config.json" in line
+
+
+def test_a_name_too_long_is_one_line_and_the_longest_legal_name_works(tmp_path):
+    res = runner.invoke(app, ["train", *TINY, "--epochs", "1", "--out", str(tmp_path / ("n" * 300))])
+    assert "too long" in one_line_error(res)
+    from compress.io import write_text_atomic
+
+    longest = tmp_path / ("é" * 127)  # 254 bytes: legal, and its temporary name must be too
+    write_text_atomic(longest, "kept")
+    assert longest.read_text() == "kept"

@@ -5,6 +5,8 @@ from typing import List, Optional
 
 import typer
 
+from rich.markup import escape
+
 from compress.cli.common import console, err_console, print_json, show_table
 from compress.cli.options import Group, Given, Int, arg, command, opt
 
@@ -72,7 +74,7 @@ def register(app: typer.Typer) -> None:
         if given["json"]:
             print_json({"method": info.__dict__, "params": [p.__dict__ for p in params]})
             return
-        console.print(f"[bold]{info.name}[/bold]: {info.summary}", soft_wrap=True)
+        console.print(f"[bold]{info.name}[/bold]: {escape(info.summary)}", soft_wrap=True, markup=True)
         t = Table(title=f"hyper-parameters (-p KEY=VALUE){'; presets: --config ' + ', '.join(info.presets) if info.presets else ''}")
         for col in ("name", "type", "default", *[f"preset {p}" for p in info.presets]):
             t.add_column(col)
@@ -106,7 +108,7 @@ def register(app: typer.Typer) -> None:
         show_table(t)
         if result.unreadable:
             err_console.print(f"[yellow]note:[/yellow] {len(result.unreadable)} unreadable file(s) skipped: "
-                              f"{', '.join(result.unreadable[:5])}{' …' if len(result.unreadable) > 5 else ''}",
-                              soft_wrap=True)
+                              f"{escape(', '.join(result.unreadable[:5]))}{' …' if len(result.unreadable) > 5 else ''}",
+                              soft_wrap=True, markup=True)
         if given["out"]:
             console.print(f"written: {given['out']}")

@@ -14,8 +14,8 @@ from rich.markup import escape
 from compress.errors import CompressError
 from compress.io import to_jsonable
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, markup=False)  # user paths and class names are never markup
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 @contextmanager
@@ -35,7 +35,7 @@ def cli_errors() -> Iterator[None]:
     except OSError as exc:
         fail(os_error_line(exc))
     except KeyboardInterrupt:
-        err_console.print("[red]interrupted[/red]")
+        err_console.print("[red]interrupted[/red]", markup=True)
         raise typer.Exit(code=130) from None
 
 
@@ -81,7 +81,7 @@ def progress_columns():
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return (
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -102,7 +102,7 @@ def show_table(table: Any, out: Console | None = None) -> None:
     out = out or console
 
     def plain(cell: Any) -> str:
-        text = cell if isinstance(cell, Text) else Text.from_markup(str(cell)) if isinstance(cell, str) else Text(str(cell))
+        text = cell if isinstance(cell, Text) else Text(str(cell))  # a str cell is text, never markup
         return text.plain.replace("\n", " ")
 
     longest = [max((len(w) for v in [c.header, *c.cells] for w in plain(v).split()), default=1) for c in table.columns]

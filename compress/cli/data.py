@@ -36,7 +36,7 @@ def simulate_pan_ms_cmd(
         console.print(f"{result.images} pairs of {result.classes} classes → {dst}/pan {result.pan_shape} and "
                       f"{dst}/ms {result.ms_shape} (a simulation: the 4th MS band is a NIR proxy)")
         if result.skipped:
-            console.print(f"[yellow]{len(result.skipped)} unreadable image(s) skipped[/yellow]")
+            console.print(f"[yellow]{len(result.skipped)} unreadable image(s) skipped[/yellow]", markup=True)
 
 
 def register(app: typer.Typer) -> None:

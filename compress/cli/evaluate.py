@@ -5,6 +5,8 @@ from typing import List, Optional
 
 import typer
 
+from rich.markup import escape
+
 from compress.cli.common import console, print_json, show_table
 from compress.cli.options import Group, Given, arg, command, opt
 
@@ -57,7 +59,7 @@ def _classification(r) -> None:
     worst = sorted((v, k) for k, v in m["per_class_accuracy"].items() if v is not None)[:3]
     t.add_row("weakest classes", ", ".join(f"{k} {100 * v:.1f} %" for v, k in worst))
     show_table(t)
-    console.print(f"written: [bold]{r.out_dir}[/bold] (metrics.json, confusion.csv, confusion.png)")
+    console.print(f"written: [bold]{escape(str(r.out_dir))}[/bold] (metrics.json, confusion.csv, confusion.png)", markup=True)
 
 
 def _embedding(r, target: str, task: str) -> None:

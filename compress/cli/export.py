@@ -5,6 +5,9 @@ from typing import List, Optional
 
 import typer
 
+from rich.markup import escape
+from rich.text import Text
+
 from compress.cli.common import console, err_console, fail, print_json, show_table
 from compress.cli.options import Flag, Given, Group, Int, arg, command, opt
 from compress.errors import UserInputError
@@ -85,7 +88,7 @@ def render_parity(report) -> None:
         delta = None if r.accuracy_drop is None else -r.accuracy_drop
         table.add_row(r.name, r.precision, _fmt(r.max_abs, ".2e"), _fmt(r.max_rel, ".2e"), agree,
                       _fmt(r.accuracy, ".2f"), _fmt(delta, "+.2f"), _fmt(r.latency_ms, ".3f"),
-                      _fmt(r.speedup_vs_fp32, ".2f"), r.rule, "[green]yes[/green]" if r.passed else "[red]NO[/red]")
+                      _fmt(r.speedup_vs_fp32, ".2f"), r.rule, Text("yes", style="green") if r.passed else Text("NO", style="red"))
     show_table(table)
 
 
@@ -104,7 +107,7 @@ def render_fallback(variant) -> None:
     show_table(table)
     chosen = fb.chosen
     console.print(f"{'met' if fb.met else '[red]NOT met[/red]'}: {len(chosen.float_nodes)} layer(s) kept in float "
-                  f"({', '.join(chosen.float_nodes) or 'none'}), drop {chosen.drop:.2f} pt")
+                  f"({escape(', '.join(chosen.float_nodes) or 'none')}), drop {chosen.drop:.2f} pt", markup=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -140,6 +143,6 @@ def register(app: typer.Typer) -> None:
                     render_fallback(v)
             console.print(f"wrote {', '.join(result.files)} to {result.out_dir}")
         for note in result.notes:
-            err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+            err_console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True, markup=True)
         if result.outcome != "ok":
             fail(result.message, EXIT_CODES[result.outcome])

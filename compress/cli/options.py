@@ -121,7 +121,7 @@ def command(app: typer.Typer, name: str, *groups: Group, help: str | None = None
                     value = kwargs.pop(pname)
                     if value is not None and value is not False and value != []:
                         err_console.print(f"[yellow]note:[/yellow] {old} is deprecated; use {o.flags[0]}.",
-                                          soft_wrap=True)
+                                          soft_wrap=True, markup=True)
                         if kwargs.get(o.name) not in (None, False, [], o.default) and kwargs[o.name] != value:
                             raise UserInputError(f"{old} and {o.flags[0]} are the same option; give it once.")
                         kwargs[o.name] = value

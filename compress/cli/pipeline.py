@@ -5,6 +5,8 @@ from typing import List, Optional
 
 import typer
 
+from rich.markup import escape
+
 from compress.cli.common import console, print_json, show_table
 from compress.cli.options import Flag, Given, Group, arg, command, opt
 
@@ -56,4 +58,4 @@ def register(app: typer.Typer) -> None:
         show_table(t)
         for k, v in result.report.items():
             if k in ("markdown", "html"):
-                console.print(f"{k}: [bold]{v}[/bold]")
+                console.print(f"{k}: [bold]{escape(str(v))}[/bold]", markup=True)

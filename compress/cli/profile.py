@@ -5,6 +5,9 @@ from typing import List, Optional
 
 import typer
 
+from rich.markup import escape
+from rich.text import Text
+
 from compress.cli.common import err_console, print_json, show_table
 from compress.cli.options import Given, Group, Int, arg, command, opt
 
@@ -47,7 +50,7 @@ def _render(report) -> None:
                 continue
             est = e.get("kind") == "estimate"
             lat = e.get("latency_ms", e.get("mean_ms"))
-            how = (f"[yellow]ESTIMATE[/yellow] 80 % band {e['low_ms']:.3g}–{e['high_ms']:.3g}" if est
+            how = (Text.assemble(("ESTIMATE", "yellow"), f" 80 % band {e['low_ms']:.3g}–{e['high_ms']:.3g}") if est
                    else f"measured ({e.get('runner', {}).get('backend')})")
             table.add_row(*head, str(e.get("batch")), f"{lat:.3f}", "–" if est else f"{e['p90_ms']:.3f}",
                           f"{e['throughput_ips']:.1f}", how)
@@ -103,8 +106,8 @@ def register(app: typer.Typer) -> None:
             return
         device = g["device"]
         if device and device not in MEASURE_DEVICES and not device.startswith("cuda:") and not g["target"]:
-            err_console.print(f"[yellow]note:[/yellow] --device {device} for an estimate is deprecated; use --target "
-                              f"{device} (--device is where to measure).", soft_wrap=True)
+            err_console.print(f"[yellow]note:[/yellow] --device {escape(device)} for an estimate is deprecated; use "
+                              f"--target {escape(device)} (--device is where to measure).", soft_wrap=True, markup=True)
             g["target"], device = device, None
         cfg = ProfileConfig(device=device, target=g["target"], power_mode=g["power_mode"],
                             num_classes=g["num_classes"], image_size=g["image_size"], in_chans=g["in_chans"],

@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 from rich.table import Table
 
+from rich.markup import escape
 from compress.cli.common import console, err_console, print_json, show_table
 
 
@@ -46,6 +47,6 @@ def render_job(result, title: str, as_json: bool = False) -> None:
     console.print(f"data: {d['source']} — {d['classes']} classes, {d['bands']} band(s) at {d['image_size']} px; "
                   f"train {d['train']} / test {d['test']} images" +
                   (f"; {d['bad_files']} unreadable file(s) skipped (see bad_files.txt)" if d.get("bad_files") else ""))
-    console.print(f"run folder: [bold]{result.run_dir}[/bold]")
+    console.print(f"run folder: [bold]{escape(str(result.run_dir))}[/bold]", markup=True)
     if getattr(result, "note", None):
-        err_console.print(f"[yellow]note:[/yellow] {result.note}", soft_wrap=True)
+        err_console.print(f"[yellow]note:[/yellow] {escape(result.note)}", soft_wrap=True, markup=True)

@@ -95,3 +95,18 @@ def test_predict_bad_input_is_one_line(digits_run, tmp_path, args, message):
     args = [a.format(run=run, imgs=imgs, nothing=tmp_path / "empty", tmp=tmp_path) for a in args]
     r = runner.invoke(app, ["predict", *args])
     assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+
+
+def test_paths_that_look_like_markup_print_as_they_are(digits_run, tmp_path):
+    import shutil
+
+    run, imgs = digits_run
+    odd = tmp_path / "[v2] shots"
+    odd.mkdir()
+    shutil.copy(imgs / "sub" / "0.png", odd / "[draft] beach.png")
+    out = _ok(["predict", str(run), str(odd)]).stdout
+    assert "[draft] beach.png" in out.replace("\n", "") or "[draft]" in out
+    res = runner.invoke(app, ["train", "--image-size", "8", "--epochs", "1", "--batch-size", "256", "--device", "cpu",
+                              "--out", str(tmp_path / "mk" / "run[/b]")])
+    assert res.exit_code == 0, res.output
+    assert "run[/b]" in res.output.replace("\n", "")

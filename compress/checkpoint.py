@@ -83,6 +83,7 @@ class Manifest:
         if missing:
             raise CheckpointError(f"{source} lacks required field(s) {', '.join(missing)}; the checkpoint is corrupt.")
         kwargs = {k: v for k, v in data.items() if k in names}
+        _check_fields(kwargs, source)
         for key in ("mean", "std", "class_names"):
             kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
@@ -110,6 +111,45 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
             "(as written under runs/<name>/checkpoints/)."
         )
     return p
+
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096  # one rule for every command (training, export, profile)
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_fields(m: dict[str, Any], source: str) -> None:
+    """Types, lengths and ranges of a manifest's fields (a hand-edited one gets one line, not a traceback
+    deep in a model or a NaN confidence)."""
+    import math
+
+    def bad(field_: str, why: str) -> CheckpointError:
+        return CheckpointError(f"{source}: {field_} {why}; the manifest was edited or is corrupt (restore it from "
+                               "the run that wrote it).")
+
+    if not isinstance(m["architecture"], str) or not m["architecture"]:
+        raise bad("architecture", f"is {m['architecture']!r}, not a model name")
+    for key, lo, hi in (("num_classes", 1, 1 << 20), ("in_chans", 1, 1024),
+                        ("image_size", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)):
+        if not _count(m[key]) or not lo <= m[key] <= hi:
+            raise bad(key, f"is {m[key]!r}; expected a whole number in {lo}…{hi}")
+    names = m["class_names"]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise bad("class_names", "is not a list of names")
+    if len(names) != m["num_classes"]:
+        raise bad("class_names", f"lists {len(names)} names for num_classes {m['num_classes']}")
+    for key in ("mean", "std"):
+        v = m[key]
+        if not isinstance(v, (list, tuple)) or len(v) != m["in_chans"] or \
+                not all(_count(x) or isinstance(x, float) for x in v) or not all(math.isfinite(x) for x in v):
+            raise bad(key, f"is {v!r}; expected {m['in_chans']} finite number(s), one per band (in_chans)")
+    if any(x <= 0 for x in m["std"]):
+        raise bad("std", "has a value ≤ 0")
+    for key in ("model_kwargs", "config", "metrics", "init"):
+        if key in m and not isinstance(m[key], dict):
+            raise bad(key, f"is a {type(m[key]).__name__}, not a mapping")
 
 
 def read_manifest(path: str | Path) -> Manifest:

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from compress.checkpoint import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE  # one rule for every command
 from compress.data.dataset import SubsetDataset
 from compress.data.folder import DIGITS, ImageSource, load_digits_source, scan_folder
 from compress.data.images import value_scale
@@ -17,7 +18,6 @@ from compress.errors import DataError
 from compress.io import write_text_atomic
 
 
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096  # one rule for every command (training, export, profile)
 
 
 def check_image_size(size: int | None, flag: str = "--image-size") -> None:

@@ -41,6 +41,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
         check_compatible(manifest, expect, str(ckpt_dir))
     model = build_model(manifest)
     state = read_weights(ckpt_dir)
+    own = model.state_dict()
+    wrong = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(f"{ckpt_dir / 'model.safetensors'}: layer '{k}' holds {tuple(state[k].shape)} but the "
+                              f"manifest's architecture gives it {tuple(own[k].shape)} ({len(wrong)} layer(s) differ); "
+                              "the manifest does not belong to these weights (was it edited?).")
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(

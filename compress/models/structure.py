@@ -33,23 +33,49 @@ def structure_of(model: nn.Module, reference: nn.Module) -> dict[str, Any]:
     return out
 
 
+MAX_DIM = 1 << 20  # no layer of an edge model has a million channels: a larger number is an edited file
+
+
+def _dim(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
+        raise CheckpointError(f"the pruned structure gives {where} = {value!r}; expected a whole number in "
+                              f"1…{MAX_DIM}: the manifest was edited or is corrupt, re-export it from the pruning run.")
+    return value
+
+
 def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
     """Resize the recorded modules of a freshly built ``model`` in place (values are placeholders until the
-    checkpoint's weights load)."""
+    checkpoint's weights load). Only a pruned layer's channel counts (``ATTRS``) and the shapes of tensors the
+    module has are accepted: the manifest is data, never a way to set arbitrary attributes."""
+    if not isinstance(structure, dict):
+        raise CheckpointError(f"the pruned structure is a {type(structure).__name__}, not a mapping of module paths; "
+                              "the manifest was edited or is corrupt.")
     modules = dict(model.named_modules())
     for path, spec in structure.items():
         mod = modules.get(path)
         if mod is None:
             raise CheckpointError(f"the pruned structure names module '{path}', which this architecture does not "
                                   "have; the checkpoint was pruned from another model.")
+        if not isinstance(spec, dict) or not isinstance(spec.get("attrs", {}), dict) or \
+                not isinstance(spec.get("shapes", {}), dict):
+            raise CheckpointError(f"the pruned structure of '{path}' is not {{attrs: {{...}}, shapes: {{...}}}}; the "
+                                  "manifest was edited or is corrupt.")
         for attr, value in spec.get("attrs", {}).items():
-            setattr(mod, attr, value)
+            if attr not in ATTRS or not hasattr(mod, attr):
+                raise CheckpointError(f"the pruned structure sets '{attr}' on '{path}'; only {', '.join(ATTRS)} of "
+                                      "a layer that has them may be set.")
+            setattr(mod, attr, _dim(value, f"{path}.{attr}"))
         params = dict(mod.named_parameters(recurse=False))
+        tensors = _tensors(mod)
         for name, shape in spec.get("shapes", {}).items():
-            current = getattr(mod, name, None)
-            if current is None:
+            if name not in tensors:
                 continue
-            empty = torch.zeros(shape, dtype=current.dtype, device=current.device)
+            if not isinstance(shape, list) or len(shape) != tensors[name].dim():
+                raise CheckpointError(f"the pruned structure gives {path}.{name} the shape {shape!r}; expected "
+                                      f"{tensors[name].dim()} dimension(s).")
+            dims = [_dim(d, f"{path}.{name} shape") for d in shape]
+            current = tensors[name]
+            empty = torch.zeros(dims, dtype=current.dtype, device=current.device)
             if name in params:
                 setattr(mod, name, nn.Parameter(empty, requires_grad=current.requires_grad))
             else:

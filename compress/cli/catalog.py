@@ -25,6 +25,8 @@ PREDICT = Group("predict", (
     opt("batch_size", "--batch-size", type=Int, default=64, help="Images per forward pass."),
     opt("device", "--device", default="cpu", help="cpu, cuda or auto (checkpoints; .onnx runs on CPU)."),
     opt("out", "--out", "-o", help="Also write the predictions to a .csv or .json file.", show_default=False),
+    opt("max_pixels", "--max-pixels", type=Optional[int], default=None, show_default="178,956,970",
+        help="Largest image (height × width) read; larger files are skipped before decoding."),
     JSON,
 ))
 
@@ -90,7 +92,7 @@ def register(app: typer.Typer) -> None:
         from compress.jobs.predict import predict_paths, write_predictions
 
         result = predict_paths(given["model"], list(given["paths"]), top_k=given["top_k"],
-                               batch_size=given["batch_size"], device=given["device"])
+                               batch_size=given["batch_size"], device=given["device"], max_pixels=given["max_pixels"])
         if given["out"]:
             write_predictions(result, given["out"])
         if given["json"]:

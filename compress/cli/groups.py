@@ -54,6 +54,8 @@ DATA = Group("data", (
        shown="the data's: digits 16, folders min(native, 64); a given teacher's"),
     _o("workers", "--workers", key="data.workers", type=Int, shown=_data("workers"),
        help="Data-loader worker processes (0 = load in the main process)."),
+    _o("max_pixels", "--max-pixels", key="data.max_pixels", type=Int, shown="178,956,970",
+       help="Largest image (height × width) read; larger files are skipped, unread, and listed in bad_files.txt."),
 ))
 
 def train_group(cfg=None) -> Group:

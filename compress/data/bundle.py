@@ -10,7 +10,7 @@ import numpy as np
 from compress.checkpoint import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE  # one rule for every command
 from compress.data.dataset import SubsetDataset
 from compress.data.folder import DIGITS, ImageSource, load_digits_source, scan_folder
-from compress.data.images import value_scale
+from compress.data.images import check_max_pixels, set_max_pixels, value_scale
 from compress.data.split import SPLIT_FILE, Split, load_split, save_split, stratified_split
 from compress.data.transforms import (AugmentConfig, EvalTransform, Normalize, TrainAugment, compute_mean_std,
                                       resolve_augment)
@@ -43,9 +43,11 @@ class DataConfig:
     workers: int | None = None  # loader processes; None → automatic (none on a 2-core machine)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: str | None = None  # a saved split.json to reuse (same train/val/test images as that run)
+    max_pixels: int | None = None  # largest image read (height × width); None: the default limit
 
     def __post_init__(self) -> None:
         check_image_size(self.image_size)
+        check_max_pixels(self.max_pixels)
         if self.workers is not None and self.workers < 0:
             raise DataError(f"--workers must be ≥ 0 (0 loads in the main process), got {self.workers}.")
         if self.cache_limit_gb < 0:
@@ -117,6 +119,7 @@ def build_data(cfg: DataConfig, *, seed: int = 0, run_dir: str | Path | None = N
                model_mean_std: tuple[Sequence[float], Sequence[float]] | None = None,
                train_transform: Callable | None = None, progress=None) -> DataBundle:
     """Scan, split (or reuse ``run_dir/split.json``), compute normalisation, build the three data sets."""
+    set_max_pixels(cfg.max_pixels)
     is_digits = cfg.data is None or cfg.data == DIGITS
     if cfg.val_dir or cfg.test_dir:
         if not cfg.test_dir or is_digits:

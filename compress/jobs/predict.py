@@ -60,18 +60,20 @@ def _dataset(files: list[Path], manifest: Any) -> tuple[Any, list[str]]:
     from compress.data.transforms import EvalTransform, Normalize
 
     arrays, keys, bad = [], [], []
+    first_error = ""
     for f in files:
         try:
             arr = read_image(f)
-        except ImageReadError:
+        except ImageReadError as exc:
             bad.append(str(f))
+            first_error = first_error or f"'{f}': {exc}"
             continue
         if arr.shape[2] != manifest.in_chans:
             raise DataError(f"'{f}' has {arr.shape[2]} band(s) but the model takes {manifest.in_chans}.")
         arrays.append(arr)
         keys.append(str(f))
     if not arrays:
-        raise DataError(f"none of the {len(files)} file(s) could be read as an image.")
+        raise DataError(f"none of the {len(files)} file(s) could be read as an image ({first_error}).")
     dtypes = {str(a.dtype) for a in arrays}
     if len(dtypes) > 1:
         raise DataError(f"the images mix pixel types ({', '.join(sorted(dtypes))}); predict them separately.")
@@ -100,10 +102,14 @@ def _torch_logits(model_path: str, device: str) -> tuple[Any, Callable[[Any, np.
 
 
 def predict_paths(model: str, paths: list[str], top_k: int = 1, batch_size: int = 64,
-                  device: str = "cpu") -> PredictResult:
-    """Predict every image under ``paths`` with ``model`` (checkpoint/run folder or ``.onnx``)."""
+                  device: str = "cpu", max_pixels: int | None = None) -> PredictResult:
+    """Predict every image under ``paths`` with ``model`` (checkpoint/run folder or ``.onnx``); an image
+    declaring more than ``max_pixels`` pixels (default: :data:`DEFAULT_MAX_PIXELS`) is skipped unread."""
+    from compress.data.images import check_max_pixels, set_max_pixels
+
     if top_k < 1:
         raise UserInputError(f"--top-k must be ≥ 1, got {top_k}.")
+    set_max_pixels(check_max_pixels(max_pixels))
     files = image_files(paths)
     onnx = str(model).lower().endswith(".onnx")
     if onnx:

@@ -26,7 +26,7 @@ C = TypeVar("C")
 # Keys that may differ from the saved config on --resume: where and how fast the run executes, and
 # --epochs to extend it (never to shorten it). Anything else would silently change the recipe.
 SAFE_ON_RESUME = ("train.device", "train.amp", "train.compile", "train.memory_format", "train.log_every",
-                  "train.log", "train.data_path",
+                  "train.log", "train.data_path", "data.max_pixels",
                   "data.workers", "workers", "train.epochs", "out", "resume")
 FLAG_NAMES = {"train.batch_size": "--batch-size", "teacher_weights": "--teacher-weight", "student": "--student/--model",
               "method_params": "-p/--method-param", "data.data": "--data", "unlabeled_dir": "--unlabeled"}

@@ -20,6 +20,52 @@ _SOURCED = ("architecture", "compute_capability", "sm_count", "cuda_cores", "ten
             "peak_fp32_tflops", "peak_fp16_tflops", "peak_int8_tops", "memory_gb", "memory_bandwidth_gbs",
             "memory_max_mhz", "dla_cores", "jetpack", "tensorrt", "cpu_max_mhz")
 PRECISIONS = ("fp32", "fp16", "int8")
+# unit and range of every sourced scalar: (kind, minimum); kind "text" for names and versions
+_UNITS = {"architecture": ("text", None), "jetpack": ("text", None), "tensorrt": ("text", None),
+          "compute_capability": ("version", 1.0), "sm_count": ("count", 1), "cuda_cores": ("count", 0),
+          "tensor_cores": ("count", 0), "dla_cores": ("count", 0), "gpu_max_mhz": ("number", 1.0),
+          "cpu_max_mhz": ("number", 1.0), "memory_max_mhz": ("number", 1.0), "peak_fp32_tflops": ("number", 1e-6),
+          "peak_fp16_tflops": ("number", 1e-6), "peak_int8_tops": ("number", 1e-6), "memory_gb": ("number", 1e-3),
+          "memory_bandwidth_gbs": ("number", 1e-3)}
+KINDS = ("jetson", "gpu", "cpu")
+
+
+def _checked(key: str, value: Any, source: str) -> Any:
+    """``value`` of ``key`` if it has the key's type and range (None where the key may be unknown)."""
+    import math
+
+    kind, low = _UNITS[key]
+    if value is None and key != "memory_bandwidth_gbs":
+        return None
+    if kind == "text":
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise UserInputError(f"{source}: '{key}' must be text, got {value!r}.")
+    if kind == "version":  # written "8.7" or 8.7; read as a number by the estimator
+        try:
+            ok = not isinstance(value, bool) and math.isfinite(float(value)) and float(value) >= low
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise UserInputError(f"{source}: '{key}' must be a version number such as 8.7, got {value!r}.")
+        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < low or (kind == "count" and value != int(value)):
+        what = "a whole number" if kind == "count" else "a finite number"
+        raise UserInputError(f"{source}: '{key}' must be {what} ≥ {low:g}, got {value!r}.")
+    return int(value) if kind == "count" else float(value)
+
+
+def _positive(m: dict, key: str, i: int, source: str, optional: bool = False) -> float | None:
+    import math
+
+    value = m.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UserInputError(f"{source}: power mode {i} ('{m.get('name')}'): {key} must be a finite number > 0, "
+                             f"got {value!r}.")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -114,21 +160,35 @@ def parse_device_profile(data: dict[str, Any], source: str) -> DeviceProfile:
         item = data[key]
         if not isinstance(item, dict) or "value" not in item or not item.get("source"):
             raise UserInputError(f"{source}: '{key}' must be written as {{value: ..., source: \"where it comes from\"}}.")
-        values[key], sources[key] = item["value"], str(item["source"])
+        values[key], sources[key] = _checked(key, item["value"], source), str(item["source"])
+    if str(data["kind"]) not in KINDS:
+        raise UserInputError(f"{source}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}.")
+    for key in ("match", "notes"):
+        if data.get(key) is not None and (not isinstance(data[key], list)
+                                          or not all(isinstance(v, str) for v in data[key])):
+            raise UserInputError(f"{source}: '{key}' must be a list of text lines, got {data[key]!r}.")
+    if not isinstance(data["power_modes"], list):
+        raise UserInputError(f"{source}: power_modes must be a list of modes, got {data['power_modes']!r}.")
     modes = []
-    for i, m in enumerate(data["power_modes"] or []):
-        try:
-            modes.append(PowerMode(name=str(m["name"]), id=int(m.get("id", i)), active_sms=int(m["active_sms"]),
-                                   gpu_max_mhz=float(m["gpu_max_mhz"]),
-                                   emc_max_mhz=None if m.get("emc_max_mhz") is None else float(m["emc_max_mhz"]),
-                                   source=str(m["source"]),
-                                   cpu_max_mhz=None if m.get("cpu_max_mhz") is None else float(m["cpu_max_mhz"])))
-        except (KeyError, TypeError, ValueError) as exc:
+    for i, m in enumerate(data["power_modes"]):
+        if not isinstance(m, dict) or not m.get("name") or not m.get("source"):
             raise UserInputError(f"{source}: power mode {i} needs name, active_sms, gpu_max_mhz, emc_max_mhz and "
-                                 f"source ({exc}).") from exc
+                                 "source.")
+        sms = m.get("active_sms")
+        if isinstance(sms, bool) or not isinstance(sms, int) or sms < 1:
+            raise UserInputError(f"{source}: power mode {i} ('{m['name']}'): active_sms must be a whole number ≥ 1, "
+                                 f"got {sms!r}.")
+        modes.append(PowerMode(name=str(m["name"]), id=int(m.get("id", i)) if isinstance(m.get("id", i), int) else i,
+                               active_sms=sms, gpu_max_mhz=_positive(m, "gpu_max_mhz", i, source),
+                               emc_max_mhz=_positive(m, "emc_max_mhz", i, source, optional=True),
+                               source=str(m["source"]), cpu_max_mhz=_positive(m, "cpu_max_mhz", i, source,
+                                                                            optional=True)))
     if not modes:
         raise UserInputError(f"{source}: at least one power mode is needed.")
     default = str(data.get("default_power_mode") or modes[0].name)
+    if not any(m.name.lower() == default.lower() or str(m.id) == default for m in modes):
+        raise UserInputError(f"{source}: default_power_mode '{default}' is none of its power modes "
+                             f"({', '.join(m.name for m in modes)}).")
     prof = DeviceProfile(name=str(data["name"]), display_name=str(data.get("display_name") or data["name"]),
                          kind=str(data["kind"]), values=values, sources=sources, power_modes=tuple(modes),
                          default_power_mode=default, match=tuple(data.get("match") or ()),
@@ -144,6 +204,8 @@ def _load_file(path: Path) -> DeviceProfile:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise UserInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}).") from exc
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{path}: not UTF-8 text (byte {exc.start}); save the profile as UTF-8.") from None
     return parse_device_profile(data, str(path))
 
 

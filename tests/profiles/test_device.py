@@ -95,3 +95,57 @@ def test_super_modes_and_new_profiles():
     assert ind.peak_ops("int8") == pytest.approx(16 * 2048 * 2 * 1.2e9, rel=1e-3) and ind.cpu_max_mhz == 2000
     for name in ("jetson-orin-nx-16gb", "jetson-orin-nx-8gb", "jetson-orin-nano-4gb"):
         assert load_device_profile(name).mode("MAXN_SUPER").gpu_max_mhz in (1020, 1173)
+
+
+def _sourced(value):
+    return {"value": value, "source": "typed by a user"}
+
+
+def _mode(**over):
+    m = {"name": "15W", "id": 0, "active_sms": 8, "gpu_max_mhz": 625, "emc_max_mhz": 2133, "source": "user"}
+    m.update(over)
+    return [m]
+
+
+@pytest.mark.parametrize("over,words", [
+    ({"gpu_max_mhz": _sourced(float("nan"))}, "'gpu_max_mhz' must be a finite number"),
+    ({"gpu_max_mhz": _sourced(-625)}, "'gpu_max_mhz' must be a finite number ≥ 1, got -625"),
+    ({"memory_bandwidth_gbs": _sourced(0)}, "'memory_bandwidth_gbs' must be a finite number"),
+    ({"peak_fp16_tflops": _sourced(0)}, "'peak_fp16_tflops' must be a finite number"),
+    ({"sm_count": _sourced(0)}, "'sm_count' must be a whole number ≥ 1"),
+    ({"sm_count": _sourced("fast")}, "'sm_count' must be a whole number"),
+    ({"compute_capability": _sourced("fast")}, "must be a version number"),
+    ({"notes": 5}, "'notes' must be a list of text lines"),
+    ({"kind": "phone"}, "kind must be one of jetson, gpu, cpu"),
+    ({"power_modes": _mode(gpu_max_mhz=0)}, "gpu_max_mhz must be a finite number > 0, got 0"),
+    ({"power_modes": _mode(gpu_max_mhz=float("nan"))}, "gpu_max_mhz must be a finite number > 0"),
+    ({"power_modes": _mode(active_sms=-2)}, "active_sms must be a whole number ≥ 1"),
+    ({"power_modes": _mode(emc_max_mhz="fast")}, "emc_max_mhz must be a finite number > 0"),
+    ({"power_modes": "15W"}, "power_modes must be a list"),
+    ({"default_power_mode": "turbo"}, "default_power_mode 'turbo' is none of its power modes (15W, 7W"),
+])
+def test_a_user_profile_with_a_wrong_value_is_one_line(tmp_path, over, words):
+    with pytest.raises(UserInputError) as err:
+        load_device_profile(str(_user_profile(tmp_path, **over)))
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_profile_without_a_default_mode_uses_its_first_and_bytes_that_are_not_utf8_are_one_line(tmp_path):
+    data = yaml.safe_load(_user_profile(tmp_path).read_text())
+    data.pop("default_power_mode", None)
+    path = tmp_path / "nodefault.yaml"
+    path.write_text(yaml.safe_dump(data))
+    p = load_device_profile(str(path))
+    assert p.mode().name == p.power_modes[0].name
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserInputError, match="not UTF-8 text"):
+        load_device_profile(str(bad))
+
+
+def test_no_peak_or_bandwidth_is_negative_or_infinite_with_a_user_profile(tmp_path):
+    p = load_device_profile(str(_user_profile(tmp_path)))
+    for prec in ("fp32", "fp16"):
+        ops = p.peak_ops(prec)
+        assert ops is None or 0 < ops < float("inf")
+    assert 0 < p.bandwidth() < float("inf")

@@ -308,6 +308,10 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
     if cfg.int8:
         calib = loader(ckpt.path, man, "train", cfg.calib_images)
         calib_x = _inputs_of(calib, cfg.embed_preprocess, opts.image_size, "calibration images")
+        if len(calib_x) < MIN_CALIB_IMAGES:  # asking for more would not help: the split has no more
+            raise UserInputError(f"INT8 calibration needs at least {MIN_CALIB_IMAGES} images, but the run's "
+                                 f"training split holds only {len(calib_x)}; train on more images (a higher "
+                                 "--train-ratio or more data), or export without --int8.")
         if len(calib_x) < cfg.calib_images:
             notes.append(f"INT8 calibration used all {len(calib_x)} training images ({cfg.calib_images} were asked "
                          "for; the training split has no more).")

@@ -57,6 +57,10 @@ class ProfileConfig:
             from runtime.ssh import parse_host
 
             parse_host(self.remote)
+        if self.power_mode is not None and not self.target:
+            raise UserInputError("--power-mode picks a mode of the device profile given with --target; add --target "
+                                 "NAME (compress profile --list-devices), or drop it: a Jetson is measured in the mode "
+                                 "it runs (sudo nvpmodel -m N sets one).")
 
 
 @dataclass

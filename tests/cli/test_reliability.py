@@ -347,3 +347,17 @@ def test_a_name_too_long_is_one_line_and_the_longest_legal_name_works(tmp_path):
     longest = tmp_path / ("é" * 127)  # 254 bytes: legal, and its temporary name must be too
     write_text_atomic(longest, "kept")
     assert longest.read_text() == "kept"
+
+
+def test_int8_on_a_split_too_small_to_calibrate_says_so(tmp_path):
+    from tests.conftest import write_folder
+
+    data = write_folder(tmp_path / "d", classes=3, per_class=6, size=12)
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--data", str(data), "--train-ratio", "0.5", "--model", "cifar_resnet8",
+                              *TINY, "--epochs", "1", "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "e"), "--int8", "--samples", "4"])
+    line = one_line_error(res)
+    assert "training split holds only" in line and "raise --calib-images" not in line
+    assert not (tmp_path / "e").exists()

@@ -77,6 +77,8 @@ def test_measure_on_cpu_and_errors(app):
     assert res.exit_code == 1 and "no power mode" in res.output
     res = CliRunner().invoke(app, ["profile", "nosuch.onnx"])
     assert res.exit_code == 1 and "does not exist" in res.output
+    res = CliRunner().invoke(app, ["profile", "resnet18", "--power-mode", "7W"])  # was silently ignored
+    assert res.exit_code == 1 and "--power-mode picks a mode of the device profile given with --target" in res.output
 
 
 def test_plot_points_are_labelled_by_run_or_file():

@@ -7,7 +7,7 @@ import typer
 
 from rich.markup import escape
 
-from compress.cli.common import console, print_json, show_table
+from compress.cli.common import console, fail, print_json, show_table
 from compress.cli.options import Flag, Given, Group, arg, command, opt
 
 OPTIONS = Group("pipeline", (
@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:
         result = run_with_progress(job, given["recipe"], quiet=given["json"] or given["dry_run"])
         if given["json"]:
             print_json(result.to_dict())
+            if result.failed:
+                fail("; ".join(result.failed))
             return
         t = Table(title=f"pipeline {result.run_dir}")
         for col, just in (("step", "left"), ("status", "left"), ("seconds", "right")):
@@ -59,3 +61,5 @@ def register(app: typer.Typer) -> None:
         for k, v in result.report.items():
             if k in ("markdown", "html"):
                 console.print(f"{k}: [bold]{escape(str(v))}[/bold]", markup=True)
+        if result.failed:  # the run finished, but a file it made must not be shipped as it is
+            fail("; ".join(result.failed))

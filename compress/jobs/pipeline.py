@@ -49,6 +49,7 @@ class PipelineResult:
     run_dir: str
     steps: list[StepStatus]
     report: dict[str, str] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)  # checks a finished run did not pass (exported files' parity)
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -182,7 +183,9 @@ class Pipeline:
                 shutil.rmtree(aside, ignore_errors=True)
             self.records[s.name] = rec
             done.append(StepStatus(s.name, "ran", round(time.perf_counter() - t0, 1), rec["outputs"]))
-        return PipelineResult(str(self.run), done, self.records["report"]["outputs"])
+        failed = [f"{s.name}: {s.outputs.get('message') or 'parity failed'}" for s in done
+                  if s.name.startswith("export:") and s.outputs.get("outcome") == "parity-failed"]
+        return PipelineResult(str(self.run), done, self.records["report"]["outputs"], failed)
 
 
 def _file_name(step: str) -> str:

@@ -48,7 +48,8 @@ def collect_rows(p: Pipeline) -> tuple[list[dict[str, Any]], list[str]]:
         method = (src.get("row") or {}).get("method", "ce")
         for f in out["files"]:
             pr = prof.get(f["file"], {})
-            rows.append({"model": name, "method": method, "precision": f["precision"], "oa": f["oa"], "kappa": f["kappa"],
+            precision = f["precision"] + (f" — PARITY FAILED ({f['parity_failed']})" if f.get("parity_failed") else "")
+            rows.append({"model": name, "method": method, "precision": precision, "oa": f["oa"], "kappa": f["kappa"],
                          "params_m": None if pr.get("params") is None else pr["params"] / 1e6, "macs": pr.get("macs"),
                          "file": f["file"], "file_bytes": pr.get("file_bytes"), "host_ms": pr.get("host_ms"),
                          "estimates": pr.get("estimates", {}), "dir": str(Path(f["file"]).parent),
@@ -176,6 +177,10 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
                        _num(r.get("host_ms"))] + est, _links(r, root)))
     intro = (f"Recipe `{p.recipe_path}`; {len(rows)} rows. Accuracy: test split. Host latency measured on {host} "
              "(ONNX Runtime, batch 1). Device columns are ESTIMATES of TensorRT GPU time (80 % band in brackets).")
+    failed = [r for r in rows if "PARITY FAILED" in r["precision"]]
+    if failed:
+        intro += (f" {len(failed)} file(s) FAILED their parity check against the PyTorch model (marked in the "
+                  "precision column; see parity.json beside them): do not ship them as they are.")
     md = ["# Pipeline report", "", intro, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     md += ["| " + " | ".join(cells + [", ".join(f"[{a}]({b})" for a, b in links) or "–"]) + " |" for cells, links in table]
     md += [""] + [f"![{k}]({v.name})" for k, v in plots.items()]

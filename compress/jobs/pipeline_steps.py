@@ -116,8 +116,10 @@ def _export(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
     ckpt = src["checkpoints"][0] if "checkpoints" in src else src["checkpoint"]
     res = export_checkpoint(ckpt, folder, export_config(p.recipe.export))
     onnx_files = [str(folder / f) for f in res.files if f.endswith(".onnx")]
-    return {"checkpoint": ckpt, "files": _scored(p, onnx_files), "engine_status": res.engine_status,
-            "outcome": res.outcome, "notes": res.notes, "dir": str(folder)}
+    failed = {r.file: r.name for r in res.parity.rows if not r.passed and r.file}
+    files = [{**f, "parity_failed": failed.get(Path(f["file"]).name)} for f in _scored(p, onnx_files)]
+    return {"checkpoint": ckpt, "files": files, "engine_status": res.engine_status,
+            "outcome": res.outcome, "message": res.message, "notes": res.notes, "dir": str(folder)}
 
 
 def _profile(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:

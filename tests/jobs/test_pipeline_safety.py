@@ -150,3 +150,30 @@ def test_a_second_process_resuming_a_run_in_use_is_told_who_holds_it(tmp_path):
         release_folder(run)
     assert p.returncode == 1 and "is in use by process" in p.stderr + p.stdout, p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_a_file_that_failed_parity_is_marked_and_the_pipeline_exits_non_zero(tmp_path, monkeypatch):
+    import dataclasses
+
+    import export.pipeline as ep
+
+    real = ep.check_parity
+
+    def int8_fails(*args, **kwargs):
+        report = real(*args, **kwargs)
+        rows = [dataclasses.replace(r, passed=False) if r.precision == "int8" else r for r in report.rows]
+        return dataclasses.replace(report, rows=rows, passed=all(r.passed for r in rows))
+
+    monkeypatch.setattr(ep, "check_parity", int8_fails)
+    recipe = _recipe(tmp_path, students=[{"name": "kd", "method": "kd", "student": "cifar_resnet8"}],
+                     export={"fp16": False, "int8": True, "int8_target": "cpu", "trt": False, "calib_images": 64},
+                     profile={"host": False, "targets": ["jetson-orin-nano-8gb@15W"]})
+    res = runner.invoke(app, ["pipeline", str(recipe)])
+    assert res.exit_code == 1 and "export:kd: parity failed for onnxrt-cpu-int8" in res.output, res.output
+    report = (tmp_path / "run" / "report.md").read_text()
+    int8_rows = [ln for ln in report.splitlines() if "int8" in ln and ln.startswith("| kd")]
+    assert int8_rows and all("PARITY FAILED" in ln for ln in int8_rows)
+    assert not any("PARITY FAILED" in ln for ln in report.splitlines() if "| fp32 |" in ln)
+    assert "FAILED their parity check" in report
+    card = (tmp_path / "run" / "exports" / "kd" / "README.md").read_text()
+    assert "PARITY FAILED" in card

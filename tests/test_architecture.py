@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("compress", "export", "runtime", "profiles")
 CORE = {"compress", "compress.errors", "compress.io", "compress.registry", "compress.config", "compress.checkpoint",
-        "compress.hardware", "compress.parallel"}
+        "compress.hardware", "compress.parallel", "compress.lock"}
 LAYER2 = ("compress.data", "compress.models", "compress.losses", "compress.metrics", "compress.evaluation")
 # layer → the layers it may import (its own included)
 ALLOWED = {

@@ -31,7 +31,7 @@ def run(tmp_path_factory):
     ({"mean": [0.1, 0.2]}, "mean is [0.1, 0.2]"), ({"mean": "abc"}, "mean is 'abc'"),
     ({"mean": [float("nan")]}, "finite number"), ({"std": [0.0]}, "std has a value ≤ 0"),
     ({"class_names": None}, "class_names is not a list"), ({"num_classes": 5}, "lists 10 names for num_classes 5"),
-    ({"image_size": 0}, "image_size is 0"), ({"image_size": -32}, "image_size is -32"),
+    ({"image_size": 0}, "image_size is 0; expected a whole number in 1…4096"), ({"image_size": -32}, "image_size is -32"),
     ({"image_size": 100000}, "image_size is 100000"), ({"in_chans": "1"}, "in_chans is '1'"),
     ({"in_chans": 3, "mean": [0.5] * 3, "std": [0.2] * 3}, "holds (16, 1, 3, 3)"),
     ({"model_kwargs": [1]}, "model_kwargs is a list"),

@@ -121,7 +121,7 @@ def environment(ctx: Context) -> dict:
         import onnxruntime
 
         out["onnxruntime_providers"] = onnxruntime.get_available_providers()
-    except ImportError:
+    except ImportError:  # optional here: the packages table already says it is missing
         pass
     what = out.get("gpu") or out.get("cpu")
     return {"status": "pass", "detail": f"{what}; torch {torch.__version__} (CUDA {torch.version.cuda})", **out}

@@ -177,7 +177,8 @@ def ddp(ctx: Context) -> dict:
     full = ctx.torchrun(2, [*base, "--epochs", 3, "--out", w / "full"], env=env, label="2 processes, 3 epochs")
     cut = w / "cut"
     proc = subprocess.Popen(torchrun_cmd(2, ["-m", "compress", *map(str, [*base, "--epochs", 3, "--out", cut])]),
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**env, **({} if ctx.cuda else {"OMP_NUM_THREADS": "1"})}, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     state = cut / "checkpoints" / "last" / "train_state.json"
     written = wait_for(state, min(120.0, ctx.report.left()))

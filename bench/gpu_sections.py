@@ -54,8 +54,7 @@ class Context:
 
     def env(self, **extra: str) -> dict[str, str]:
         path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        threads = {"OMP_NUM_THREADS": "1"} if not self.cuda else {}
-        return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **threads, **extra}
+        return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
 
     def run(self, cmd: list[str], *, timeout: float | None = None, env: dict | None = None,
             label: str = "") -> subprocess.CompletedProcess:
@@ -76,8 +75,11 @@ class Context:
     def compress(self, args: list[str], **kw) -> subprocess.CompletedProcess:
         return self.run([sys.executable, "-m", "compress", *map(str, args)], **kw)
 
-    def torchrun(self, n: int, args: list[str], **kw) -> subprocess.CompletedProcess:
-        return self.run(torchrun_cmd(n, ["-m", "compress", *map(str, args)]), **kw)
+    def torchrun(self, n: int, args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+        # ranks on a CPU share its cores: one thread each, or they oversubscribe them
+        threads = {} if self.cuda else {"OMP_NUM_THREADS": "1"}
+        return self.run(torchrun_cmd(n, ["-m", "compress", *map(str, args)]), env={**(env or self.env()), **threads},
+                        **kw)
 
 
 def torchrun_cmd(n: int, rest: list[str]) -> list[str]:

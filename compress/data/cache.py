@@ -111,8 +111,11 @@ def memmap_cache(source: ImageSource, indices: np.ndarray, folder: Path | None =
     key = cache_key(source, indices)
     data, index = folder / f"{key}.bin", folder / f"{key}.json"
     if data.is_file() and index.is_file():
-        meta = json.loads(index.read_text())
-        shapes = np.array(meta["shapes"], dtype=np.int64).reshape(-1, 3)
+        try:
+            meta = json.loads(index.read_text())
+            shapes = np.array(meta["shapes"], dtype=np.int64).reshape(-1, 3)
+        except (OSError, ValueError, KeyError, TypeError):  # a damaged index: the file is simply rebuilt
+            meta, shapes = {}, np.zeros((0, 3), dtype=np.int64)
         offsets, total = _layout(shapes)
         if meta.get("dtype") == source.dtype and len(shapes) == len(indices) and \
                 data.stat().st_size == total * np.dtype(source.dtype).itemsize:

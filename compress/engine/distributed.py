@@ -23,8 +23,7 @@ from compress.errors import UserInputError
 from compress.parallel import active, barrier, is_main, local_rank, rank, world_size
 
 __all__ = ["BACKEND_ENV", "DistContext", "barrier", "choose_backend", "finish", "init", "is_main", "leave", "rank",
-           "sync_batchnorm", "world_size",
-           "wrap"]
+           "sync_batchnorm", "world_size", "wrap"]
 
 
 @dataclass(frozen=True)

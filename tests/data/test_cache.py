@@ -84,3 +84,12 @@ def test_pixel_types_torch_cannot_convert_everywhere_are_not_cached(tmp_path):
     src = scan_folder(root)
     src.dtype = "uint16"
     assert subset_cache(src, np.arange(len(src))) is None
+
+
+def test_a_damaged_index_is_rebuilt_not_a_traceback(tiny_folder, tmp_path):
+    src = scan_folder(tiny_folder, cache=False)
+    first = memmap_cache(src, np.array([0, 1]), folder=tmp_path)
+    index = next(tmp_path.glob("*.json"))
+    index.write_text("{not json")
+    again = memmap_cache(src, np.array([0, 1]), folder=tmp_path)
+    assert torch.equal(again.buffer, first.buffer) and "shapes" in index.read_text()

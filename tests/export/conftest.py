@@ -45,3 +45,45 @@ def rng():
 def tiny_cnn():
     """Factory for a 1-conv classifier (``tiny_cnn(num_classes, in_chans)``)."""
     return _tiny_cnn
+
+
+@pytest.fixture(scope="session")
+def outlier_ckpt(tmp_path_factory):
+    """A TRAINED cifar-resnet8 (digits, 16 px, ≈97 % test OA) with one activation channel that breaks INT8.
+
+    Inside ``layer2.0``, channel c of ``bn1`` is scaled by 1000 and the input weights of ``conv2`` for that
+    channel by 1/1000: ReLU is positively homogeneous, so the float model computes the same logits (to
+    float rounding), but the per-tensor activation scale of conv2's input grows 1000× and every other
+    channel loses its INT8 resolution — the outlier that cross-layer equalisation removes. Quantising every
+    layer collapses validation accuracy; keeping ``layer2.0/conv2`` in float restores it, so the budget
+    fallback has real work to do.
+    """
+    from compress.data import DataConfig, build_data
+    from compress.engine.config import TrainConfig
+    from compress.engine.stage import StageSpec, run_stage
+    from compress.models import create_model
+
+    run = tmp_path_factory.mktemp("trained")
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = build_data(DataConfig(image_size=16), seed=0, run_dir=run)
+        cfg = TrainConfig(epochs=3, batch_size=64, lr=0.1, seed=0, device="cpu")
+        run_stage(StageSpec(role="student", arch="cifar_resnet8", method="ce", train=cfg, run_dir=run, config={}),
+                  data)
+    finally:
+        torch.set_num_threads(prev)
+    from compress.checkpoint import read_manifest, read_weights
+
+    best = run / "checkpoints" / "best"
+    model = create_model("cifar_resnet8", num_classes=10, in_chans=1)
+    model.load_state_dict(read_weights(best))
+    with torch.no_grad():
+        block = model.layer2[0]
+        c = int(block.bn1.weight.argmax())
+        block.bn1.weight[c] *= 1000.0
+        block.bn1.bias[c] *= 1000.0
+        block.conv2.weight[:, c] /= 1000.0
+    path = run / "checkpoints" / "outlier"
+    save_checkpoint(path, model.eval(), read_manifest(best))
+    return path

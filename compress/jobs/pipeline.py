@@ -84,7 +84,9 @@ def plan(r: Recipe) -> list[Step]:
     return steps
 
 
-def _key(step: Step, records: dict[str, dict[str, Any]]) -> str:
+def step_key(step: Step, records: dict[str, dict[str, Any]]) -> str:
+    """16 hex digits of the hash of ``step``'s settings and of the run ids of the records it reads:
+    a step whose record holds this key is done; any change to either makes it run again."""
     payload = json.dumps({"settings": step.settings, "reads": [records.get(d, {}).get("run_id") for d in step.reads]},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -116,7 +118,7 @@ class Pipeline:
         out = []
         for s in self.steps:
             rec = records.get(s.name)
-            done = rec is not None and s.name not in redo and rec.get("key") == _key(s, records)
+            done = rec is not None and s.name not in redo and rec.get("key") == step_key(s, records)
             out.append(StepStatus(s.name, "done" if done else ("redo" if rec else "pending")))
             if not done:
                 records[s.name] = {"run_id": "new"}
@@ -145,7 +147,7 @@ class Pipeline:
             shutil.copyfile(self.recipe_path, self.run / "recipe.yaml")  # what the report says it ran
         done: list[StepStatus] = []
         for s in self.steps:
-            key = _key(s, self.records)
+            key = step_key(s, self.records)
             rec = self.records.get(s.name)
             if rec is not None and rec.get("key") == key and s.name not in redo:
                 done.append(StepStatus(s.name, "done", outputs=rec["outputs"]))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -27,7 +28,8 @@ class EpochRecorder:
         self._epoch = False
 
     def start(self, description: str, total: int) -> None:
-        self._epoch = description.startswith("epoch ")  # other progress (e.g. caching images) is not training
+        # "epoch 2/3", or "student epoch 2/3" under a job; other progress (caching images) is not training
+        self._epoch = re.search(r"(^| )epoch \d+/\d+$", description) is not None
         if self._epoch:
             self.epochs.append(description)
             self.steps.append(0)

@@ -92,7 +92,7 @@ def test_a_step_stopped_before_its_run_folder_existed_starts_again(tmp_path, mon
     pipe = pl.Pipeline(load_recipe(recipe), str(recipe))
     state = tmp_path / "run" / pl.STATE_DIR
     state.mkdir(parents=True)
-    key = pl._key(pipe.steps[0], {})
+    key = pl.step_key(pipe.steps[0], {})
     (state / "teacher.started").write_text(key)  # Ctrl-C before the teacher's folder held anything
     pl.run_pipeline(recipe)
     assert calls[0] == ("teacher", False)

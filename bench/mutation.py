@@ -32,6 +32,7 @@ from bench.mutation_ops import Mutant, check_applies, generate, mutated_code  # 
 from bench.mutation_targets import TARGETS, Target  # noqa: E402
 
 EQUIVALENT_FILE = BENCH / "mutation_equivalent.txt"
+WORKERS = 2  # set from --workers: each child gets cpu_count // WORKERS threads
 HEAVY = ("numpy", "torch", "torchvision", "onnx", "onnxruntime", "safetensors", "scipy", "PIL", "yaml", "typer",
          "rich", "pytest", "timm", "matplotlib", "matplotlib.pyplot", "onnxruntime.quantization", "torch_pruning")
 
@@ -82,7 +83,9 @@ def _child(m: Mutant | None, tests: tuple[str, ...], log: Path) -> None:
     try:
         import torch
 
-        torch.set_num_threads(1)
+        threads = max(1, (os.cpu_count() or 1) // WORKERS)
+        os.environ["COMPRESS_TEST_THREADS"] = str(threads)  # read by tests/conftest.py
+        torch.set_num_threads(threads)
         if m is not None:
             _install(m)
         import pytest
@@ -145,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print the mutants and exit")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "mutation.json"))
     a = ap.parse_args(argv)
+    global WORKERS
+    WORKERS = max(1, a.workers)
     targets = [t for t in TARGETS if not a.only or any(o in t.path for o in a.only)]
     equivalent = load_equivalent()
     mutants: dict[str, list[Mutant]] = {}

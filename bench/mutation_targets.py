@@ -36,7 +36,7 @@ TARGETS: tuple[Target, ...] = (
     Target("compress/methods/erkt.py", ("ERKTNet.training_step",), METHOD_TESTS),
     Target("compress/engine/epoch.py", ("shard", "EpochBatches._batches", "EpochBatches.__init__"),
            ("tests/engine/test_rank_shares.py",)),
-    Target("export/verify.py", ("*",), ("tests/export/test_verify.py",)),
+    Target("export/verify.py", ("*",), ("tests/export/test_verify.py", "tests/export/test_verify_rules.py")),
     Target("export/int8.py", ("quantize_int8", "keep_float_inputs", "weighted_nodes", "match_nodes", "module_path",
                               "scored_as_written", "runs_as_written"),
            ("tests/export/test_int8.py", "tests/export/test_quantize.py", "tests/models/test_qdq.py"),

@@ -8,7 +8,23 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# bench/mutation.py runs two test processes at once on two cores and asks for one thread each
+torch.set_num_threads(int(os.environ.get("COMPRESS_TEST_THREADS", "0")) or max(1, min(2, os.cpu_count() or 1)))
+
+# ``@pytest.mark.cpu(kind)``: the result depends on this CPU's instructions (the CPU model changes from
+# machine to machine); a test marked with a kind the CPU lacks is skipped and says which CPU it ran on
+CPU_KINDS = {"int8_exact": lambda c: not c.int8_saturates, "bf16": lambda c: c.native_bf16, "amx": lambda c: c.amx}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("cpu"):
+        from compress.hardware import cpu_info
+
+        kind = mark.args[0]
+        if kind not in CPU_KINDS:
+            raise pytest.UsageError(f"unknown CPU kind {kind!r} in {item.nodeid}; one of {sorted(CPU_KINDS)}")
+        if not CPU_KINDS[kind](cpu_info()):
+            pytest.skip(f"needs a CPU with {kind}; this one is {cpu_info().describe()}")
 
 
 def write_folder(root: Path, classes: int = 3, per_class: int = 6, size: int = 12, bands: int = 3,

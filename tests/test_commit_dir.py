@@ -83,3 +83,16 @@ def test_recover_keeps_an_existing_folder_and_drops_both_temporaries(tmp_path):
 def test_recover_with_nothing_to_do_creates_nothing(tmp_path):
     recover_dir(tmp_path / "last")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_leftovers_of_an_earlier_kill_are_cleared_before_the_swap(tmp_path):
+    """A `.best.new` (partial write) and a `.best.old` (swap cut short after the new folder landed) from an
+    earlier kill must neither block the next commit nor leak into it."""
+    final = tmp_path / "best"
+    commit_dir(final, _fill("one"))
+    for stale in (tmp_path / ".best.new", tmp_path / ".best.old"):
+        stale.mkdir()
+        (stale / "junk.txt").write_text("junk")
+    commit_dir(final, _fill("two"))
+    assert _read(final) == ("two", "two") and not (final / "junk.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]

@@ -52,6 +52,29 @@ def test_an_edited_manifest_is_one_line(run, tmp_path, change, words):
     assert res.output.count("error:") == 1
 
 
+@pytest.mark.parametrize("change,words", [
+    ({"architecture": ""}, "architecture is ''"), ({"architecture": 5}, "architecture is 5"),
+    ({"num_classes": 0, "class_names": []}, "num_classes is 0; expected a whole number in 1…1048576"),
+    ({"num_classes": (1 << 20) + 1}, "num_classes is 1048577; expected a whole number in 1…1048576"),
+    ({"in_chans": 0}, "in_chans is 0; expected a whole number in 1…1024"),
+    ({"in_chans": 1025}, "in_chans is 1025; expected a whole number in 1…1024"),
+    ({"image_size": 4097}, "image_size is 4097; expected a whole number in 1…4096"),
+    ({"num_classes": True}, "num_classes is True"),
+])
+def test_each_field_range_is_checked_at_its_edges(change, words):
+    with pytest.raises(CheckpointError, match=words.replace("(", r"\(").replace("+", r"\+")):
+        Manifest.from_dict({**GOOD, **change})
+
+
+@pytest.mark.parametrize("change", [
+    {"num_classes": 1, "class_names": ["a"]}, {"image_size": 1}, {"image_size": 4096},
+    {"in_chans": 1024, "mean": [0.5] * 1024, "std": [0.25] * 1024},
+])
+def test_the_edges_of_each_range_are_accepted(change):
+    m = Manifest.from_dict({**GOOD, **change})
+    assert all(getattr(m, k) == (tuple(v) if isinstance(v, list) else v) for k, v in change.items())
+
+
 def test_a_good_manifest_still_reads():
     m = Manifest.from_dict(GOOD)
     assert m.mean == (0.5,) and all(math.isfinite(v) for v in m.std)

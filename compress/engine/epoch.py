@@ -81,8 +81,8 @@ class EpochBatches:
     def _batches(self) -> list[list[int]]:
         batches, layout = self._global()
         out = [shard(b, layout, self.rank, self.world) for b in batches]
-        return [b for b in out if b] if self.world == 1 else [b for b, g in zip(out, batches)
-                                                              if len(b) * self.world == len(g)]
+        # a share that is empty, or that leaves part of its global batch on no rank, is not trained
+        return [b for b, g in zip(out, batches) if b and len(b) * self.world == len(g)]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for b in self._batches():

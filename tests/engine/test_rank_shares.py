@@ -104,3 +104,36 @@ def test_pskd_loss_of_two_rank_shares_averages_to_the_single_process_loss():
         assert whole[k] == pytest.approx((shares[0][k] + shares[1][k]) / 2, rel=1e-5)
     with pytest.raises(Exception, match="same-class partners"):
         terms(shard(batch, "flat", 0, 2))  # a flat split pairs anchors with other anchors
+
+
+def test_groups_are_never_split_even_when_they_do_not_divide_over_the_ranks():
+    groups = [0, 0, 1, 1, 2, 2]  # three groups of two over two ranks: one each, the third left out
+    assert shard(groups, ("groups", 2), 0, 2) == [0, 0] and shard(groups, ("groups", 2), 1, 2) == [1, 1]
+
+
+class _Fixed:
+    """A sampler with fixed global batches and a layout."""
+
+    layout = "pairs"
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def test_a_global_batch_the_ranks_cannot_share_evenly_is_dropped(monkeypatch):
+    batches = [[0, 1, 2, 3, 10, 11, 12, 13], [4, 5, 6, 14, 15, 16], []]  # 4 pairs, 3 pairs, an empty batch
+    method = _Sampled(lambda l, b, s, e: _Fixed(batches))
+    (single,) = _rank_batches(method, monkeypatch, 1, 8)
+    assert single == batches[:2]  # one process trains every non-empty batch
+    r0, r1 = _rank_batches(method, monkeypatch, 2, 8)
+    assert r0 == [[0, 1, 10, 11]] and r1 == [[2, 3, 12, 13]]  # 3 pairs cannot go 1.5 per rank
+
+
+def test_batches_are_tagged_with_epoch_0_until_an_epoch_is_set(monkeypatch):
+    monkeypatch.setattr(epoch_mod, "rank", lambda: 0)
+    monkeypatch.setattr(epoch_mod, "world_size", lambda: 1)
+    eb = EpochBatches(_Sampled(lambda l, b, s, e: _Fixed([[1, 2]])), LABELS, TrainConfig(batch_size=2, device="cpu"))
+    assert list(eb) == [[(1, 0), (2, 0)]] and len(eb) == 1

@@ -198,3 +198,15 @@ def test_bad_inputs_raise_user_input_error():
         LF.soft_cross_entropy(s, -torch.ones(3, 4))
     with pytest.raises(UserInputError, match="torch.Tensor"):
         LF.kd_loss(S, T)
+
+
+def test_the_documented_defaults_are_the_ones_used():
+    """τ 4 for KD and the PSKD pair term, τ 1 and β = γ = 1 for DIST (the papers' values)."""
+    g = torch.Generator().manual_seed(3)
+    s, t = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    assert LF.kd_loss(s, t).item() == LF.kd_loss(s, t, temperature=4.0).item() != LF.kd_loss(s, t, 8.0).item()
+    assert LF.pair_consistency_loss(t, s).item() == LF.kd_loss(s, t, temperature=4.0).item()
+    explicit = LF.dist_loss(s, t, temperature=1.0, beta=1.0, gamma=1.0, tau_squared=False).item()
+    assert LF.dist_loss(s, t).item() == explicit
+    for other in ({"temperature": 2.0}, {"beta": 2.0}, {"gamma": 2.0}):
+        assert LF.dist_loss(s, t, **other).item() != explicit

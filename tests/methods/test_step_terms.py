@@ -138,3 +138,68 @@ def test_ce_with_label_smoothing():
     expected = float(-(target * np.log(_softmax(S))).sum(1).mean())
     assert losses == {"ce": pytest.approx(expected, rel=1e-9)}
     np.testing.assert_allclose(grad, (_softmax(S) - target) / B, rtol=1e-5, atol=1e-8)
+
+
+def test_pskd_terms_with_a_fixed_mixup(monkeypatch):
+    """Anchors S[:3], same-class partners S[3:]; λ 0.3 and the partners of another class fixed, the third
+    anchor without one (masked out of L_mix)."""
+    import compress.methods.pskd as pskd
+
+    y = np.array([0, 1, 2])
+    x = S.copy()
+    x[3:] = S[3:] + 0.5  # the partners: other images of the same classes
+    lam, index, valid = 0.3, np.array([1, 2, 2]), np.array([True, True, False])
+    monkeypatch.setattr(pskd, "sample_beta", lambda a: lam)
+    monkeypatch.setattr(pskd, "different_class_partners",
+                        lambda t: (torch.tensor(index), torch.tensor(valid)))
+    m = build_method("pskd", Linear(np.eye(K)), Linear(W_T), {"alpha": 0.2, "beta": 0.7, "gamma": 0.8},
+                     num_classes=K, image_size=2, in_chans=K)
+    m.on_epoch_start(0, 10)
+    out = m.training_step(torch.tensor(x.reshape(B, K, 1, 1)), torch.tensor(np.concatenate([y, y])))
+    got = {k: v.item() for k, v in out.losses.items()}
+    a, p = x[:3], x[3:]
+    tau = 4.0
+    s_mix = lam * a + (1 - lam) * a[index]
+    t_mix = s_mix @ W_T.T
+    ce_mix = np.array([lam * _ce(s_mix[i:i + 1], y[i:i + 1]) + (1 - lam) * _ce(s_mix[i:i + 1], y[index][i:i + 1])
+                       for i in range(3)])
+    kl = _kl(_softmax(t_mix / tau), _softmax(s_mix / tau)) * tau ** 2
+    assert got["ce"] == pytest.approx(0.8 * _ce(a, y), rel=1e-6)
+    assert got["pair"] == pytest.approx(0.2 * tau ** 2 * _kl(_softmax(p / tau), _softmax(a / tau)).mean(), rel=1e-6)
+    assert got["mix_ce"] == pytest.approx(0.7 * ce_mix[valid].mean(), rel=1e-6)
+    assert got["mix_kd"] == pytest.approx(0.7 * kl[valid].mean(), rel=1e-6)
+    torch.testing.assert_close(out.logits, torch.tensor(a))
+    assert out.targets.tolist() == [0, 1, 2]
+
+
+def test_pskd_with_no_anchor_of_another_class_has_no_mix_term(monkeypatch):
+    import compress.methods.pskd as pskd
+
+    monkeypatch.setattr(pskd, "sample_beta", lambda a: 0.5)
+    m = build_method("pskd", Linear(np.eye(K)), Linear(W_T), {}, num_classes=K, image_size=2, in_chans=K)
+    m.on_epoch_start(0, 10)
+    out = m.training_step(torch.tensor(S.reshape(B, K, 1, 1)), torch.tensor([3] * B))
+    assert out.losses["mix_ce"].item() == 0.0 and out.losses["mix_kd"].item() == 0.0  # n clamps to 1, not 0/0
+
+
+@pytest.mark.parametrize("targets", [[0, 1, 0, 1, 0], [0, 1, 2, 0, 1, 0], []])
+def test_pskd_refuses_a_batch_that_is_not_anchors_then_partners(targets):
+    from compress.errors import UserInputError
+    from compress.methods.pskd import PairwiseSimilarityKD
+
+    t = torch.tensor(targets, dtype=torch.long)
+    with pytest.raises(UserInputError, match="pskd needs batches of anchors followed by same-class partners"):
+        PairwiseSimilarityKD.split_pairs(torch.zeros(len(targets), 1, 1, 1), t)
+
+
+@pytest.mark.parametrize("cutmix_p", [0.0, 1.0])
+def test_erkt_reports_training_accuracy_only_on_unmixed_batches(cutmix_p):
+    torch.manual_seed(0)
+    pooled = [nn.Sequential(nn.AdaptiveAvgPool2d(1), Linear(w)) for w in (np.eye(K), W_T)]
+    m = build_method("erkt", *pooled, {"cutmix_p": cutmix_p}, num_classes=K, image_size=16, in_chans=K)
+    m.on_epoch_start(0, 10)
+    out = m.training_step(torch.tensor(np.tile(S.reshape(B, K, 1, 1), (1, 1, 16, 16))), torch.tensor(Y))
+    if cutmix_p:
+        assert out.logits is None and out.targets is None  # mixed labels: no top-1 to count
+    else:
+        assert out.targets.tolist() == Y.tolist() and out.logits.shape == (B, K)

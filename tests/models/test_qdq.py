@@ -1,20 +1,18 @@
 """The Q/DQ interpreter computes what the INT8 file means, for both flavours: what ONNX Runtime computes
 running it as written (Q/DQ around float ops) on every CPU, and what its fused integer kernels compute
 wherever those are exact (VNNI/AMX/ARM CPUs, and 7-bit weights anywhere). On x86 CPUs without VNNI the
-fused u8·s8 kernels sum pairs of products in saturating int16, so 8-bit weights can clip there: such a
-CPU is named in the test id and its fused comparison is skipped (``CpuInfo.int8_saturates``)."""
+fused u8·s8 kernels sum pairs of products in saturating int16, so 8-bit weights can clip there: those
+comparisons are marked ``cpu("int8_exact")`` and skipped on such a CPU (``CpuInfo.int8_saturates``)."""
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
 
-from compress.hardware import cpu_info
 from compress.models import create_model
 from compress.models.qdq import QDQGraphModule
 from export.int8 import cpu_flavour, pre_process, quantize_int8, trt_flavour
 
-CPU = cpu_info()
-CPU_KIND = "avx2-saturating" if CPU.int8_saturates else ("vnni-or-amx" if CPU.is_x86 else CPU.isa)
+EXACT = pytest.mark.cpu("int8_exact")  # ONNX Runtime's fused kernels with 8-bit weights are exact only there
 
 
 def _ort(path, x, fused: bool) -> np.ndarray:
@@ -25,18 +23,12 @@ def _ort(path, x, fused: bool) -> np.ndarray:
         None, {"input": x})[0]
 
 
-def _skip_if_saturating(fused: bool, reduce_range: bool) -> None:
-    if fused and CPU.int8_saturates and not reduce_range:
-        pytest.skip(f"{CPU.describe()}: ONNX Runtime's fused u8·s8 kernels saturate int16 pair sums with 8-bit "
-                    "weights here; the file's arithmetic is checked as written")
-
-
-@pytest.mark.parametrize("runtime", ["as-written", f"fused-{CPU_KIND}"])
 @pytest.mark.parametrize("arch,size", [("cifar_resnet8", 16), ("mobilenetv3_small_100", 32)])
-@pytest.mark.parametrize("flavour", [cpu_flavour(False), cpu_flavour(True), trt_flavour()], ids=["cpu", "cpu-rr", "trt"])
-def test_fake_quant_graph_matches_onnxruntime(tmp_path, arch, size, flavour, runtime):
-    fused = runtime.startswith("fused")
-    _skip_if_saturating(fused, flavour.reduce_range)
+@pytest.mark.parametrize("flavour,fused", [
+    (cpu_flavour(False), False), pytest.param(cpu_flavour(False), True, marks=EXACT), (cpu_flavour(True), False),
+    (cpu_flavour(True), True), (trt_flavour(), False), pytest.param(trt_flavour(), True, marks=EXACT),
+], ids=["cpu-as-written", "cpu-fused", "cpu-rr-as-written", "cpu-rr-fused", "trt-as-written", "trt-fused"])
+def test_fake_quant_graph_matches_onnxruntime(tmp_path, arch, size, flavour, fused):
     torch.manual_seed(0)
     model = create_model(arch, 10, 3).eval()
     fp32 = tmp_path / "m.onnx"
@@ -58,7 +50,8 @@ def test_fake_quant_graph_matches_onnxruntime(tmp_path, arch, size, flavour, run
     assert all(g is not None and torch.isfinite(g).all() for g in grads)  # the STE lets gradients through
 
 
-def test_a_dead_channel_keeps_its_bias_as_onnxruntime_adjusts_it(tmp_path):
+@pytest.mark.parametrize("fused", [False, pytest.param(True, marks=EXACT)], ids=["as-written", "fused"])
+def test_a_dead_channel_keeps_its_bias_as_onnxruntime_adjusts_it(tmp_path, fused):
     """Folded BatchNorm with gamma ~0: weights ~1e-9 and a bias of 3. At s_input · s_weight the bias would
     overflow int32; ONNX Runtime raises that channel's weight scale instead, and the interpreter must too."""
     torch.manual_seed(0)
@@ -73,7 +66,7 @@ def test_a_dead_channel_keeps_its_bias_as_onnxruntime_adjusts_it(tmp_path):
     rng = np.random.default_rng(0)
     calib, x = (rng.standard_normal((n, 3, 4, 4)).astype(np.float32) for n in (16, 4))
     quantize_int8(fp32, tmp_path / "q.onnx", calib, "minmax", cpu_flavour(False))
-    theirs = _ort(tmp_path / "q.onnx", x, fused=not CPU.int8_saturates)  # 8-bit weights: exact where not saturating
+    theirs = _ort(tmp_path / "q.onnx", x, fused)
     with torch.no_grad():
         ours = QDQGraphModule(tmp_path / "q.onnx", fp32).eval()(torch.from_numpy(x)).numpy()
     dead = theirs.reshape(4, 4, 16)[:, 1]

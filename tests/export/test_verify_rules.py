@@ -1,0 +1,202 @@
+"""Each parity rule and number on hand-made outputs: error statistics, the FP16 element rule, the INT8
+agreement/accuracy-drop and embedding cosine rules at their edges, latency medians and speed-ups on a
+fake clock, batching and the input checks."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import export.verify as verify
+from compress.errors import UserInputError
+from export.verify import ParityCriteria, check_parity, compare_arrays, median_latency_ms, run_batched
+from runtime.base import Runner, TensorSpec
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Fake(Runner):
+    """``fn`` on the numpy input; every call advances ``clock`` by the next of ``costs_ms`` (cycled)."""
+
+    def __init__(self, fn, backend: str = "onnxrt", clock: Clock | None = None, costs_ms=(1.0,)) -> None:
+        super().__init__(backend)
+        self.fn, self.backend, self.clock, self.costs = fn, backend, clock, list(costs_ms)
+        self.calls: list[tuple[tuple[int, ...], float]] = []  # (input shape, first value of the last sample)
+
+    def activate_impl(self) -> None: ...
+
+    def deactivate_impl(self) -> None: ...
+
+    def input_specs_impl(self):
+        return [TensorSpec("input", (-1, -1), "float32")]
+
+    def infer_impl(self, feeds):
+        x = feeds["input"]
+        self.calls.append((x.shape, float(x[-1, 0])))
+        if self.clock is not None:
+            self.clock.now += self.costs[(len(self.calls) - 1) % len(self.costs)] / 1e3
+        return OrderedDict(out=self.fn(x))
+
+
+def ident(x):
+    return x.copy()
+
+
+def test_error_statistics_by_hand():
+    st = compare_arrays(np.array([1.0, 2.0, 0.0, 4.0]), np.array([1.5, 2.0, 0.1, 3.0]), atol=0.2, rtol=0.3)
+    # |d| = .5, 0, .1, 1 ; rel = .5, 0, inf, .25 → only .5/.5 passes both tolerances
+    assert (st.max_abs, st.mean_abs, st.max_rel, st.num_failed, st.num_elements) == (1.0, 0.4, np.inf, 1, 4)
+    assert st.mean_rel == pytest.approx(0.25)  # the finite ones: (.5 + 0 + .25) / 3
+    empty = compare_arrays(np.zeros((0, 3)), np.zeros((0, 3)), 0.1, 0.1)
+    assert (empty.max_abs, empty.mean_abs, empty.max_rel, empty.mean_rel, empty.num_elements) == (0, 0, 0, 0, 0)
+    assert empty.passed
+
+
+def test_an_element_on_the_tolerance_passes():
+    st = compare_arrays(np.array([2.0]), np.array([2.5]), atol=0.5, rtol=0.1)  # abs 0.5 not > 0.5
+    assert st.num_failed == 0 and compare_arrays(np.array([2.0]), np.array([2.5]), 0.4, 0.25).num_failed == 0
+
+
+def test_median_latency_skips_the_warm_up_and_checks_only_the_first_call(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(verify, "time", SimpleNamespace(perf_counter=clock))
+    r = Fake(ident, clock=clock, costs_ms=(100.0, 90.0, 1.0, 2.0, 50.0, 3.0, 4.0))
+    checked = []
+    orig = r.infer
+    r.infer = lambda feeds, check_inputs=True: checked.append(check_inputs) or orig(feeds, check_inputs)
+    with r:
+        ms = median_latency_ms(r, np.zeros((2, 3), np.float32), repeats=5, warmup=2)
+    assert ms == pytest.approx(3.0)  # median of 1, 2, 50, 3, 4
+    assert checked == [True] + [False] * 6
+
+
+def _classify_runs(monkeypatch, costs: dict[str, float], backends: dict[str, str]):
+    clock = Clock()
+    monkeypatch.setattr(verify, "time", SimpleNamespace(perf_counter=clock))
+    x = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 2]], np.float32)
+    ref = Fake(ident, "torch", clock, (costs["ref"],))
+    cands = [(n, Fake(ident, backends.get(n, "onnxrt"), clock, (costs[n],)), p)
+             for n, p in (("a32", "fp32"), ("b32", "fp32"), ("h16", "fp16"), ("q8", "int8"))]
+    return check_parity(ref, cands, x, None, "classify", batch=3, dynamic=True, repeats=3)
+
+
+def test_speedup_is_against_the_first_onnx_runtime_fp32_row(monkeypatch):
+    rep = _classify_runs(monkeypatch, {"ref": 8.0, "a32": 4.0, "b32": 1.0, "h16": 2.0, "q8": 0.5}, {})
+    got = {r.name: r.speedup_vs_fp32 for r in rep.rows}
+    assert got == pytest.approx({"pytorch": 0.5, "a32": 1.0, "b32": 4.0, "h16": 2.0, "q8": 8.0})
+    assert rep.row("q8").latency_ms == pytest.approx(0.5)
+    # the first FP32 row runs elsewhere (TensorRT): the second one, ONNX Runtime's, is the reference
+    rep = _classify_runs(monkeypatch, {"ref": 8.0, "a32": 4.0, "b32": 1.0, "h16": 2.0, "q8": 0.5}, {"a32": "trt"})
+    assert rep.row("a32").speedup_vs_fp32 == pytest.approx(0.25) and rep.row("q8").speedup_vs_fp32 == 2.0
+    rep = _classify_runs(monkeypatch, {"ref": 8.0, "a32": 4.0, "b32": 1.0, "h16": 2.0, "q8": 0.5},
+                         {"a32": "trt", "b32": "trt"})
+    assert all(r.speedup_vs_fp32 is None for r in rep.rows)
+
+
+def test_fp16_is_judged_element_by_element_even_when_every_prediction_agrees():
+    x = np.array([[3, 1, 0], [0, 2, 1]], np.float32)
+    ref = Fake(ident, "torch")
+    drift = Fake(lambda a: a + np.array([0.0, 0.02, 0.0], np.float32))  # class 1 logits 1, 2 → rel 0.02, 0.01
+    small = Fake(lambda a: a + np.array([0.0, 0.005, 0.0], np.float32))
+    rep = check_parity(ref, [("d", drift, "fp16"), ("s", small, "fp16")], x, np.array([0, 1]), "classify", 2, True,
+                       repeats=1)
+    d, s = rep.row("d"), rep.row("s")
+    assert d.top1_agreement == 1.0 and d.accuracy_drop == 0.0 and d.failed_elements == 1 and not d.passed
+    assert d.rule == "no element with abs > 0.01 and rel > 0.01"
+    assert s.passed and s.failed_elements == 0 and not rep.passed
+    loose = ParityCriteria().with_overrides(atol={"fp16": 0.03})
+    assert check_parity(ref, [("d", drift, "fp16")], x, None, "classify", 2, True, loose, repeats=1).passed
+
+
+def _flip_last(a):
+    """Moves the last sample's top-1 from class 1 to class 0."""
+    out = a.copy()
+    out[-1, 0] += 5.0
+    return out
+
+
+@pytest.mark.parametrize("agree,drop,passed", [(0.75, 25.0, True), (0.76, 25.0, False), (0.75, 24.9, False)])
+def test_int8_agreement_and_accuracy_drop_pass_at_their_limits(agree, drop, passed):
+    x = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 2], [0, 2, 0]], np.float32)  # top-1 0, 1, 2, 1
+    labels = np.array([0, 1, 2, 1])
+    crit = ParityCriteria(int8_min_top1_agreement=agree, int8_max_accuracy_drop=drop)
+    rep = check_parity(Fake(ident, "torch"), [("q", Fake(_flip_last), "int8")], x, labels, "classify", 4, True,
+                       crit, repeats=1)
+    q = rep.row("q")
+    assert (q.top1_agreement, q.accuracy, q.accuracy_drop) == (0.75, 75.0, 25.0)
+    assert q.passed is passed and rep.passed is passed
+    assert q.rule == f"top-1 agreement >= {agree:.2%}, OA drop <= {drop} pt"
+
+
+def test_int8_without_labels_is_judged_on_agreement_alone():
+    x = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 2], [0, 2, 0]], np.float32)
+    crit = ParityCriteria(int8_min_top1_agreement=0.75, int8_max_accuracy_drop=0.0)
+    rep = check_parity(Fake(ident, "torch"), [("q", Fake(_flip_last), "int8")], x, None, "classify", 4, True, crit,
+                       repeats=1)
+    q = rep.row("q")
+    assert q.passed and q.accuracy is None and q.accuracy_drop is None and q.rule == "top-1 agreement >= 75.00%"
+
+
+def _rotate(a):
+    """Each embedding turned by 0 (first half) or by an angle with cosine 0.96 (second half)."""
+    c, s = 0.96, np.sqrt(1 - 0.96 ** 2)
+    out = a.copy()
+    h = len(a) // 2
+    out[h:, 0], out[h:, 1] = c * a[h:, 0] - s * a[h:, 1], s * a[h:, 0] + c * a[h:, 1]
+    return out * 3.0  # the scale must not matter to a cosine
+
+
+def test_int8_embeddings_are_judged_on_mean_cosine_at_its_limit():
+    x = np.array([[1, 0, 0], [0, 2, 0], [3, 0, 0], [0, 0.5, 0]], np.float32)
+    ref = Fake(ident, "torch")
+    rep = check_parity(ref, [("q", Fake(_rotate), "int8"), ("f", Fake(ident), "fp32")], x, None, "embed", 2, True,
+                       repeats=1)
+    q = rep.row("q")
+    assert q.mean_cosine == pytest.approx(0.98, abs=1e-6) and not q.passed and q.rule == "mean cosine >= 0.99"
+    assert q.top1_agreement is None and q.accuracy is None and rep.row("pytorch").top1_agreement is None
+    assert rep.row("f").passed and rep.row("f").mean_cosine == pytest.approx(1.0)
+    at = ParityCriteria(int8_min_cosine=q.mean_cosine)
+    assert check_parity(ref, [("q", Fake(_rotate), "int8")], x, None, "embed", 2, True, at, repeats=1).passed
+
+
+@pytest.mark.parametrize("dynamic,shapes", [(True, [(2, 3), (2, 3), (1, 3)]), (False, [(2, 3), (2, 3), (2, 3)])])
+def test_batches_and_the_padded_last_chunk(dynamic, shapes):
+    x = np.arange(1, 16, dtype=np.float32).reshape(5, 3)
+    r = Fake(lambda a: a * 2)
+    with r:
+        out = run_batched(r, x, 2, dynamic)
+    np.testing.assert_array_equal(out, x * 2)
+    assert [c[0] for c in r.calls] == shapes
+    assert r.calls[-1][1] == (13.0 if dynamic else 0.0)  # a static graph's padding is zeros
+
+
+def test_a_short_sample_set_is_timed_on_a_full_batch_of_its_last_sample():
+    x = np.array([[3, 1, 0], [0, 2, 1]], np.float32)
+    r = Fake(ident)
+    check_parity(Fake(ident, "torch"), [("r", r, "fp32")], x, None, "classify", batch=4, dynamic=True, repeats=2)
+    timed = r.calls[1:]  # the first call is the parity run itself
+    assert r.calls[0][0] == (2, 3) and all(c == ((4, 3), 0.0) for c in timed) and len(timed) == 4
+
+
+def test_empty_samples_and_mismatched_labels_are_refused():
+    ref, cand = Fake(ident, "torch"), [("c", Fake(ident), "fp32")]
+    with pytest.raises(UserInputError, match="parity needs at least one sample; the sample set is empty"):
+        check_parity(ref, cand, np.zeros((0, 3), np.float32), None, "classify", 2, True, repeats=1)
+    with pytest.raises(UserInputError, match="3 labels for 2 samples"):
+        check_parity(ref, cand, np.zeros((2, 3), np.float32), np.zeros(3), "classify", 2, True, repeats=1)
+
+
+def test_negative_tolerances_are_refused_and_unset_overrides_keep_the_default():
+    with pytest.raises(UserInputError, match="tolerance 'fp16=-0.1' is invalid"):
+        ParityCriteria().with_overrides(rtol={"fp16": -0.1})
+    c = ParityCriteria().with_overrides(None, None, int8_max_accuracy_drop=None, int8_min_cosine=0.5)
+    assert c.int8_max_accuracy_drop == 1.0 and c.int8_min_cosine == 0.5
+    assert ParityCriteria().with_overrides({"fp32": 0.0}).atol["fp32"] == 0.0

@@ -20,8 +20,9 @@ class Target:
 
 RESUME_TESTS = ("tests/engine/test_resume_kill.py::test_resume_trains_only_the_epochs_left",
                 "tests/engine/test_resume.py::test_resume_matches_uninterrupted_run",
-                "tests/engine/test_resume.py::test_resume_before_first_checkpoint_keeps_initial_weights")
-METHOD_TESTS = ("tests/methods/test_step_terms.py", "tests/methods/test_method_steps.py")
+                "tests/engine/test_resume.py::test_resume_before_first_checkpoint_keeps_initial_weights",
+                "tests/engine/test_restore.py")
+METHOD_TESTS = ("tests/methods/test_step_terms.py", "tests/methods/test_params.py", "tests/methods/test_method_steps.py")
 
 TARGETS: tuple[Target, ...] = (
     Target("compress/checkpoint.py", ("commit_dir", "recover_dir", "_check_fields", "check_compatible"),
@@ -39,10 +40,11 @@ TARGETS: tuple[Target, ...] = (
     Target("export/verify.py", ("*",), ("tests/export/test_verify.py", "tests/export/test_verify_rules.py")),
     Target("export/int8.py", ("quantize_int8", "keep_float_inputs", "weighted_nodes", "match_nodes", "module_path",
                               "scored_as_written", "runs_as_written"),
-           ("tests/export/test_int8.py", "tests/export/test_quantize.py", "tests/models/test_qdq.py"),
+           ("tests/export/test_int8_graph.py", "tests/export/test_int8.py", "tests/export/test_quantize.py",
+            "tests/models/test_qdq.py"),
            "not mobilenetv3"),
     Target("export/sensitivity.py", ("fallback_to_budget", "accuracy"),
            ("tests/export/test_int8.py", "tests/export/test_int8_budget.py")),
     Target("compress/jobs/pipeline.py", ("plan", "step_key", "Pipeline.status", "Pipeline._run_steps"),
-           ("tests/jobs/test_pipeline_keys.py", "tests/jobs/test_pipeline_safety.py"), "not second_process"),
+           ("tests/jobs/test_pipeline_state.py", "tests/jobs/test_pipeline_keys.py", "tests/jobs/test_pipeline_safety.py"), "not second_process"),
 )

@@ -143,3 +143,53 @@ def test_exclude_patterns():
 
     with pytest.raises(UserInputError, match="matches no weighted layer"):
         match_nodes(names, ["layer9"])
+
+
+def _fallback(two_paths, tmp_path, **kw):
+    path, x, y = two_paths
+    messages = []
+    info, rep = fallback_to_budget(path, tmp_path / "q.onnx", cpu_flavour(False), "minmax", x[:64], tmp_path / "c.json",
+                                   x[64:], y[64:], progress=messages.append, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "q.onnx"]  # no trial file left behind
+    return info, rep, messages
+
+
+def test_a_budget_equal_to_the_plain_int8_drop_is_met_without_any_float_layer(two_paths, tmp_path):
+    _, first, _ = _fallback(two_paths, tmp_path / "a", budget=1000.0)
+    (tmp_path / "b").mkdir()
+    info, rep, messages = _fallback(two_paths, tmp_path / "b", budget=first.steps[0].drop)
+    assert rep.met and len(rep.steps) == 1 and rep.chosen.float_nodes == [] and info.float_nodes == []
+    assert messages == [] and rep.sensitivity == {}
+
+
+def test_the_fallback_stops_at_the_first_layer_set_within_budget(two_paths, tmp_path):
+    path, _, _ = two_paths
+    (tmp_path / "a").mkdir()
+    _, rep, messages = _fallback(two_paths, tmp_path / "a", budget=0.0, max_float=1.0)
+    conv2 = sorted(match_nodes(weighted_nodes(path), ["conv2a", "conv2b"]))
+    assert rep.met and rep.chosen.drop == 0.0 and len(rep.steps) == 3 and sorted(rep.chosen.float_nodes) == conv2
+    assert messages == [f"sensitivity {i}/4" for i in range(1, 5)]
+    base = rep.steps[0].accuracy
+    assert all(-base <= v <= 100.0 - base for v in rep.sensitivity.values())  # OA points regained, not a sum
+    assert max(rep.sensitivity, key=rep.sensitivity.get) in conv2
+
+
+def test_an_unmet_budget_keeps_the_first_best_and_at_most_half_the_layers_by_default(two_paths, tmp_path):
+    path, _, _ = two_paths
+    (tmp_path / "a").mkdir()
+    _, rep, _ = _fallback(two_paths, tmp_path / "a", budget=-1.0)  # never met: every trial up to the limit runs
+    assert not rep.met and len(rep.steps) == 3 and "with up to 2 of 4 layers in float" in rep.note
+
+
+def test_on_a_tie_the_fewest_float_layers_win(two_paths, tmp_path, monkeypatch):
+    import export.sensitivity as sens
+
+    path, _, _ = two_paths
+    # OA of: the FP32 file, plain INT8, the four one-layer-float trials, then the greedy steps (all tied)
+    scripted = iter([100.0, 50.0, 60.0, 70.0, 55.0, 52.0, 90.0, 90.0, 90.0, 90.0])
+    monkeypatch.setattr(sens, "accuracy", lambda *a, **k: next(scripted))
+    _, rep, _ = _fallback(two_paths, tmp_path, budget=-1.0, max_float=1.0)
+    nodes = weighted_nodes(path)
+    assert [s.accuracy for s in rep.steps] == [50.0, 90.0, 90.0, 90.0, 90.0]
+    assert rep.chosen.float_nodes == [nodes[1]] and rep.sensitivity[nodes[1]] == 20.0  # the most sensitive first
+    assert [s.added for s in rep.steps[1:]] == [nodes[1], nodes[0], nodes[2], nodes[3]]

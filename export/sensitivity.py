@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from export.int8 import Int8Flavour, QuantizeInfo, quantize_int8, scored_as_written, weighted_nodes
+from export.verify import latency_feed, run_batched
 
 
 @dataclass
@@ -48,7 +49,6 @@ class FallbackReport:
 
 def accuracy(model: str | Path, x: np.ndarray, y: np.ndarray, batch: int, dynamic: bool, threads: int | None,
              as_written: bool = False) -> float:
-    from export.verify import run_batched
     from runtime.onnxrt import OnnxrtRunner
 
     with OnnxrtRunner(model, providers="cpu", threads=threads, fuse=not as_written) as r:
@@ -72,14 +72,14 @@ def latency(model: str | Path, feed: np.ndarray, threads: int | None, repeats: i
 
 def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, method: str,
                        calib: np.ndarray | None, cache: str | Path, val_x: np.ndarray, val_y: np.ndarray, *,
-                       budget: float, batch: int = 1, dynamic: bool = False, exclude: Sequence[str] = (),
+                       budget: float, batch: int, dynamic: bool, exclude: Sequence[str] = (),
                        max_float: float = 0.5, threads: int | None = None,
                        progress: Callable[[str], None] | None = None) -> tuple[QuantizeInfo, FallbackReport]:
     """Quantise ``fp32`` into ``out`` keeping the fewest weighted layers float for ``drop ≤ budget`` points."""
     out = Path(out)
     trial = out.with_name(out.stem + ".trial.onnx")
     nodes = weighted_nodes(fp32)
-    feed = val_x[:batch] if len(val_x) >= batch else np.repeat(val_x[:1], batch, axis=0)
+    feed = latency_feed(val_x, batch)
     ref = accuracy(fp32, val_x, val_y, batch, dynamic, threads)
     report = FallbackReport(budget=budget, reference_accuracy=ref, images=len(val_x), steps=[],
                             fp32_latency_ms=latency(fp32, feed, threads))

@@ -125,6 +125,15 @@ def run_batched(runner: Runner, x: np.ndarray, batch: int, dynamic: bool, input_
     return np.concatenate(outs)
 
 
+def latency_feed(x: np.ndarray, batch: int) -> np.ndarray:
+    """One full batch ``[batch, ...]`` to time with: the first ``batch`` samples of ``x`` (``[N, ...]``, N ≥ 1),
+    the last one repeated when ``x`` holds fewer."""
+    feed = x[:batch]
+    if len(feed) < batch:
+        feed = np.concatenate([feed, np.repeat(feed[-1:], batch - len(feed), axis=0)])
+    return feed
+
+
 def median_latency_ms(runner: Runner, feed: np.ndarray, repeats: int = 10, warmup: int = 2,
                       input_name: str = "input") -> float:
     """Median wall time of ``infer`` (host in → host out) over ``repeats`` calls after ``warmup``."""
@@ -173,9 +182,7 @@ def check_parity(reference: Runner, candidates: Sequence[tuple[str, Runner, str]
         raise UserInputError("parity needs at least one sample; the sample set is empty.")
     if labels is not None and len(labels) != len(inputs):
         raise UserInputError(f"{len(labels)} labels for {len(inputs)} samples.")
-    feed = inputs[:batch]
-    if len(feed) < batch:
-        feed = np.concatenate([feed, np.repeat(feed[-1:], batch - len(feed), axis=0)])
+    feed = latency_feed(inputs, batch)
     with reference:
         ref = run_batched(reference, inputs, batch, dynamic)
         ref_ms = median_latency_ms(reference, feed, repeats)

@@ -93,7 +93,11 @@ def _restore(method: Method, optimizer, scaler, ckpt_dir: Path) -> _Run:
     missing = method.student.load_state_dict(weights, strict=False)
     if missing.missing_keys or missing.unexpected_keys:
         raise CheckpointError(f"{ckpt_dir / 'last'} does not match the student architecture; use a new --out.")
-    method.load_state_dict({**{f"student.{k}": v for k, v in weights.items()}, **state["method"]}, strict=True)
+    try:
+        method.load_state_dict({**{f"student.{k}": v for k, v in weights.items()}, **state["method"]}, strict=True)
+    except RuntimeError as exc:  # a buffer the method has and the checkpoint lacks (or the reverse)
+        raise CheckpointError(f"{ckpt_dir / 'last'} does not hold this method's state "
+                              f"({str(exc).splitlines()[0][:120]}); use a new --out.") from exc
     optimizer.load_state_dict(state["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])

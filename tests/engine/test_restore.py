@@ -69,3 +69,10 @@ def test_resume_state_keeps_nesting_types_and_tensors(tmp_path):
     assert torch.equal(back["nested"][0][1], torch.arange(3)) and back[3] == "int key" and back["none"] is None
     assert back["groups"] == [{"lr": 0.1, "params": [0, 1]}] and isinstance(back["flags"]["b"], tuple)
     assert list(back) == list(state)
+
+
+def test_a_checkpoint_without_the_methods_state_is_refused_on_resume(tmp_path):
+    """The method gained a buffer the checkpoint does not hold: resuming must not silently keep a fresh one."""
+    _fit(tmp_path / "r", stop=1)
+    with pytest.raises(CheckpointError, match="does not hold this method's state.*use a new --out"):
+        _fit(tmp_path / "r", extra=-1.0, resume=True)

@@ -119,7 +119,8 @@ def two_paths(tmp_path_factory):
 def test_fallback_keeps_the_fewest_layers_float_and_is_deterministic(two_paths, tmp_path):
     path, x, y = two_paths
     runs = [fallback_to_budget(path, tmp_path / f"q{i}.onnx", cpu_flavour(False), "minmax", x[:64],
-                               tmp_path / f"c{i}.json", x[64:], y[64:], budget=2.0) for i in range(2)]
+                               tmp_path / f"c{i}.json", x[64:], y[64:], budget=2.0, batch=1, dynamic=False)
+            for i in range(2)]
     (info, rep), (_, again) = runs
     assert rep.reference_accuracy == 100.0 and rep.steps[0].drop > 20  # all-INT8 loses the signal
     conv2 = sorted(match_nodes(weighted_nodes(path), ["conv2a", "conv2b"]))
@@ -131,7 +132,8 @@ def test_fallback_keeps_the_fewest_layers_float_and_is_deterministic(two_paths, 
 def test_an_unreachable_budget_reports_the_best_found(two_paths, tmp_path):
     path, x, y = two_paths
     _, rep = fallback_to_budget(path, tmp_path / "q.onnx", cpu_flavour(False), "minmax", x[:64], tmp_path / "c.json",
-                                x[64:], y[64:], budget=2.0, max_float=0.25)  # 1 of the 4 layers may stay float
+                                x[64:], y[64:], budget=2.0, batch=1, dynamic=False,
+                                max_float=0.25)  # 1 of the 4 layers may stay float
     assert not rep.met and len(rep.chosen.float_nodes) == 1
     assert "budget was not met" in rep.note and f"{rep.chosen.accuracy:.2f} % OA" in rep.note
 
@@ -149,7 +151,7 @@ def _fallback(two_paths, tmp_path, **kw):
     path, x, y = two_paths
     messages = []
     info, rep = fallback_to_budget(path, tmp_path / "q.onnx", cpu_flavour(False), "minmax", x[:64], tmp_path / "c.json",
-                                   x[64:], y[64:], progress=messages.append, **kw)
+                                   x[64:], y[64:], batch=1, dynamic=False, progress=messages.append, **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "q.onnx"]  # no trial file left behind
     return info, rep, messages
 

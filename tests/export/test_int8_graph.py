@@ -95,3 +95,29 @@ def test_a_bad_exclude_suggests_the_closest_layers():
         match_nodes(names, ["fcx"])  # similar to one name, and only at a low cutoff (0.36)
     with pytest.raises(UserInputError, match=r"give a node name or module path\.$"):
         match_nodes(names, ["zzzzzzzz"])
+
+
+def test_the_layer_list_reads_the_graph_without_its_external_weights(convnet, tmp_path):
+    path, _ = convnet
+    onnx.save_model(onnx.load(str(path)), str(tmp_path / "ext.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
+    (tmp_path / "ext.data").unlink()  # a large model's weights are not needed to name its layers
+    assert weighted_nodes(tmp_path / "ext.onnx") == weighted_nodes(path) and len(weighted_nodes(path)) == 3
+
+
+def test_a_file_scored_as_written_runs_unfused_and_others_fused(convnet, monkeypatch):
+    import runtime.onnxrt as onnxrt
+    from export.sensitivity import accuracy
+
+    seen, real = [], onnxrt.OnnxrtRunner
+
+    def runner(model, providers=None, threads=None, fuse=True):
+        seen.append(fuse)
+        return real(model, providers, threads, fuse=fuse)
+
+    monkeypatch.setattr(onnxrt, "OnnxrtRunner", runner)
+    path, calib = convnet
+    x = calib[:6]
+    y = np.array([0, 1, 2, 3, 4, 0])
+    assert accuracy(path, x, y, 4, True, 1) == accuracy(path, x, y, 4, True, 1, as_written=True)
+    assert seen == [True, False]

@@ -11,7 +11,8 @@ import pytest
 
 import export.verify as verify
 from compress.errors import UserInputError
-from export.verify import ParityCriteria, check_parity, compare_arrays, median_latency_ms, run_batched
+from export.verify import (ParityCriteria, check_parity, compare_arrays, latency_feed, median_latency_ms, rejudge,
+                           run_batched)
 from runtime.base import Runner, TensorSpec
 
 
@@ -132,7 +133,7 @@ def test_int8_agreement_and_accuracy_drop_pass_at_their_limits(agree, drop, pass
                        crit, repeats=1)
     q = rep.row("q")
     assert (q.top1_agreement, q.accuracy, q.accuracy_drop) == (0.75, 75.0, 25.0)
-    assert q.passed is passed and rep.passed is passed
+    assert q.passed is passed and rep.passed is passed and rep.row("pytorch").top1_agreement == 1.0
     assert q.rule == f"top-1 agreement >= {agree:.2%}, OA drop <= {drop} pt"
 
 
@@ -200,3 +201,50 @@ def test_negative_tolerances_are_refused_and_unset_overrides_keep_the_default():
     c = ParityCriteria().with_overrides(None, None, int8_max_accuracy_drop=None, int8_min_cosine=0.5)
     assert c.int8_max_accuracy_drop == 1.0 and c.int8_min_cosine == 0.5
     assert ParityCriteria().with_overrides({"fp32": 0.0}).atol["fp32"] == 0.0
+
+
+def test_by_default_latency_is_the_median_of_ten_calls_after_two_warm_ups():
+    x = np.array([[3, 1, 0], [0, 2, 1]], np.float32)
+    ref, cand = Fake(ident, "torch"), Fake(ident)
+    check_parity(ref, [("c", cand, "fp32")], x, None, "classify", batch=2, dynamic=True)
+    assert len(cand.calls) == len(ref.calls) == 1 + 2 + 10  # the parity run, the warm-ups, the timed calls
+    with Fake(ident) as r:
+        median_latency_ms(r, x)
+    assert len(r.calls) == 12
+
+
+class Queued(Fake):
+    """A device runner: ``infer`` only queues the work; the time passes when the host waits for it."""
+
+    def infer_impl(self, feeds):
+        clock, self.clock = self.clock, None
+        out = super().infer_impl(feeds)
+        self.clock = clock
+        return out
+
+    def synchronize(self) -> None:
+        self.clock.now += self.costs[(len(self.calls) - 1) % len(self.costs)] / 1e3
+
+
+def test_latency_waits_for_queued_device_work(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(verify, "time", SimpleNamespace(perf_counter=clock))
+    with Queued(ident, clock=clock, costs_ms=(7.0,)) as r:
+        assert median_latency_ms(r, np.zeros((2, 3), np.float32), repeats=3, warmup=1) == pytest.approx(7.0)
+
+
+def test_the_latency_feed_is_one_full_batch_padded_with_the_last_sample():
+    x = np.arange(9, dtype=np.float32).reshape(3, 3)
+    np.testing.assert_array_equal(latency_feed(x, 5), x[[0, 1, 2, 2, 2]])
+    np.testing.assert_array_equal(latency_feed(x, 3), x)
+    np.testing.assert_array_equal(latency_feed(x, 2), x[:2])
+
+
+def test_a_rejudged_report_states_the_rule_it_was_judged_by():
+    x = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 2], [0, 2, 0]], np.float32)
+    run = [("q", Fake(_flip_last), "int8")]
+    labelled = check_parity(Fake(ident, "torch"), run, x, np.array([0, 1, 2, 1]), "classify", 4, True, repeats=1)
+    strict = ParityCriteria(int8_min_top1_agreement=0.5, int8_max_accuracy_drop=30.0)
+    assert rejudge(labelled, strict).row("q").rule == "top-1 agreement >= 50.00%, OA drop <= 30.0 pt"
+    plain = check_parity(Fake(ident, "torch"), run, x, None, "classify", 4, True, repeats=1)
+    assert rejudge(plain, strict).row("q").rule == "top-1 agreement >= 50.00%"

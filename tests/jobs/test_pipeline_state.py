@@ -158,3 +158,26 @@ def test_an_interrupted_step_is_resumed_only_with_its_own_key(tmp_path, monkeypa
     seen.clear()
     pl.run_pipeline(path)
     assert seen[0] == ("student:kd", False)
+
+
+def test_only_exports_that_failed_parity_are_listed_and_times_are_in_tenths(tmp_path, monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from compress.jobs import pipeline_steps
+
+    def step(p, s, folder, resume):
+        if s.folder not in ("", "."):
+            folder.mkdir(parents=True, exist_ok=True)
+        out = {"checkpoint": str(folder), "checkpoints": [str(folder)], "weights": [], "files": []}
+        if s.name == "export:kd":
+            return {**out, "outcome": "parity-failed", "message": "int8 lost 2.5 pt"}
+        return {**out, "outcome": "parity-failed" if s.name == "profile" else "ok"}  # not an export: not listed
+
+    ticks = iter(range(1000))
+    monkeypatch.setattr(pipeline_steps, "STEP_KINDS", {k: step for k in pipeline_steps.STEP_KINDS})
+    monkeypatch.setattr(pl, "time", SimpleNamespace(perf_counter=lambda: next(ticks) * 0.123456,
+                                                     strftime=time.strftime))
+    res = pl.run_pipeline(_recipe(tmp_path))
+    assert res.failed == ["export:kd: int8 lost 2.5 pt"]
+    assert [s.seconds for s in res.steps] == [0.1] * 7

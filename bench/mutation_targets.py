@@ -44,7 +44,7 @@ TARGETS: tuple[Target, ...] = (
             "tests/models/test_qdq.py"),
            "not mobilenetv3"),
     Target("export/sensitivity.py", ("fallback_to_budget", "accuracy"),
-           ("tests/export/test_int8.py", "tests/export/test_int8_budget.py")),
+           ("tests/export/test_int8_graph.py", "tests/export/test_int8.py", "tests/export/test_int8_budget.py")),
     Target("compress/jobs/pipeline.py", ("plan", "step_key", "Pipeline.status", "Pipeline._run_steps"),
            ("tests/jobs/test_pipeline_state.py", "tests/jobs/test_pipeline_keys.py", "tests/jobs/test_pipeline_safety.py"), "not second_process"),
 )

@@ -87,3 +87,26 @@ def test_bad_budgets_are_one_line(teacher, tmp_path, args, message):
     r = runner.invoke(app, ["prune", str(teacher), *args, "-o", str(tmp_path / "x")])
     assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_a_reachable_latency_budget_is_met_and_the_estimate_agrees_with_profile(teacher, tmp_path):
+    """Between the teacher's estimate and the smallest the search can reach, a budget must be met; the pruned
+    checkpoint's own estimate (``compress profile``) is the number the search stopped at."""
+    where = ["--target", "jetson-orin-nano-8gb", "--round-to", "4"]
+    full = json.loads(runner.invoke(app, ["prune", str(teacher), "--latency-ms", "1000", *where, "-o",
+                                          str(tmp_path / "a"), "--json"]).stdout)
+    low = runner.invoke(app, ["prune", str(teacher), "--latency-ms", "0.00001", *where, "-o", str(tmp_path / "b")])
+    smallest = float(low.output.split("the smallest reached was ")[1].split(" ms")[0])
+    before = full["before"]["latency_ms"]
+    assert full["after"] == full["before"] and smallest < before
+    budget = round((smallest + before) / 2, 4)
+    r = runner.invoke(app, ["prune", str(teacher), "--latency-ms", str(budget), *where, "-o", str(tmp_path / "c"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert smallest <= res["after"]["latency_ms"] <= budget < before and res["after"]["macs"] < full["before"]["macs"]
+    assert res["margin"] == pytest.approx(budget - res["after"]["latency_ms"], abs=1e-4)
+    prof = runner.invoke(app, ["profile", str(tmp_path / "c" / "checkpoints" / "best"), "--target",
+                               "jetson-orin-nano-8gb", "--precision", "fp16", "--json"])
+    est = json.loads(prof.stdout)["targets"][0]["latency"][0]
+    assert est["kind"] == "estimate" and est["latency_ms"] == pytest.approx(res["after"]["latency_ms"], abs=1e-4)

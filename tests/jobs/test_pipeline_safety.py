@@ -17,6 +17,7 @@ from compress.jobs.recipe import ExportRecipe, Recipe, StudentRecipe, export_con
 from compress.lock import lock_folder, release_folder
 from export.pipeline import validate_export_config
 from tests.cli.test_reliability import tree_hash
+from tests.jobs.fake_steps import install_fake_steps
 from tests.jobs.test_pipeline import _recipe
 
 runner = CliRunner()
@@ -48,44 +49,26 @@ def test_an_output_that_is_a_file_is_refused(tmp_path):
     assert (tmp_path / "taken").read_text() == "x"
 
 
-def _fake_steps(monkeypatch, calls, fail=()):
-    from compress.jobs import pipeline_steps
-
-    def step(p, s, folder, resume):
-        calls.append((s.name, resume))
-        if s.name in fail:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "half.txt").write_text("half")
-            raise UserInputError(f"{s.name} failed")
-        if s.folder not in ("", "."):
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "config.json").write_text("{}")
-            (folder / "result.txt").write_text(f"{s.name} {len(calls)}")
-        return {"checkpoint": str(folder), "checkpoints": [str(folder)], "weights": [], "files": []}
-
-    monkeypatch.setattr(pipeline_steps, "STEP_KINDS", {k: step for k in pipeline_steps.STEP_KINDS})
-
-
 def test_a_failed_redo_leaves_the_finished_step_and_its_record(tmp_path, monkeypatch):
     calls = []
-    _fake_steps(monkeypatch, calls)
+    install_fake_steps(monkeypatch, calls, with_resume=True)
     recipe = _recipe(tmp_path)
     pl.run_pipeline(recipe)
     done = tmp_path / "run" / "students" / "kd" / "result.txt"
     kept = done.read_text()
-    _fake_steps(monkeypatch, calls, fail=("student:kd",))
+    install_fake_steps(monkeypatch, calls, fail=("student:kd",), with_resume=True)
     with pytest.raises(UserInputError, match="student:kd failed"):
         pl.run_pipeline(recipe, redo=("student:kd",))
     assert done.read_text() == kept and not (done.parent / "half.txt").exists()
     assert not list((tmp_path / "run" / ".pipeline").glob("*.old-*"))
-    _fake_steps(monkeypatch, calls)
+    install_fake_steps(monkeypatch, calls, with_resume=True)
     steps = {s.name: s.status for s in pl.run_pipeline(recipe).steps}
     assert steps["student:kd"] == "done"  # its record came back with it
 
 
 def test_a_step_stopped_before_its_run_folder_existed_starts_again(tmp_path, monkeypatch):
     calls = []
-    _fake_steps(monkeypatch, calls)
+    install_fake_steps(monkeypatch, calls, with_resume=True)
     recipe = _recipe(tmp_path)
     from compress.jobs.recipe import load_recipe
 

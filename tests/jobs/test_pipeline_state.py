@@ -8,28 +8,10 @@ import yaml
 from compress.errors import UserInputError
 from compress.jobs import pipeline as pl
 from compress.jobs.recipe import load_recipe
+from tests.jobs.fake_steps import install_fake_steps
 from tests.jobs.test_pipeline_keys import BASE
 
 NAMES = ["teacher", "student:kd", "student:dkd", "export:kd", "export:dkd", "profile", "report"]
-
-
-def _fake(monkeypatch, calls, fail=(), make_folder=True):
-    from compress.jobs import pipeline_steps
-
-    def step(p, s, folder, resume):
-        calls.append(s.name)
-        if s.name in fail:
-            if make_folder:
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / "half.txt").write_text("half")
-            raise UserInputError(f"{s.name} failed")
-        if s.folder not in ("", "."):
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "config.json").write_text("{}")
-            (folder / "result.txt").write_text(f"{s.name} {len(calls)}")
-        return {"checkpoint": str(folder), "checkpoints": [str(folder)], "weights": [], "files": []}
-
-    monkeypatch.setattr(pipeline_steps, "STEP_KINDS", {k: step for k in pipeline_steps.STEP_KINDS})
 
 
 def _recipe(tmp_path, **change):
@@ -49,7 +31,7 @@ def _state_files(tmp_path):
 
 def test_dry_run_before_after_and_after_a_change(tmp_path, monkeypatch):
     calls = []
-    _fake(monkeypatch, calls)
+    install_fake_steps(monkeypatch, calls)
     path = _recipe(tmp_path)
     assert _status(path) == dict.fromkeys(NAMES, "pending")
     res = pl.run_pipeline(path)
@@ -69,7 +51,7 @@ def test_dry_run_before_after_and_after_a_change(tmp_path, monkeypatch):
 
 def test_the_recipe_is_copied_into_the_run_and_a_run_from_that_copy_works(tmp_path, monkeypatch):
     calls = []
-    _fake(monkeypatch, calls)
+    install_fake_steps(monkeypatch, calls)
     path = _recipe(tmp_path)
     pl.run_pipeline(path)
     copy = tmp_path / "run" / "recipe.yaml"
@@ -80,7 +62,7 @@ def test_the_recipe_is_copied_into_the_run_and_a_run_from_that_copy_works(tmp_pa
 
 def test_a_run_leaves_no_temporaries_and_a_redo_replaces_the_folder(tmp_path, monkeypatch):
     calls = []
-    _fake(monkeypatch, calls)
+    install_fake_steps(monkeypatch, calls)
     path = _recipe(tmp_path)
     pl.run_pipeline(path)
     records = [f"{n.replace(':', '__')}.json" for n in NAMES]
@@ -94,12 +76,12 @@ def test_a_run_leaves_no_temporaries_and_a_redo_replaces_the_folder(tmp_path, mo
 @pytest.mark.parametrize("make_folder", [True, False])
 def test_a_failed_redo_brings_the_old_folder_record_and_state_back(tmp_path, monkeypatch, make_folder):
     calls = []
-    _fake(monkeypatch, calls)
+    install_fake_steps(monkeypatch, calls)
     path = _recipe(tmp_path)
     pl.run_pipeline(path)
     result = tmp_path / "run" / "students" / "kd" / "result.txt"
     kept, before = result.read_text(), _state_files(tmp_path)
-    _fake(monkeypatch, calls, fail=("student:kd",), make_folder=make_folder)
+    install_fake_steps(monkeypatch, calls, fail=("student:kd",), make_folder=make_folder)
     with pytest.raises(UserInputError, match="student:kd failed"):
         pl.run_pipeline(path, redo=("student:kd",))
     assert result.read_text() == kept and not (result.parent / "half.txt").exists()
@@ -110,10 +92,10 @@ def test_a_failed_step_without_a_folder_of_its_own_loses_its_record(tmp_path, mo
     """The report writes into the run folder itself: nothing can be set aside, so after a failed redo its
     half-written files must not count as done."""
     calls = []
-    _fake(monkeypatch, calls)
+    install_fake_steps(monkeypatch, calls)
     path = _recipe(tmp_path)
     pl.run_pipeline(path)
-    _fake(monkeypatch, calls, fail=("report",), make_folder=False)
+    install_fake_steps(monkeypatch, calls, fail=("report",), make_folder=False)
     with pytest.raises(UserInputError, match="report failed"):
         pl.run_pipeline(path, redo=("report",))
     assert _status(path) == {**dict.fromkeys(NAMES, "done"), "report": "pending"}

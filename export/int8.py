@@ -29,6 +29,7 @@ from compress.registry import Registry
 
 MIN_CALIB_IMAGES = 16
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+DROPPABLE_ACTIVATIONS = ("Relu", "Clip")  # ONNX Runtime folds these into the next quantiser's range
 
 
 @dataclass(frozen=True)
@@ -167,24 +168,45 @@ def match_nodes(names: Sequence[str], patterns: Iterable[str]) -> list[str]:
     return out
 
 
-def keep_float_inputs(path: str | Path, nodes: Sequence[str]) -> None:
+def keep_float_inputs(path: str | Path, nodes: Sequence[str], reference: str | Path | None = None) -> None:
     """Make ``nodes`` compute in float: each input that arrives through a QuantizeLinear→DequantizeLinear
     pair is rewired to the float tensor before the pair (ONNX Runtime quantises a tensor for all its
-    consumers when its producer is quantised, even for consumers excluded from quantisation)."""
+    consumers when its producer is quantised, even for consumers excluded from quantisation).
+
+    With ``reference`` (the FP32 graph that was quantised) the input is the reference's own tensor: where
+    ONNX Runtime dropped a ReLU/Clip into the quantiser's range (the CPU flavour), the tensor before the pair
+    is the pre-activation one, so the dropped activation is put back for the float consumer."""
     import onnx
 
     model = onnx.load(str(path))
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
+    ref_nodes: dict[str, Any] = {}
+    ref_graph, ref_producer = None, {}
+    if reference is not None:
+        ref_graph = onnx.load(str(reference), load_external_data=False).graph
+        ref_nodes = {n.name: n for n in ref_graph.node}
+        ref_producer = {o: n for n in ref_graph.node for o in n.output}
     wanted = set(nodes)
+    restored: dict[str, Any] = {}
     for node in g.node:
         if node.name not in wanted:
             continue
         for i, name in enumerate(node.input):
             dq = producer.get(name)
             q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
-            if q is not None and q.op_type == "QuantizeLinear":
-                node.input[i] = q.input[0]
+            if q is None or q.op_type != "QuantizeLinear":
+                continue
+            src = node.input[i] = q.input[0]
+            ref = ref_nodes.get(node.name)
+            act = ref_producer.get(ref.input[i]) if ref is not None else None
+            here = producer.get(src)
+            if act is not None and act.op_type in DROPPABLE_ACTIVATIONS and (here is None or here.op_type != act.op_type):
+                out = f"{src}_{act.op_type.lower()}_for_float"
+                if out not in restored:
+                    restored[out] = _copy_node(act, [src, *act.input[1:]], out, ref_graph, g)
+                node.input[i] = out
+    g.node.extend(restored.values())
     used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
     changed = True
     while changed:  # drop Q/DQ nodes nobody reads any more
@@ -194,7 +216,43 @@ def keep_float_inputs(path: str | Path, nodes: Sequence[str]) -> None:
                 g.node.remove(n)
                 changed = True
         used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    if restored:
+        _topological_sort(g)
     onnx.save(model, str(path))
+
+
+def _copy_node(node: Any, inputs: list[str], output: str, ref_graph: Any, g: Any) -> Any:
+    """A copy of the reference's ``node`` reading ``inputs`` into ``output``, with the constants it needs."""
+    import onnx
+
+    new = onnx.NodeProto()
+    new.CopyFrom(node)
+    new.name = f"{node.name}_for_float"
+    del new.input[:], new.output[:]
+    new.input.extend(inputs)
+    new.output.append(output)
+    have = {t.name for t in g.initializer}
+    g.initializer.extend(t for t in ref_graph.initializer if t.name in inputs[1:] and t.name not in have)
+    return new
+
+
+def _topological_sort(g) -> None:
+    """Reorder ``g.node`` so every node follows the producers of its inputs (ONNX requires it)."""
+    ready = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
+    pending, ordered = list(g.node), []
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise ExportError("the INT8 graph has a missing input after keeping layers in float.")
+        pending = rest
+    del g.node[:]
+    g.node.extend(ordered)
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_images: np.ndarray | None,
@@ -242,7 +300,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib_images: np.
     except Exception as exc:
         raise ExportError(f"INT8 quantisation failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from exc
     if float_nodes:
-        keep_float_inputs(out_path, float_nodes)
+        keep_float_inputs(out_path, float_nodes, fp32_path)
     ops = [n.op_type for n in onnx.load(str(out_path), load_external_data=False).graph.node]
     return QuantizeInfo(path=out_path, flavour=flavour.name, calib_method=method,
                         calib_images=0 if calib_images is None else len(calib_images), per_channel=flavour.per_channel,

@@ -21,6 +21,7 @@ from compress.errors import UserInputError
 from compress.io import read_json, write_json_atomic, write_text_atomic
 from export.onnx import EXPORTERS, OUTPUT_NAMES, OnnxInfo, OnnxOptions, export_module, export_onnx, metadata_props
 from export.int8 import CALIB_METHODS, MIN_CALIB_IMAGES
+from export.samples import budget_images, inputs_of
 from export.variants import INT8_FILES, INT8_TARGETS, Int8Variant, write_fp16, write_int8
 from export.targets import TrtTarget, choose_ir_version, choose_opset
 from runtime.trtexec import resolve_trt_target
@@ -49,18 +50,18 @@ class ExportConfig:
     calib_images: int = 256
     calib_method: str = "entropy"
     int8_target: str = "auto"  # cpu | trt | both; auto: cpu, plus trt with --trt
-    int8_budget: float | None = 1.0  # OA points on the validation split; None: no fallback
+    int8_budget: float | None = 1.0  # points: % of top-1 changed, and validation OA drop; None: no fallback
     int8_exclude: tuple[str, ...] = ()
     int8_reduce_range: str = "auto"  # auto (from this CPU's features) | on | off
     int8_max_float: float = 0.5  # at most this share of the weighted layers may stay float
-    fallback_images: int = 500
+    fallback_images: int = 1000  # judge the INT8 budget on this many images (validation, then training)
     trt: bool = False
     trt_version: str | None = None
     dla: int | None = None
     workspace_mb: int = 1024
     remote: str | None = None
     criteria: ParityCriteria = field(default_factory=ParityCriteria)
-    parity_samples: int = 256
+    parity_samples: int = 1000
     repeats: int = 10
     force: bool = False
 
@@ -122,7 +123,7 @@ def validate_export_config(cfg: ExportConfig) -> None:
     if cfg.int8_reduce_range not in ("auto", "on", "off"):
         raise UserInputError(f"--int8-reduce-range must be auto, on or off, got '{cfg.int8_reduce_range}'.")
     if cfg.int8_budget is not None and cfg.int8_budget < 0:
-        raise UserInputError(f"--int8-budget is OA points and must be ≥ 0, got {cfg.int8_budget}.")
+        raise UserInputError(f"--int8-budget is in points (percent of images) and must be ≥ 0, got {cfg.int8_budget}.")
     if not 0 < cfg.int8_max_float <= 1:
         raise UserInputError(f"int8_max_float is a share of the layers in (0, 1], got {cfg.int8_max_float}.")
     if (cfg.int8_exclude or cfg.int8_target != "auto") and not cfg.int8:
@@ -160,34 +161,6 @@ def check_output_dir(out_dir: Path, checkpoint_dir: Path, force: bool) -> None:
     if not is_export_dir(out):
         raise UserInputError(f"'{out_dir}' holds files that are not a compress export (no {EXPORT_MARKER}); "
                              "--force only replaces a previous export — pick another -o.")
-
-
-def _resize(x: np.ndarray, size: int, channels_last: bool) -> np.ndarray:
-    """Resize a sample batch when --image-size overrides the manifest's size."""
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(x)
-    if channels_last:
-        t = t.permute(0, 3, 1, 2).float()
-    t = F.interpolate(t.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    if channels_last:
-        return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-    return t.numpy()
-
-
-def _inputs_of(samples: Any, embed_preprocess: bool, size: int, what: str) -> np.ndarray:
-    if embed_preprocess:
-        if samples.raw is None:
-            raise UserInputError(f"--embed-preprocess needs 8-bit images but the {what} ({samples.source}) are not "
-                                 "8-bit; export without --embed-preprocess.")
-        arr = np.asarray(samples.raw)
-    else:
-        imgs = samples.images
-        arr = imgs.numpy() if hasattr(imgs, "numpy") else np.asarray(imgs)
-        arr = arr.astype(np.float32)
-    have = arr.shape[1] if embed_preprocess else arr.shape[2]
-    return _resize(arr, size, embed_preprocess) if have != size else arr
 
 
 def _ort_candidates(path: Path, precision: str, label: str | None = None) -> list[tuple[str, Any, str]]:
@@ -247,7 +220,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportCo
                                  workspace_mb=cfg.workspace_mb)
     loader = samples_loader or default_samples_loader
     samples = loader(ckpt.path, man, "test", cfg.parity_samples)
-    inputs = _inputs_of(samples, cfg.embed_preprocess, size, "test samples")
+    inputs = inputs_of(samples, cfg.embed_preprocess, size, "test samples")
     labels = np.asarray(samples.labels).astype(np.int64) if samples.labels is not None else None
 
     final = out_dir.resolve()
@@ -266,7 +239,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportCo
         raise
     result.out_dir = out_dir
     if not result.passed:
-        failed = ", ".join(r.name for r in result.parity.rows if not r.passed)
+        failed = result.parity.failures()
         result.outcome = "parity-failed"
         result.message = (f"parity failed for {failed}; files kept in {out_dir} and marked PARITY_FAILED "
                           "(see parity.json).")
@@ -307,7 +280,7 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
     variants: list[Int8Variant] = []
     if cfg.int8:
         calib = loader(ckpt.path, man, "train", cfg.calib_images)
-        calib_x = _inputs_of(calib, cfg.embed_preprocess, opts.image_size, "calibration images")
+        calib_x = inputs_of(calib, cfg.embed_preprocess, opts.image_size, "calibration images")
         if len(calib_x) < MIN_CALIB_IMAGES:  # asking for more would not help: the split has no more
             raise UserInputError(f"INT8 calibration needs at least {MIN_CALIB_IMAGES} images, but the run's "
                                  f"training split holds only {len(calib_x)}; train on more images (a higher "
@@ -315,15 +288,10 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
         if len(calib_x) < cfg.calib_images:
             notes.append(f"INT8 calibration used all {len(calib_x)} training images ({cfg.calib_images} were asked "
                          "for; the training split has no more).")
-        val = None
-        if cfg.int8_budget is not None and cfg.task == "classify" and calib.labels is not None:
-            held = loader(ckpt.path, man, "val", cfg.fallback_images)
-            if not held.source.startswith("val"):
-                notes.append(f"the INT8 accuracy budget was checked on {held.source}: the run has no validation "
-                             "images, so the layer choice saw the images the parity table reports.")
-            val = (_inputs_of(held, cfg.embed_preprocess, opts.image_size, "validation images"),
-                   np.asarray(held.labels).astype(np.int64))
-        variants = write_int8(tmp, cfg, info.ir_version, calib_x, val)
+        judge_x, val = None, None
+        if cfg.int8_budget is not None and cfg.task == "classify":
+            judge_x, val = budget_images(ckpt.path, man, loader, cfg, opts.image_size, notes)
+        variants = write_int8(tmp, cfg, info.ir_version, calib_x, judge_x, val)
         for v in variants:
             label = "int8" if v.flavour == "cpu" else f"int8-{v.flavour}"
             more = _ort_candidates(tmp / v.file, "int8", label)
@@ -344,7 +312,7 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
         row.file = files.get(row.name, "model.engine" if row.name.startswith("tensorrt") else None)
     write_json_atomic(tmp / "parity.json", report)
     if not report.passed:
-        failed = ", ".join(r.name for r in report.rows if not r.passed)
+        failed = report.failures()
         write_text_atomic(tmp / FAILED_MARKER, f"parity failed for: {failed}; see parity.json\n")
     result = ExportResult(out_dir=out_dir, files=[], onnx=info, parity=report, int8=variants,
                           engine_status=status, engine_note=note, engine_onnx=engine_onnx,

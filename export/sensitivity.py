@@ -1,16 +1,23 @@
-"""Keeping the fewest layers in float that bring the INT8 accuracy drop within a budget.
+"""Keeping the fewest layers in float that bring the INT8 file within a budget of changed predictions.
 
-1. Quantise every weighted layer; measure OA on the validation images. Within budget: done.
-2. Sensitivity: for each weighted layer, quantise all but that one and measure the OA it gives back.
+The budget is judged where it means something: top-1 agreement with the FP32 model on ``images`` (up to
+1,000 training and validation images; no labels needed, so one image is 0.1 pt), plus, when labelled
+validation images are given, their accuracy drop with a 95 % paired interval — a file whose validation
+drop is above the budget beyond doubt fails even if it agrees often enough. Changed predictions bound
+the accuracy drop on the same images (a drop needs a changed prediction), so a disagreement budget of
+B % keeps any accuracy loss within B points there, and matches the parity check's agreement rule.
+
+1. Quantise every weighted layer; measure. Within budget: done.
+2. Sensitivity: for each weighted layer, quantise all but that one and measure the disagreement it removes.
 3. Greedy fallback: keep layers in float in order of sensitivity (ties: graph order, so the choice is
-   deterministic), re-measuring OA and ONNX Runtime CPU latency after each, until the drop is within
-   the budget — or until ``max_float`` layers are float, then the budget is reported unreachable
-   with the best result found.
+   deterministic), re-measuring after each, with ONNX Runtime CPU latency, until within the budget — or
+   until ``max_float`` of the layers are float; then the budget is reported unreachable with the best found.
 
 Calibration runs once (the ranges are cached), so every trial only re-quantises.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -25,11 +32,14 @@ from export.verify import latency_feed, run_batched
 
 @dataclass
 class FallbackStep:
-    """One trial: which layers were float, the OA (%) and drop (points) on the validation images, latency (ms)."""
+    """One trial: the float layers; the share of ``images`` (%) whose top-1 differs from FP32; on labelled
+    validation images the OA (%) and its drop (points) with a 95 % interval; ONNX Runtime CPU latency (ms)."""
 
     float_nodes: list[str]
-    accuracy: float
-    drop: float
+    disagreement: float
+    accuracy: float | None = None
+    drop: float | None = None
+    drop_interval: tuple[float, float] | None = None
     latency_ms: float | None = None
     added: str | None = None
 
@@ -37,23 +47,38 @@ class FallbackStep:
 @dataclass
 class FallbackReport:
     budget: float
-    reference_accuracy: float
-    images: int
+    images: int  # judged for agreement
+    val_images: int  # labelled, for the accuracy drop (0: none)
+    reference_accuracy: float | None
     steps: list[FallbackStep]
-    sensitivity: dict[str, float] = field(default_factory=dict)  # layer → OA points regained when float
+    sensitivity: dict[str, float] = field(default_factory=dict)  # layer → disagreement points removed when float
     met: bool = True
     chosen: FallbackStep | None = None
     fp32_latency_ms: float | None = None
     note: str = ""
 
 
-def accuracy(model: str | Path, x: np.ndarray, y: np.ndarray, batch: int, dynamic: bool, threads: int | None,
-             as_written: bool = False) -> float:
+def top1(model: str | Path, x: np.ndarray, batch: int, dynamic: bool, threads: int | None,
+         as_written: bool = False) -> np.ndarray:
+    """Top-1 class of each image ``[N]`` in ONNX Runtime CPU (``as_written``: the graph unfused)."""
     from runtime.onnxrt import OnnxrtRunner
 
     with OnnxrtRunner(model, providers="cpu", threads=threads, fuse=not as_written) as r:
-        out = run_batched(r, x, batch, dynamic)
-    return float((out.argmax(1) == y).mean() * 100.0)
+        return run_batched(r, x, batch, dynamic).argmax(1)
+
+
+def paired_drop(ref_correct: np.ndarray, correct: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """Accuracy drop in points (reference − candidate) on the same images, with a 95 % normal interval of
+    the paired per-image differences (exact 0 ± 0 when no prediction's correctness changed)."""
+    d = ref_correct.astype(np.float64) - correct.astype(np.float64)
+    mean = float(d.mean()) * 100.0
+    half = 1.96 * float(d.std(ddof=1)) / math.sqrt(len(d)) * 100.0 if len(d) > 1 else 100.0
+    return mean, (mean - half, mean + half)
+
+
+def within(step: FallbackStep, budget: float) -> bool:
+    """Agreement within the budget, and no validation drop above it beyond its interval."""
+    return step.disagreement <= budget and (step.drop_interval is None or step.drop_interval[0] <= budget)
 
 
 def latency(model: str | Path, feed: np.ndarray, threads: int | None, repeats: int = 30) -> float:
@@ -71,36 +96,46 @@ def latency(model: str | Path, feed: np.ndarray, threads: int | None, repeats: i
 
 
 def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, method: str,
-                       calib: np.ndarray | None, cache: str | Path, val_x: np.ndarray, val_y: np.ndarray, *,
-                       budget: float, batch: int, dynamic: bool, exclude: Sequence[str] = (),
-                       max_float: float = 0.5, threads: int | None = None,
+                       calib: np.ndarray | None, cache: str | Path, images: np.ndarray,
+                       val: tuple[np.ndarray, np.ndarray] | None = None, *, budget: float, batch: int, dynamic: bool,
+                       exclude: Sequence[str] = (), max_float: float = 0.5, threads: int | None = None,
                        progress: Callable[[str], None] | None = None) -> tuple[QuantizeInfo, FallbackReport]:
-    """Quantise ``fp32`` into ``out`` keeping the fewest weighted layers float for ``drop ≤ budget`` points."""
+    """Quantise ``fp32`` into ``out`` keeping the fewest weighted layers float for the budget (points):
+    ``images`` ``[N, C, H, W]`` judge agreement, ``val`` (images, labels) the accuracy drop."""
     out = Path(out)
     trial = out.with_name(out.stem + ".trial.onnx")
     nodes = weighted_nodes(fp32)
-    feed = latency_feed(val_x, batch)
-    ref = accuracy(fp32, val_x, val_y, batch, dynamic, threads)
-    report = FallbackReport(budget=budget, reference_accuracy=ref, images=len(val_x), steps=[],
-                            fp32_latency_ms=latency(fp32, feed, threads))
+    n_fid = len(images)
+    x = images if val is None else np.concatenate([images, val[0]])
+    ref = top1(fp32, x, batch, dynamic, threads)
+    ref_ok = None if val is None else ref[n_fid:] == val[1]
+    report = FallbackReport(budget=budget, images=n_fid, val_images=0 if val is None else len(val[1]),
+                            reference_accuracy=None if ref_ok is None else float(ref_ok.mean() * 100.0), steps=[],
+                            fp32_latency_ms=latency(fp32, latency_feed(x, batch), threads))
 
     def run(float_nodes: list[str], path: Path, timed: bool = False) -> tuple[QuantizeInfo, FallbackStep]:
         info = quantize_int8(fp32, path, calib, method, flavour, batch=batch, float_nodes=float_nodes,
                              calibration_cache=cache)
-        acc = accuracy(path, val_x, val_y, batch, dynamic, threads, scored_as_written(flavour.name))
-        return info, FallbackStep(list(float_nodes), acc, ref - acc, latency(path, feed, threads) if timed else None)
+        pred = top1(path, x, batch, dynamic, threads, scored_as_written(flavour.name))
+        step = FallbackStep(list(float_nodes), float((pred[:n_fid] != ref[:n_fid]).mean() * 100.0),
+                            latency_ms=latency(path, latency_feed(x, batch), threads) if timed else None)
+        if ref_ok is not None:
+            ok = pred[n_fid:] == val[1]
+            step.accuracy = float(ok.mean() * 100.0)
+            step.drop, step.drop_interval = paired_drop(ref_ok, ok)
+        return info, step
 
     base = [n for n in nodes if n in set(exclude)]
     info, step = run(base, out, timed=True)
     report.steps.append(step)
-    if step.drop <= budget:
+    if within(step, budget):
         report.chosen = step
         return info, report
     candidates = [n for n in nodes if n not in base]
     for i, node in enumerate(candidates):
         if progress:
             progress(f"sensitivity {i + 1}/{len(candidates)}")
-        report.sensitivity[node] = run(base + [node], trial)[1].accuracy - step.accuracy
+        report.sensitivity[node] = step.disagreement - run(base + [node], trial)[1].disagreement
     order = sorted(candidates, key=lambda n: (-report.sensitivity[n], nodes.index(n)))
     limit = max(1, int(max_float * len(nodes)))
     best_info, best = info, step
@@ -112,17 +147,19 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
         info, step = run(chosen, trial, timed=True)
         step.added = node
         report.steps.append(step)
-        if step.accuracy > best.accuracy:
+        if (within(step, budget), -step.disagreement) > (within(best, budget), -best.disagreement):
             best = step
             trial.replace(out)
             best_info = info
             best_info.path = out
-        if step.drop <= budget:
+        if within(step, budget):
             break
     trial.unlink(missing_ok=True)
     report.chosen = best
-    report.met = best.drop <= budget
+    report.met = within(best, budget)
     if not report.met:
+        drop = "" if best.drop is None else f", validation OA drop {best.drop:.2f} pt"
         report.note = (f"the {budget:g}-pt budget was not met with up to {limit} of {len(nodes)} layers in float; best "
-                       f"found: {best.accuracy:.2f} % OA (drop {best.drop:.2f} pt) with {len(best.float_nodes)} float")
+                       f"found: {best.disagreement:.2f} % of {n_fid} images change their top-1{drop}, with "
+                       f"{len(best.float_nodes)} float")
     return best_info, report

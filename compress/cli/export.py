@@ -35,7 +35,8 @@ OPTIONS = Group("export", (
     opt("int8_target", "--int8-target", default="auto", help="INT8 flavour: cpu (ONNX Runtime), trt (TensorRT "
         "Q/DQ placement) or both; auto = cpu, plus trt with --trt."),
     opt("int8_budget", "--int8-budget", type=float, default=1.0,
-        help="Largest INT8 OA drop (points, validation split); the most sensitive layers stay float to meet it."),
+        help="INT8 budget, points: at most this % of up to 1000 validation+training images may change their top-1, "
+        "and no validation OA drop beyond it; the most sensitive layers stay float to meet it."),
     opt("no_int8_fallback", "--no-int8-fallback", type=Flag, default=False,
         help="Quantise every layer; no sensitivity fallback."),
     opt("int8_exclude", "--int8-exclude", type=Optional[List[str]], show_default=False,
@@ -47,13 +48,14 @@ OPTIONS = Group("export", (
     opt("dla", "--dla", type=Int, help="DLA core (Jetson Xavier/Orin), GPU fallback on.", show_default=False),
     opt("workspace_mb", "--workspace-mb", type=int, default=1024, help="TensorRT builder workspace (MiB)."),
     opt("remote", "--remote", help="[user@]host[:port]: build on the Jetson over SSH.", show_default=False),
-    opt("atol", "--atol", type=Optional[List[str]], help="Abs tolerance, PREC=VALUE (repeatable; bare = fp32).",
+    opt("atol", "--atol", type=Optional[List[str]], help="Abs tolerance, PREC=VALUE (repeatable; bare = fp32; "
+        "fp16's is a share of the largest |output|).",
         show_default=False),
     opt("rtol", "--rtol", type=Optional[List[str]], help="Rel tolerance, PREC=VALUE (repeatable; bare = fp32).",
         show_default=False),
-    opt("min_top1", "--min-top1-agreement", type=Optional[float], help="INT8: fraction.", show_default="0.99"),
-    opt("max_oa_drop", "--max-oa-drop", type=Optional[float], help="INT8: OA points.", show_default="1.0"),
-    opt("samples", "--samples", type=int, default=256, help="Test samples for the parity check."),
+    opt("min_top1", "--min-top1-agreement", type=Optional[float], help="INT8: fraction.", show_default="1 - budget/100"),
+    opt("max_oa_drop", "--max-oa-drop", type=Optional[float], help="INT8: OA points.", show_default="the budget"),
+    opt("samples", "--samples", type=int, default=1000, help="Test samples for the parity check (capped at the split)."),
     opt("force", "--force", type=Flag, default=False, help="Replace a previous export in the output folder."),
     opt("json", "--json", type=Flag, default=False, help="Print the result as JSON."),
 ))
@@ -93,21 +95,26 @@ def render_parity(report) -> None:
 
 
 def render_fallback(variant) -> None:
-    """The budget fallback of one INT8 file: each step's float layers, validation OA and CPU latency."""
+    """The budget fallback of one INT8 file: each step's float layers, changed predictions, validation OA
+    (with the drop's 95 % interval) and CPU latency."""
     from rich.table import Table
 
     fb = variant.fallback
-    table = Table(title=f"{variant.file}: INT8 fallback to a {fb.budget:g}-pt budget ({fb.images} validation images, "
-                        f"FP32 {fb.reference_accuracy:.2f} % OA, {_fmt(fb.fp32_latency_ms, '.3f')} ms on ONNX Runtime CPU)")
-    for col in ("step", "kept in float", "OA %", "drop pt", "ms"):
+    on_val = (f"; OA on {fb.val_images} validation images, FP32 {fb.reference_accuracy:.2f} %" if fb.val_images
+              else "; no validation split")
+    table = Table(title=f"{variant.file}: INT8 fallback to a {fb.budget:g}-pt budget (top-1 agreement on {fb.images} "
+                        f"images{on_val}; FP32 {_fmt(fb.fp32_latency_ms, '.3f')} ms on ONNX Runtime CPU)")
+    for col in ("step", "kept in float", "top-1 changed %", "OA %", "drop pt (95 %)", "ms"):
         table.add_column(col, justify="left" if col == "kept in float" else "right")
     for i, st in enumerate(fb.steps):
+        drop = "-" if st.drop is None else f"{st.drop:+.2f} [{st.drop_interval[0]:+.2f}, {st.drop_interval[1]:+.2f}]"
         table.add_row(str(i), st.added or ("all layers INT8" if not st.float_nodes else ", ".join(st.float_nodes)),
-                      f"{st.accuracy:.2f}", f"{st.drop:+.2f}", _fmt(st.latency_ms, ".3f"))
+                      f"{st.disagreement:.2f}", _fmt(st.accuracy, ".2f"), drop, _fmt(st.latency_ms, ".3f"))
     show_table(table)
     chosen = fb.chosen
     console.print(f"{'met' if fb.met else '[red]NOT met[/red]'}: {len(chosen.float_nodes)} layer(s) kept in float "
-                  f"({escape(', '.join(chosen.float_nodes) or 'none')}), drop {chosen.drop:.2f} pt", markup=True)
+                  f"({escape(', '.join(chosen.float_nodes) or 'none')}), {chosen.disagreement:.2f} % of top-1 changed",
+                  markup=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -120,7 +127,8 @@ def register(app: typer.Typer) -> None:
         g = given.own
         if not g["out"]:
             raise UserInputError("export needs -o/--out DIR: the folder to write the ONNX files and reports into.")
-        criteria = ParityCriteria().with_overrides(_tolerances(g["atol"], "--atol"), _tolerances(g["rtol"], "--rtol"),
+        budget = None if g["no_int8_fallback"] else g["int8_budget"]
+        criteria = ParityCriteria().for_int8_budget(budget).with_overrides(_tolerances(g["atol"], "--atol"), _tolerances(g["rtol"], "--rtol"),
                                                    int8_min_top1_agreement=g["min_top1"],
                                                    int8_max_accuracy_drop=g["max_oa_drop"])
         cfg = ExportConfig(batch=g["batch"], dynamic_batch=g["dynamic_batch"], max_batch=g["max_batch"],
@@ -128,7 +136,7 @@ def register(app: typer.Typer) -> None:
                            simplify=not g["no_simplify"], embed_preprocess=g["embed_preprocess"], task=g["task"],
                            fp16=g["fp16"], int8=g["int8"], calib_images=g["calib_images"],
                            calib_method=g["calib_method"], int8_target=g["int8_target"],
-                           int8_budget=None if g["no_int8_fallback"] else g["int8_budget"],
+                           int8_budget=budget,
                            int8_exclude=tuple(g["int8_exclude"] or ()), int8_reduce_range=g["int8_reduce_range"],
                            trt=g["trt"], trt_version=g["trt_version"], dla=g["dla"],
                            workspace_mb=g["workspace_mb"], remote=g["remote"], criteria=criteria,

@@ -187,7 +187,19 @@ def _note(results: list[StageResult], cfg: JobConfig) -> str | None:
     if cfg.resume and results and all(r.fit is None for r in results):
         return (f"nothing to do: every stage of this run already finished its {cfg.train.epochs} epochs "
                 "(pass a larger --epochs with --resume to extend it).")
-    return None
+    return below_baseline([r.summary for r in results])
+
+
+def below_baseline(rows: list[StageSummary]) -> str | None:
+    """One line when the distilled student ends below the no-teacher baseline of the same run, and what to try."""
+    by = {r.role: r for r in rows}
+    b, s = by.get("baseline"), by.get("student")
+    if b is None or s is None or b.test_oa is None or s.test_oa is None or s.test_oa >= b.test_oa:
+        return None
+    return (f"the {s.method} student ({s.test_oa:.2%}) ended {100 * (b.test_oa - s.test_oa):.1f} pt below the "
+            f"no-teacher baseline ({b.test_oa:.2%}): distillation did not help here. Try a student pruned from the "
+            "teacher (compress prune TEACHER --macs 0.5, then --student PRUNED), more --epochs, or a smaller "
+            f"distillation weight (compress methods {s.method}).")
 
 
 def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResult:

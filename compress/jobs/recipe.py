@@ -42,7 +42,7 @@ class ExportRecipe:
     fp16: bool = True
     int8: bool = True
     int8_target: str = "both"  # cpu | trt | both (trt and both give TensorRT's INT8 file)
-    int8_budget: float | None = 1.0  # OA points an INT8 file may lose (sensitivity fallback)
+    int8_budget: float | None = 1.0  # % of top-1 an INT8 file may change / OA points it may lose (fallback)
     calib_images: int = 256
     trt: bool = True  # write the trtexec script (and build the engine where TensorRT is installed)
     teacher: bool = False  # also export the teacher
@@ -87,9 +87,11 @@ def target_spec(spec: str) -> tuple[str, str | None]:
 def export_config(e: ExportRecipe):
     """The ``ExportConfig`` an ``export:`` section means (``int8_target`` shapes an INT8 file only)."""
     from export.pipeline import ExportConfig
+    from export.verify import ParityCriteria
 
     return ExportConfig(fp16=e.fp16, int8=e.int8, int8_target=e.int8_target if e.int8 else "auto",
-                        int8_budget=e.int8_budget, calib_images=e.calib_images, trt=e.trt, force=True)
+                        int8_budget=e.int8_budget, calib_images=e.calib_images, trt=e.trt, force=True,
+                        criteria=ParityCriteria().for_int8_budget(e.int8_budget))
 
 
 RESERVED_NAMES = ("teacher",)  # step names of the recipe's own (export:teacher)

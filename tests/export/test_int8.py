@@ -119,7 +119,7 @@ def two_paths(tmp_path_factory):
 def test_fallback_keeps_the_fewest_layers_float_and_is_deterministic(two_paths, tmp_path):
     path, x, y = two_paths
     runs = [fallback_to_budget(path, tmp_path / f"q{i}.onnx", cpu_flavour(False), "minmax", x[:64],
-                               tmp_path / f"c{i}.json", x[64:], y[64:], budget=2.0, batch=1, dynamic=False)
+                               tmp_path / f"c{i}.json", x[64:], (x[64:], y[64:]), budget=2.0, batch=1, dynamic=False)
             for i in range(2)]
     (info, rep), (_, again) = runs
     assert rep.reference_accuracy == 100.0 and rep.steps[0].drop > 20  # all-INT8 loses the signal
@@ -132,10 +132,11 @@ def test_fallback_keeps_the_fewest_layers_float_and_is_deterministic(two_paths, 
 def test_an_unreachable_budget_reports_the_best_found(two_paths, tmp_path):
     path, x, y = two_paths
     _, rep = fallback_to_budget(path, tmp_path / "q.onnx", cpu_flavour(False), "minmax", x[:64], tmp_path / "c.json",
-                                x[64:], y[64:], budget=2.0, batch=1, dynamic=False,
+                                x[64:], (x[64:], y[64:]), budget=2.0, batch=1, dynamic=False,
                                 max_float=0.25)  # 1 of the 4 layers may stay float
     assert not rep.met and len(rep.chosen.float_nodes) == 1
-    assert "budget was not met" in rep.note and f"{rep.chosen.accuracy:.2f} % OA" in rep.note
+    assert "budget was not met" in rep.note and f"{rep.chosen.disagreement:.2f} % of 136 images change" in rep.note
+    assert f"validation OA drop {rep.chosen.drop:.2f} pt" in rep.note
 
 
 def test_exclude_patterns():
@@ -151,7 +152,7 @@ def _fallback(two_paths, tmp_path, **kw):
     path, x, y = two_paths
     messages = []
     info, rep = fallback_to_budget(path, tmp_path / "q.onnx", cpu_flavour(False), "minmax", x[:64], tmp_path / "c.json",
-                                   x[64:], y[64:], batch=1, dynamic=False, progress=messages.append, **kw)
+                                   x[64:], (x[64:], y[64:]), batch=1, dynamic=False, progress=messages.append, **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "q.onnx"]  # no trial file left behind
     return info, rep, messages
 
@@ -159,7 +160,7 @@ def _fallback(two_paths, tmp_path, **kw):
 def test_a_budget_equal_to_the_plain_int8_drop_is_met_without_any_float_layer(two_paths, tmp_path):
     _, first, _ = _fallback(two_paths, tmp_path / "a", budget=1000.0)
     (tmp_path / "b").mkdir()
-    info, rep, messages = _fallback(two_paths, tmp_path / "b", budget=first.steps[0].drop)
+    info, rep, messages = _fallback(two_paths, tmp_path / "b", budget=first.steps[0].disagreement)
     assert rep.met and len(rep.steps) == 1 and rep.chosen.float_nodes == [] and info.float_nodes == []
     assert messages == [] and rep.sensitivity == {}
 
@@ -169,10 +170,11 @@ def test_the_fallback_stops_at_the_first_layer_set_within_budget(two_paths, tmp_
     (tmp_path / "a").mkdir()
     _, rep, messages = _fallback(two_paths, tmp_path / "a", budget=0.0, max_float=1.0)
     conv2 = sorted(match_nodes(weighted_nodes(path), ["conv2a", "conv2b"]))
-    assert rep.met and rep.chosen.drop == 0.0 and len(rep.steps) == 3 and sorted(rep.chosen.float_nodes) == conv2
+    assert rep.met and rep.chosen.disagreement == 0.0 and rep.chosen.drop == 0.0 and rep.chosen.drop_interval == (0, 0)
+    assert len(rep.steps) == 3 and sorted(rep.chosen.float_nodes) == conv2
     assert messages == [f"sensitivity {i}/4" for i in range(1, 5)]
-    base = rep.steps[0].accuracy
-    assert all(-base <= v <= 100.0 - base for v in rep.sensitivity.values())  # OA points regained, not a sum
+    base = rep.steps[0].disagreement
+    assert all(base - 100.0 <= v <= base for v in rep.sensitivity.values())  # points removed, not a sum
     assert max(rep.sensitivity, key=rep.sensitivity.get) in conv2
 
 
@@ -186,12 +188,50 @@ def test_an_unmet_budget_keeps_the_first_best_and_at_most_half_the_layers_by_def
 def test_on_a_tie_the_fewest_float_layers_win(two_paths, tmp_path, monkeypatch):
     import export.sensitivity as sens
 
-    path, _, _ = two_paths
-    # OA of: the FP32 file, plain INT8, the four one-layer-float trials, then the greedy steps (all tied)
-    scripted = iter([100.0, 50.0, 60.0, 70.0, 55.0, 52.0, 90.0, 90.0, 90.0, 90.0])
-    monkeypatch.setattr(sens, "accuracy", lambda *a, **k: next(scripted))
+    path, x, _ = two_paths
+    n = len(x) - 64  # the images judged for agreement (and, labelled, for accuracy)
+    # images whose top-1 changes: plain INT8, the four one-layer-float trials, then the greedy steps (all tied)
+    changed = iter([None, 68, 54, 40, 61, 65, 14, 14, 14, 14])
+
+    def top1(*a, **k):
+        c = next(changed)
+        pred = np.zeros(2 * n, np.int64)
+        if c is not None:
+            pred[:c] = pred[n:n + c] = 1
+        return pred
+
+    monkeypatch.setattr(sens, "top1", top1)
     _, rep, _ = _fallback(two_paths, tmp_path, budget=-1.0, max_float=1.0)
     nodes = weighted_nodes(path)
-    assert [s.accuracy for s in rep.steps] == [50.0, 90.0, 90.0, 90.0, 90.0]
-    assert rep.chosen.float_nodes == [nodes[1]] and rep.sensitivity[nodes[1]] == 20.0  # the most sensitive first
+    assert [s.disagreement for s in rep.steps] == pytest.approx([100 * c / n for c in (68, 14, 14, 14, 14)])
+    assert rep.chosen.float_nodes == [nodes[1]] and rep.sensitivity[nodes[1]] == pytest.approx(100 * 28 / n)
     assert [s.added for s in rep.steps[1:]] == [nodes[1], nodes[0], nodes[2], nodes[3]]
+
+
+def test_the_drop_interval_by_hand():
+    from export.sensitivity import paired_drop
+
+    ref = np.array([1, 1, 1, 1, 0, 1, 1, 1], bool)
+    cand = np.array([1, 0, 1, 0, 1, 1, 1, 1], bool)  # differences 0, 1, 0, 1, -1, 0, 0, 0: mean 1/8
+    drop, (lo, hi) = paired_drop(ref, cand)
+    sd = np.sqrt(((np.array([0, 1, 0, 1, -1, 0, 0, 0]) - 0.125) ** 2).sum() / 7)
+    assert drop == 12.5 and (lo, hi) == pytest.approx((12.5 - 196 * sd / np.sqrt(8), 12.5 + 196 * sd / np.sqrt(8)))
+    assert paired_drop(ref, ref) == (0.0, (0.0, 0.0))
+
+
+def test_without_labels_the_budget_is_judged_on_agreement_alone(two_paths, tmp_path):
+    path, x, _ = two_paths
+    info, rep = fallback_to_budget(path, tmp_path / "q.onnx", cpu_flavour(False), "minmax", x[:64], tmp_path / "c.json",
+                                   x[64:], None, budget=2.0, batch=1, dynamic=False)
+    assert rep.images == 136 and rep.val_images == 0 and rep.reference_accuracy is None
+    assert all(s.accuracy is None and s.drop is None for s in rep.steps)
+    assert rep.met and rep.chosen.disagreement <= 2.0 and rep.steps[0].disagreement > 20
+
+
+def test_a_validation_drop_above_the_budget_beyond_doubt_fails_an_agreeing_file():
+    from export.sensitivity import FallbackStep, within
+
+    assert within(FallbackStep([], 1.0, 99.0, 1.0, (0.2, 1.8)), 1.0)
+    assert not within(FallbackStep([], 1.0, 97.0, 3.0, (1.5, 4.5)), 1.0)  # the interval is above the budget
+    assert within(FallbackStep([], 1.0, 97.0, 3.0, (-0.5, 6.5)), 1.0)  # a small validation split: not beyond doubt
+    assert not within(FallbackStep([], 1.5), 1.0) and within(FallbackStep([], 1.0), 1.0)

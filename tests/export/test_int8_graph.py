@@ -107,7 +107,7 @@ def test_the_layer_list_reads_the_graph_without_its_external_weights(convnet, tm
 
 def test_a_file_scored_as_written_runs_unfused_and_others_fused(convnet, monkeypatch):
     import runtime.onnxrt as onnxrt
-    from export.sensitivity import accuracy
+    from export.sensitivity import top1
 
     seen, real = [], onnxrt.OnnxrtRunner
 
@@ -118,6 +118,23 @@ def test_a_file_scored_as_written_runs_unfused_and_others_fused(convnet, monkeyp
     monkeypatch.setattr(onnxrt, "OnnxrtRunner", runner)
     path, calib = convnet
     x = calib[:6]
-    y = np.array([0, 1, 2, 3, 4, 0])
-    assert accuracy(path, x, y, 4, True, 1) == accuracy(path, x, y, 4, True, 1, as_written=True)
+    np.testing.assert_array_equal(top1(path, x, 4, True, 1), top1(path, x, 4, True, 1, as_written=True))
     assert seen == [True, False]
+
+
+def test_a_float_layer_after_a_folded_relu_still_reads_the_relu_output(convnet, tmp_path):
+    """The CPU flavour folds each ReLU into the next quantiser's range and names the pre-ReLU tensor after
+    it: a layer kept in float must get the ReLU back, or it reads negatives the FP32 model never sees."""
+    import onnxruntime as ort
+
+    path, calib = convnet
+    conv2 = weighted_nodes(path)[1]
+    quantize_int8(path, tmp_path / "q.onnx", calib, "minmax", cpu_flavour(False), float_nodes=[conv2])
+    g = onnx.load(str(tmp_path / "q.onnx")).graph
+    producer = {o: n for n in g.node for o in n.output}
+    node = next(n for n in g.node if n.name == conv2)
+    assert producer[node.input[0]].op_type == "Relu" and producer[node.input[0]].name.endswith("_for_float")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "q.onnx")))
+    run = lambda p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": calib})[0]  # noqa: E731
+    ref, out = run(path), run(tmp_path / "q.onnx")
+    assert np.abs(out - ref).max() < 0.1 * np.abs(ref).max()

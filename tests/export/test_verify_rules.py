@@ -102,19 +102,36 @@ def test_speedup_is_against_the_first_onnx_runtime_fp32_row(monkeypatch):
     assert all(r.speedup_vs_fp32 is None for r in rep.rows)
 
 
-def test_fp16_is_judged_element_by_element_even_when_every_prediction_agrees():
-    x = np.array([[3, 1, 0], [0, 2, 1]], np.float32)
+def test_fp16_tolerates_rounding_at_the_logits_scale_and_fails_what_a_user_would_see():
+    """Max |ref| is 20 here, so the absolute tolerance is 0.01 x 20 = 0.2: a near-zero logit off by 0.1 (rel
+    1.0, a failure under a fixed 0.01) passes; 0.3 off fails, and so does a flipped prediction."""
+    x = np.array([[20, 0.1, 0], [0, 15, 0.05], [0, 1, 0.5]], np.float32)
+    labels = np.array([0, 1, 1])
     ref = Fake(ident, "torch")
-    drift = Fake(lambda a: a + np.array([0.0, 0.02, 0.0], np.float32))  # class 1 logits 1, 2 → rel 0.02, 0.01
-    small = Fake(lambda a: a + np.array([0.0, 0.005, 0.0], np.float32))
-    rep = check_parity(ref, [("d", drift, "fp16"), ("s", small, "fp16")], x, np.array([0, 1]), "classify", 2, True,
-                       repeats=1)
-    d, s = rep.row("d"), rep.row("s")
-    assert d.top1_agreement == 1.0 and d.accuracy_drop == 0.0 and d.failed_elements == 1 and not d.passed
-    assert d.rule == "no element with abs > 0.01 and rel > 0.01"
-    assert s.passed and s.failed_elements == 0 and not rep.passed
-    loose = ParityCriteria().with_overrides(atol={"fp16": 0.03})
-    assert check_parity(ref, [("d", drift, "fp16")], x, None, "classify", 2, True, loose, repeats=1).passed
+    rounding = Fake(lambda a: a + np.array([0.0, 0.1, -0.1], np.float32))
+    drift = Fake(lambda a: a + np.array([0.0, 0.0, 0.3], np.float32))
+    flip = Fake(lambda a: a + np.array([0.0, 0.0, 0.6], np.float32) * (a[:, 2:] == 0.5))  # third sample → class 2
+    rep = check_parity(ref, [("r", rounding, "fp16"), ("d", drift, "fp16"), ("f", flip, "fp16")], x, labels,
+                       "classify", 3, True, repeats=1)
+    r, d, f = rep.row("r"), rep.row("d"), rep.row("f")
+    assert r.passed and r.failed_elements == 0 and r.why == "" and r.max_abs == pytest.approx(0.1, abs=1e-5)
+    assert r.rule == "no element with abs > 0.2 (0.01 x max|ref| 20) and rel > 0.01, top-1 agreement >= 99.00%, " \
+                     "OA drop <= 0.5 pt"
+    assert not d.passed and d.failed_elements == 3 and d.top1_agreement == 1.0
+    assert d.why == "3 of 9 outputs off by more than abs 0.2 and rel 0.01 (max abs 0.3)"
+    assert not f.passed and f.failed_elements == 1 and f.accuracy_drop == pytest.approx(100 / 3)
+    assert f.why == ("1 of 9 outputs off by more than abs 0.2 and rel 0.01 (max abs 0.6); top-1 agreement 66.67% "
+                     "< 99.00%; OA +33.33 pt lower > 0.5 pt")
+    loose = ParityCriteria(fp16_min_top1_agreement=0.6, fp16_max_accuracy_drop=40.0).with_overrides(atol={"fp16": 0.04})
+    assert check_parity(ref, [("f", flip, "fp16")], x, labels, "classify", 3, True, loose, repeats=1).passed
+
+
+def test_fp32_keeps_the_fixed_element_rule():
+    x = np.array([[20, 0.1, 0]], np.float32)
+    rep = check_parity(Fake(ident, "torch"), [("o", Fake(lambda a: a + np.float32(2e-4)), "fp32")], x, None,
+                       "classify", 1, True, repeats=1)
+    o = rep.row("o")
+    assert o.rule == "no element with abs > 0.0001 and rel > 0.0001" and not o.passed and o.failed_elements == 2
 
 
 def _flip_last(a):
@@ -248,3 +265,10 @@ def test_a_rejudged_report_states_the_rule_it_was_judged_by():
     assert rejudge(labelled, strict).row("q").rule == "top-1 agreement >= 50.00%, OA drop <= 30.0 pt"
     plain = check_parity(Fake(ident, "torch"), run, x, None, "classify", 4, True, repeats=1)
     assert rejudge(plain, strict).row("q").rule == "top-1 agreement >= 50.00%"
+
+
+def test_the_int8_budget_sets_the_int8_parity_rule_and_overrides_still_win():
+    c = ParityCriteria().for_int8_budget(2.0)
+    assert (c.int8_min_top1_agreement, c.int8_max_accuracy_drop) == (0.98, 2.0)
+    assert ParityCriteria().for_int8_budget(None) == ParityCriteria()
+    assert c.with_overrides(int8_min_top1_agreement=0.9).int8_min_top1_agreement == 0.9

@@ -1,0 +1,77 @@
+"""Do the export's checks mean something on real data? (issue 28, item 5)
+
+For each checkpoint: `compress export --fp16 --int8 --int8-target both` with every other setting at its
+default (INT8 budget 1.0 judged on top-1 agreement over up to 1,000 validation + training images, parity on
+up to 1,000 test images), then every file scored on the WHOLE test split. Prints, per file: the verdict
+parity gave (and why), the fallback's layers and agreement, and the test-split OA drop that the verdict
+should have predicted.
+
+    python bench/int8_budget.py CKPT [CKPT ...] --out bench/out/int8-budget --json bench/out/int8_budget.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+
+def bench_checkpoint(ckpt: str, out: Path) -> list[dict]:
+    from export.evaluate import evaluate_onnx
+    from export.pipeline import ExportConfig, export_checkpoint
+
+    if not (out / "export.json").is_file():
+        export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_target="both", force=True))
+    meta = json.loads((out / "export.json").read_text())["result"]
+    parity = json.loads((out / "parity.json").read_text())
+    fallback = {v["file"]: v["fallback"] for v in meta["int8"]}
+    oa = {f: evaluate_onnx(out / f).metrics["oa"] * 100.0 for f in sorted({r["file"] for r in parity["rows"]
+                                                                          if r.get("file")})}
+    rows = []
+    for r in parity["rows"][1:]:
+        fb = fallback.get(r["file"]) or {}
+        chosen = fb.get("chosen") or {}
+        rows.append({"checkpoint": ckpt, "row": r["name"], "file": r["file"], "parity_passed": r["passed"],
+                     "why": r.get("why", ""), "parity_agreement": r["top1_agreement"],
+                     "parity_samples": parity["num_samples"], "float_layers": len(chosen.get("float_nodes", [])),
+                     "fallback_disagreement": chosen.get("disagreement"), "fallback_images": fb.get("images"),
+                     "val_drop": chosen.get("drop"), "val_interval": chosen.get("drop_interval"),
+                     "test_oa": oa[r["file"]], "test_drop": oa["model.onnx"] - oa[r["file"]]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("--out", default="bench/out/int8-budget")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = []
+    for i, ck in enumerate(a.checkpoints):
+        rows += bench_checkpoint(ck, Path(a.out) / f"{i}-{Path(ck).name}")
+    t = Table(title="Export checks against the whole test split (budget 1.0)")
+    for col in ("checkpoint", "row", "parity", "agree %", "float", "fallback changed %", "val drop [95 %]",
+                "test OA %", "test drop pt"):
+        t.add_column(col)
+    for r in rows:
+        iv = r["val_interval"]
+        t.add_row(Path(r["checkpoint"]).name, r["row"], "pass" if r["parity_passed"] else f"FAIL: {r['why']}",
+                  f"{100 * r['parity_agreement']:.2f}", str(r["float_layers"]),
+                  "-" if r["fallback_disagreement"] is None else f"{r['fallback_disagreement']:.2f} of {r['fallback_images']}",
+                  "-" if iv is None else f"{r['val_drop']:+.2f} [{iv[0]:+.2f}, {iv[1]:+.2f}]",
+                  f"{r['test_oa']:.2f}", f"{r['test_drop']:+.2f}")
+    Console(width=200).print(t)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""The one-line notes under the distill table: a student that ended below its no-teacher baseline."""
+from compress.engine.stage import StageSummary
+from compress.jobs.classification import below_baseline
+
+
+def _row(role, oa, method="kd"):
+    return StageSummary(role, "mobilenetv3_small", method, 1.0, oa, None, None, 5, 5, 1.0, "")
+
+
+def test_a_student_below_its_baseline_gets_one_line_with_what_to_try():
+    note = below_baseline([_row("teacher", 0.9, "ce"), _row("baseline", 0.488, "ce"), _row("student", 0.434)])
+    assert note == ("the kd student (43.40%) ended 5.4 pt below the no-teacher baseline (48.80%): distillation did "
+                    "not help here. Try a student pruned from the teacher (compress prune TEACHER --macs 0.5, then "
+                    "--student PRUNED), more --epochs, or a smaller distillation weight (compress methods kd).")
+    assert "\n" not in note
+
+
+def test_no_line_at_or_above_the_baseline_or_without_one():
+    assert below_baseline([_row("baseline", 0.5, "ce"), _row("student", 0.5)]) is None
+    assert below_baseline([_row("baseline", 0.5, "ce"), _row("student", 0.6)]) is None
+    assert below_baseline([_row("teacher (given)", 0.9, "ce"), _row("student", 0.1)]) is None
+    assert below_baseline([_row("baseline", None, "ce"), _row("student", 0.1)]) is None

@@ -50,7 +50,7 @@ class ExportConfig:
     calib_images: int = 256
     calib_method: str = "entropy"
     int8_target: str = "auto"  # cpu | trt | both; auto: cpu, plus trt with --trt
-    int8_budget: float | None = 1.0  # points: % of top-1 changed, and validation OA drop; None: no fallback
+    int8_budget: float | None = 1.0  # points: % of top-1 changed, or OA drop on labelled images; None: no fallback
     int8_exclude: tuple[str, ...] = ()
     int8_reduce_range: str = "auto"  # auto (from this CPU's features) | on | off
     int8_max_float: float = 0.5  # at most this share of the weighted layers may stay float
@@ -288,10 +288,10 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
         if len(calib_x) < cfg.calib_images:
             notes.append(f"INT8 calibration used all {len(calib_x)} training images ({cfg.calib_images} were asked "
                          "for; the training split has no more).")
-        judge_x, val = None, None
+        judge_x, judge_y = None, None
         if cfg.int8_budget is not None and cfg.task == "classify":
-            judge_x, val = budget_images(ckpt.path, man, loader, cfg, opts.image_size, notes)
-        variants = write_int8(tmp, cfg, info.ir_version, calib_x, judge_x, val)
+            judge_x, judge_y = budget_images(ckpt.path, man, loader, cfg, opts.image_size, notes)
+        variants = write_int8(tmp, cfg, info.ir_version, calib_x, judge_x, judge_y)
         for v in variants:
             label = "int8" if v.flavour == "cpu" else f"int8-{v.flavour}"
             more = _ort_candidates(tmp / v.file, "int8", label)

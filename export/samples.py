@@ -43,21 +43,23 @@ def inputs_of(samples: Any, embed_preprocess: bool, size: int, what: str) -> np.
 
 
 def budget_images(path: Path, man: Any, loader: Callable[..., Any], cfg: Any, size: int,
-                   notes: list[str]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """The INT8 budget's images: validation then training images up to ``fallback_images`` for top-1
-    agreement (no labels needed), and the validation images with labels for the accuracy drop."""
+                  notes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The INT8 budget's images ``[N, ...]``: validation then training images up to ``fallback_images``,
+    and their labels ``[N]`` when every one has a label (``None``: judged on top-1 agreement alone)."""
     held = loader(path, man, "val", cfg.fallback_images)
-    val = None
-    if held.source.startswith("val") and held.labels is not None:
-        val = (inputs_of(held, cfg.embed_preprocess, size, "validation images"), np.asarray(held.labels).astype(np.int64))
-    parts = [] if val is None else [val[0]]
+    parts, labels = [], []
+    if held.source.startswith("val"):
+        parts.append(inputs_of(held, cfg.embed_preprocess, size, "validation images"))
+        labels.append(held.labels)
     if cfg.fallback_images > sum(len(p) for p in parts):
         train = loader(path, man, "train", cfg.fallback_images - sum(len(p) for p in parts))
         parts.append(inputs_of(train, cfg.embed_preprocess, size, "training images"))
+        labels.append(train.labels)
     judge_x = np.concatenate(parts)
     if len(judge_x) < MIN_BUDGET_IMAGES:
         notes.append(f"the INT8 budget was judged on {len(judge_x)} images (the run holds no more): one image is "
                      f"{100 / len(judge_x):.2f} pt.")
-    if val is None:
-        notes.append("the run has no validation split: the INT8 budget was judged on top-1 agreement alone.")
-    return judge_x, val
+    if any(lab is None for lab in labels):
+        notes.append("the INT8 budget's images have no labels: it was judged on top-1 agreement alone.")
+        return judge_x, None
+    return judge_x, np.concatenate([np.asarray(lab) for lab in labels]).astype(np.int64)

@@ -48,10 +48,10 @@ def write_fp16(tmp: Path, embed_preprocess: bool) -> str:
 
 
 def write_int8(tmp: Path, cfg: Any, ir_version: int, calib_x: np.ndarray, judge_x: np.ndarray | None,
-               val: tuple[np.ndarray, np.ndarray] | None = None,
+               judge_y: np.ndarray | None = None,
                progress: Callable[[str], None] | None = None) -> list[Int8Variant]:
     """Quantise ``tmp/model.onnx`` for each flavour ``cfg`` asks for; with ``judge_x`` (images for top-1
-    agreement) the budget fallback runs, ``val`` (labelled images) adding the accuracy drop."""
+    agreement) the budget fallback runs, ``judge_y`` (their labels) adding the accuracy drop."""
     import onnx
 
     batch = 1 if cfg.dynamic_batch else cfg.batch
@@ -65,7 +65,7 @@ def write_int8(tmp: Path, cfg: Any, ir_version: int, calib_x: np.ndarray, judge_
         exclude = match_nodes(weighted_nodes(src), cfg.int8_exclude)
         dst, cache = tmp / INT8_FILES[name], tmp / f"calibration_{name}.json"
         if judge_x is not None and cfg.int8_budget is not None:
-            info, report = fallback_to_budget(src, dst, flavour, cfg.calib_method, calib_x, cache, judge_x, val,
+            info, report = fallback_to_budget(src, dst, flavour, cfg.calib_method, calib_x, cache, judge_x, judge_y,
                                               budget=cfg.int8_budget, batch=batch, dynamic=cfg.dynamic_batch,
                                               exclude=exclude, max_float=cfg.int8_max_float, progress=progress)
         else:

@@ -35,8 +35,9 @@ OPTIONS = Group("export", (
     opt("int8_target", "--int8-target", default="auto", help="INT8 flavour: cpu (ONNX Runtime), trt (TensorRT "
         "Q/DQ placement) or both; auto = cpu, plus trt with --trt."),
     opt("int8_budget", "--int8-budget", type=float, default=1.0,
-        help="INT8 budget, points: at most this % of up to 1000 validation+training images may change their top-1, "
-        "and no validation OA drop beyond it; the most sensitive layers stay float to meet it."),
+        help="INT8 budget, points of OA on up to 1000 validation+training images (met when at most this % of them "
+        "change their top-1, or their labelled OA drops by at most this); the most sensitive layers stay float to "
+        "meet it."),
     opt("no_int8_fallback", "--no-int8-fallback", type=Flag, default=False,
         help="Quantise every layer; no sensitivity fallback."),
     opt("int8_exclude", "--int8-exclude", type=Optional[List[str]], show_default=False,
@@ -53,7 +54,8 @@ OPTIONS = Group("export", (
         show_default=False),
     opt("rtol", "--rtol", type=Optional[List[str]], help="Rel tolerance, PREC=VALUE (repeatable; bare = fp32).",
         show_default=False),
-    opt("min_top1", "--min-top1-agreement", type=Optional[float], help="INT8: fraction.", show_default="1 - budget/100"),
+    opt("min_top1", "--min-top1-agreement", type=Optional[float], help="INT8: top-1 agreement to keep, judged on labelled samples too when given (by default labelled samples are "
+        "judged by the OA drop, unlabelled ones by agreement).", show_default="1 - budget/100"),
     opt("max_oa_drop", "--max-oa-drop", type=Optional[float], help="INT8: OA points.", show_default="the budget"),
     opt("samples", "--samples", type=int, default=1000, help="Test samples for the parity check (capped at the split)."),
     opt("force", "--force", type=Flag, default=False, help="Replace a previous export in the output folder."),
@@ -95,13 +97,12 @@ def render_parity(report) -> None:
 
 
 def render_fallback(variant) -> None:
-    """The budget fallback of one INT8 file: each step's float layers, changed predictions, validation OA
+    """The budget fallback of one INT8 file: each step's float layers, changed predictions, OA
     (with the drop's 95 % interval) and CPU latency."""
     from rich.table import Table
 
     fb = variant.fallback
-    on_val = (f"; OA on {fb.val_images} validation images, FP32 {fb.reference_accuracy:.2f} %" if fb.val_images
-              else "; no validation split")
+    on_val = (f"; OA on their labels, FP32 {fb.reference_accuracy:.2f} %" if fb.labelled else "; no labels")
     table = Table(title=f"{variant.file}: INT8 fallback to a {fb.budget:g}-pt budget (top-1 agreement on {fb.images} "
                         f"images{on_val}; FP32 {_fmt(fb.fp32_latency_ms, '.3f')} ms on ONNX Runtime CPU)")
     for col in ("step", "kept in float", "top-1 changed %", "OA %", "drop pt (95 %)", "ms"):
@@ -130,6 +131,7 @@ def register(app: typer.Typer) -> None:
         budget = None if g["no_int8_fallback"] else g["int8_budget"]
         criteria = ParityCriteria().for_int8_budget(budget).with_overrides(_tolerances(g["atol"], "--atol"), _tolerances(g["rtol"], "--rtol"),
                                                    int8_min_top1_agreement=g["min_top1"],
+                                                   int8_agreement_with_labels=g["min_top1"] is not None or None,
                                                    int8_max_accuracy_drop=g["max_oa_drop"])
         cfg = ExportConfig(batch=g["batch"], dynamic_batch=g["dynamic_batch"], max_batch=g["max_batch"],
                            image_size=g["image_size"], opset=g["opset"], exporter=g["exporter"],

@@ -69,8 +69,8 @@ def test_the_budget_fallback_keeps_the_outlier_layer_float_and_meets_the_budget(
     fp32, _, n = reference
     (variant,), _ = _export(app, outlier_ckpt, tmp_path / "exp", "--int8-budget", "2")
     fb = variant["fallback"]
-    assert fb["budget"] == 2.0 and fb["val_images"] == n and fb["reference_accuracy"] == pytest.approx(fp32)
-    assert fb["images"] == 1000  # top-1 agreement on the validation images, then training images
+    # the validation images, then training images: all labelled, so both agreement and the drop are judged
+    assert fb["budget"] == 2.0 and fb["images"] == fb["labelled"] == 1000 and fb["reference_accuracy"] > 90.0
     first, *rest = fb["steps"]
     assert first["float_nodes"] == [] and first["drop"] > 20.0
     assert rest, "the fallback never kept a layer in float"
@@ -78,11 +78,11 @@ def test_the_budget_fallback_keeps_the_outlier_layer_float_and_meets_the_budget(
     assert rest[0]["added"] == OUTLIER_CONV
     chosen = fb["chosen"]
     assert fb["met"] is True and chosen["disagreement"] <= 2.0 and OUTLIER_CONV in chosen["float_nodes"]
-    assert chosen["drop"] <= chosen["disagreement"] * 1000 / n  # a drop needs a changed prediction
+    assert chosen["drop"] <= chosen["disagreement"]  # a drop needs a changed prediction (same images)
     assert len(chosen["float_nodes"]) <= 5  # at most half of the 10 weighted layers
     # the file written is the one the fallback chose: measured here independently of the judge
     acc, _ = _val_accuracy(outlier_ckpt, tmp_path / "exp" / "model_int8.onnx")
-    assert acc == pytest.approx(chosen["accuracy"]) and fp32 - acc <= 2.0
+    assert fp32 - acc <= 2.0 and n == 143
 
 
 def test_an_excluded_outlier_layer_meets_the_budget_in_one_step(app, outlier_ckpt, tmp_path, reference):

@@ -60,8 +60,12 @@ def test_check_parity_int8_rule_with_labels():
     assert rep.row("pytorch").accuracy == 75.0
     # class-0 logits 3, 0, 0, 1 all move by 0.5: abs > 0.1 and rel 0.17, inf, inf, 0.5 > 0.1 → 4 fail
     assert row.max_abs == pytest.approx(0.5) and row.failed_elements == 4
-    assert not row.passed and not rep.passed  # 75 % < 99 % agreement
-    loose = ParityCriteria(int8_min_top1_agreement=0.7)
+    # labelled: judged by the OA drop, which is negative here; the flip cost the user nothing
+    assert row.passed and rep.passed and row.rule == "OA drop <= 1.0 pt (top-1 agreement reported, not judged)"
+    strict = ParityCriteria(int8_agreement_with_labels=True)  # --min-top1-agreement given: agreement judged too
+    rep = check_parity(ref, [("q", cand, "int8")], x, labels, "classify", 2, True, strict, repeats=1)
+    assert not rep.passed and rep.row("q").why == "top-1 agreement 75.00% < 99.00%"
+    loose = ParityCriteria(int8_min_top1_agreement=0.7, int8_agreement_with_labels=True)
     assert check_parity(ref, [("q", cand, "int8")], x, labels, "classify", 2, True, loose, repeats=1).passed
     again = rejudge(rep, loose)  # the same measurements judged under another rule, nothing rerun
     assert again.passed and again.row("q").passed and again.row("q").rule.startswith("top-1 agreement >= 70.00%")

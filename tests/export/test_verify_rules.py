@@ -145,13 +145,24 @@ def _flip_last(a):
 def test_int8_agreement_and_accuracy_drop_pass_at_their_limits(agree, drop, passed):
     x = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 2], [0, 2, 0]], np.float32)  # top-1 0, 1, 2, 1
     labels = np.array([0, 1, 2, 1])
-    crit = ParityCriteria(int8_min_top1_agreement=agree, int8_max_accuracy_drop=drop)
+    crit = ParityCriteria(int8_min_top1_agreement=agree, int8_max_accuracy_drop=drop, int8_agreement_with_labels=True)
     rep = check_parity(Fake(ident, "torch"), [("q", Fake(_flip_last), "int8")], x, labels, "classify", 4, True,
                        crit, repeats=1)
     q = rep.row("q")
     assert (q.top1_agreement, q.accuracy, q.accuracy_drop) == (0.75, 75.0, 25.0)
     assert q.passed is passed and rep.passed is passed and rep.row("pytorch").top1_agreement == 1.0
     assert q.rule == f"top-1 agreement >= {agree:.2%}, OA drop <= {drop} pt"
+
+
+@pytest.mark.parametrize("drop,passed", [(25.0, True), (24.9, False)])
+def test_labelled_int8_is_judged_by_the_accuracy_drop_alone_by_default(drop, passed):
+    x = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 2], [0, 2, 0]], np.float32)
+    crit = ParityCriteria(int8_min_top1_agreement=1.0, int8_max_accuracy_drop=drop)  # agreement 0.75 not judged
+    rep = check_parity(Fake(ident, "torch"), [("q", Fake(_flip_last), "int8")], x, np.array([0, 1, 2, 1]), "classify",
+                       4, True, crit, repeats=1)
+    q = rep.row("q")
+    assert q.passed is passed and q.rule == f"OA drop <= {drop} pt (top-1 agreement reported, not judged)"
+    assert q.why == ("" if passed else f"OA +25.00 pt lower > {drop} pt")
 
 
 def test_int8_without_labels_is_judged_on_agreement_alone():
@@ -261,7 +272,7 @@ def test_a_rejudged_report_states_the_rule_it_was_judged_by():
     x = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 2], [0, 2, 0]], np.float32)
     run = [("q", Fake(_flip_last), "int8")]
     labelled = check_parity(Fake(ident, "torch"), run, x, np.array([0, 1, 2, 1]), "classify", 4, True, repeats=1)
-    strict = ParityCriteria(int8_min_top1_agreement=0.5, int8_max_accuracy_drop=30.0)
+    strict = ParityCriteria(int8_min_top1_agreement=0.5, int8_max_accuracy_drop=30.0, int8_agreement_with_labels=True)
     assert rejudge(labelled, strict).row("q").rule == "top-1 agreement >= 50.00%, OA drop <= 30.0 pt"
     plain = check_parity(Fake(ident, "torch"), run, x, None, "classify", 4, True, repeats=1)
     assert rejudge(plain, strict).row("q").rule == "top-1 agreement >= 50.00%"

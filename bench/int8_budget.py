@@ -1,8 +1,8 @@
 """Do the export's checks mean something on real data? (issue 28, item 5)
 
 For each checkpoint: `compress export --fp16 --int8 --int8-target both` with every other setting at its
-default (INT8 budget 1.0 judged on top-1 agreement over up to 1,000 validation + training images, parity on
-up to 1,000 test images), then every file scored on the WHOLE test split. Prints, per file: the verdict
+default (INT8 budget 1.0 judged on up to 1,000 labelled validation + training images: top-1 agreement or
+OA drop; parity on up to 1,000 test images), then every file scored on the WHOLE test split. Prints, per file: the verdict
 parity gave (and why), the fallback's layers and agreement, and the test-split OA drop that the verdict
 should have predicted.
 
@@ -38,7 +38,7 @@ def bench_checkpoint(ckpt: str, out: Path) -> list[dict]:
                      "why": r.get("why", ""), "parity_agreement": r["top1_agreement"],
                      "parity_samples": parity["num_samples"], "float_layers": len(chosen.get("float_nodes", [])),
                      "fallback_disagreement": chosen.get("disagreement"), "fallback_images": fb.get("images"),
-                     "val_drop": chosen.get("drop"), "val_interval": chosen.get("drop_interval"),
+                     "judge_drop": chosen.get("drop"), "judge_interval": chosen.get("drop_interval"),
                      "test_oa": oa[r["file"]], "test_drop": oa["model.onnx"] - oa[r["file"]]})
     return rows
 
@@ -57,15 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     for i, ck in enumerate(a.checkpoints):
         rows += bench_checkpoint(ck, Path(a.out) / f"{i}-{Path(ck).name}")
     t = Table(title="Export checks against the whole test split (budget 1.0)")
-    for col in ("checkpoint", "row", "parity", "agree %", "float", "fallback changed %", "val drop [95 %]",
+    for col in ("checkpoint", "row", "parity", "agree %", "float", "fallback changed %", "judged drop [95 %]",
                 "test OA %", "test drop pt"):
         t.add_column(col)
     for r in rows:
-        iv = r["val_interval"]
+        iv = r["judge_interval"]
         t.add_row(Path(r["checkpoint"]).name, r["row"], "pass" if r["parity_passed"] else f"FAIL: {r['why']}",
                   f"{100 * r['parity_agreement']:.2f}", str(r["float_layers"]),
                   "-" if r["fallback_disagreement"] is None else f"{r['fallback_disagreement']:.2f} of {r['fallback_images']}",
-                  "-" if iv is None else f"{r['val_drop']:+.2f} [{iv[0]:+.2f}, {iv[1]:+.2f}]",
+                  "-" if iv is None else f"{r['judge_drop']:+.2f} [{iv[0]:+.2f}, {iv[1]:+.2f}]",
                   f"{r['test_oa']:.2f}", f"{r['test_drop']:+.2f}")
     Console(width=200).print(t)
     if a.json:

@@ -5,17 +5,25 @@ import typer
 
 from compress.cli.groups import (DATA, DEVICE, INIT, METHOD, OUTPUT, TEACHER, TRAIN, UNLABELED, Group, method_option,
                                  model_option)
-from compress.cli.options import Flag, Given, command, opt
+from compress.cli.options import Flag, Float, Given, command, opt
 from compress.cli.params import parse_params
 
-STUDENT = model_option("student", ("--student",), "Model-zoo name of the student (see `compress models`).",
-                       "mobilenetv3_small_100 on folders, cifar_resnet8 on the digits")
+STUDENT = model_option("student", ("--student",), "Model-zoo name (see `compress models`) or checkpoint of the "
+                       "student.", "the teacher pruned to --budget, its weights inherited")
+BUDGET = Group("student budget", (
+    opt("budget", "--budget", key="budget.macs", type=Float, show_default="0.5",
+        help="Without --student: the share of the teacher's MACs the pruned student keeps."),
+    opt("latency_ms", "--latency-ms", key="budget.latency_ms", type=Float, show_default=False,
+        help="Without --student: prune the teacher to this latency (ms, batch 1) estimated for --target."),
+    opt("target", "--target", key="budget.target", show_default=False,
+        help="Device profile of --latency-ms, NAME or NAME@MODE (compress profile --list-devices)."),
+))
 BASELINE = Group("baseline", (opt("no_baseline", "--no-baseline", type=Flag, default=False, show_default=False,
                                   help="Skip the no-teacher baseline student."),))
 
 
 def register(app: typer.Typer) -> None:
-    @command(app, "distill", DATA, STUDENT, TEACHER, method_option("kd", "kd, dkd, dist, at, sp, rkd, fitnet, pskd, "
+    @command(app, "distill", DATA, STUDENT, BUDGET, TEACHER, method_option("kd", "kd, dkd, dist, at, sp, rkd, fitnet, pskd, "
              "erkt, kd-hr (see `compress methods`)"), METHOD, TRAIN, DEVICE, INIT, UNLABELED, BASELINE, OUTPUT,
              convert={"method_param": parse_params})
     def distill(given: Given) -> None:

@@ -40,6 +40,8 @@ def render_job(result, title: str, as_json: bool = False) -> None:
                       "—" if r.test_kappa is None else f"{r.test_kappa:.4f}", _pct(r.test_macro_f1),
                       f"{r.best_epoch}/{r.epochs}", f"{r.seconds:.1f}")
     show_table(table)
+    if getattr(result, "chosen", None):
+        console.print(result.chosen, soft_wrap=True, markup=False)
     for r in result.rows:
         if getattr(r, "init", ""):
             console.print(f"{r.role} {r.init}", soft_wrap=True, markup=False)

@@ -15,6 +15,7 @@ from compress.checkpoint import Manifest
 from compress.data.bundle import DataBundle
 from compress.engine.config import TrainConfig
 from compress.engine.loop import FitResult, fit, resumable, seed_everything
+from compress.engine.lr_scale import stage_lr_scale
 from compress.engine.progress import ProgressSink
 from compress.errors import UserInputError
 from compress.io import read_json, to_jsonable
@@ -161,13 +162,17 @@ def run_stage(spec: StageSpec, data: DataBundle, *, teacher: nn.Module | None = 
     manifest = base_manifest(spec.arch, data, role=spec.role, method=spec.method, config=spec.config,
                              model_kwargs=spec.model_kwargs, task=task, init=init)
     train = spec.train.resolved(pretrained=bool(init) or bool(spec.init.get("pretrained")))
+    scale = stage_lr_scale(method, spec.method, data.train, spec.train, spec.run_dir, task)
+    if scale.scale != 1.0:
+        train = dataclasses.replace(train, lr=round(train.lr * scale.scale, 8))
     result = fit(method, data, train, spec.run_dir, manifest, resume=spec.resume, workers=spec.workers,
                  progress=_Prefixed(progress, spec.role) if progress else None, stop_after_epochs=stop_after_epochs,
                  eval_start=spec.eval_start)
     method.release()
     metrics = {"test": result.test, "val": result.val, "best_epoch": result.best_epoch, "epochs": result.epochs,
                "seconds": result.seconds, "images_per_second": result.images_per_second,
-               "lr": train.lr, "warmup_epochs": train.warmup_epochs}
+               "lr": train.lr, "lr_scale": scale.scale, "lr_scale_why": scale.why,
+               "warmup_epochs": train.warmup_epochs}
     summary = _summary(spec, metrics, result.best_checkpoint, count_params(method.student), init)
     return StageResult(summary=summary, method=method, fit=result, metrics=metrics)
 

@@ -16,6 +16,7 @@ from compress.engine.stage import StageResult, StageSpec, StageSummary, run_stag
 from compress.errors import UserInputError
 from compress.io import to_jsonable, write_json_atomic
 from compress.jobs import preflight
+from compress.jobs.default_student import StudentBudget
 from compress.jobs.rundir import open_run
 
 # Defaults chosen per data source: the embedded 16 px digits get CIFAR-style nets that run in
@@ -30,7 +31,8 @@ class JobConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    student: str = "auto"
+    student: str = "auto"  # distill: auto = the teacher pruned to `budget`; train: the data's default network
+    budget: StudentBudget = field(default_factory=StudentBudget)  # size of the default (pruned-teacher) student
     teacher: tuple[str, ...] = ()  # teacher checkpoint(s); several → weighted ensemble
     teacher_weights: tuple[float, ...] = ()
     teacher_arch: str = "auto"  # trained first when no teacher checkpoint is given
@@ -63,6 +65,7 @@ class JobResult:
     data: dict[str, Any]
     method: str
     note: str | None = None  # e.g. "nothing to do" when a finished run was resumed
+    chosen: str | None = None  # what the default student is and why
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -183,46 +186,74 @@ def given_teacher_row(paths: tuple[str, ...], teacher: nn.Module, data: DataBund
                         epochs=max(man.epoch for man in mans), seconds=0.0, checkpoint=", ".join(map(str, paths)))
 
 
-def _note(results: list[StageResult], cfg: JobConfig) -> str | None:
+def _note(results: list[StageResult], cfg: JobConfig, pruned: bool = False) -> str | None:
     if cfg.resume and results and all(r.fit is None for r in results):
         return (f"nothing to do: every stage of this run already finished its {cfg.train.epochs} epochs "
                 "(pass a larger --epochs with --resume to extend it).")
-    return below_baseline([r.summary for r in results])
+    return below_baseline([r.summary for r in results], pruned)
 
 
-def below_baseline(rows: list[StageSummary]) -> str | None:
-    """One line when the distilled student ends below the no-teacher baseline of the same run, and what to try."""
+def below_baseline(rows: list[StageSummary], pruned: bool = False) -> str | None:
+    """One line when the distilled student ends below the no-teacher baseline of the same run, and what to try
+    (``pruned``: the student already is the pruned teacher)."""
     by = {r.role: r for r in rows}
     b, s = by.get("baseline"), by.get("student")
     if b is None or s is None or b.test_oa is None or s.test_oa is None or s.test_oa >= b.test_oa:
         return None
+    start = "" if pruned else ("a student pruned from the teacher (leave out --student, or compress prune TEACHER "
+                               "--macs 0.5, then --student PRUNED), ")
     return (f"the {s.method} student ({s.test_oa:.2%}) ended {100 * (b.test_oa - s.test_oa):.1f} pt below the "
-            f"no-teacher baseline ({b.test_oa:.2%}): distillation did not help here. Try a student pruned from the "
-            "teacher (compress prune TEACHER --macs 0.5, then --student PRUNED), more --epochs, or a smaller "
-            f"distillation weight (compress methods {s.method}).")
+            f"no-teacher baseline ({b.test_oa:.2%}): distillation did not help here. Try {start}more --epochs, or a "
+            f"smaller distillation weight (compress methods {s.method}).")
 
 
 def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResult:
-    """Teacher (given or trained) → baseline student (CE) → distilled student (``cfg.method``)."""
-    from compress.methods import METHODS
+    """Teacher (given or trained) → baseline student (CE) → distilled student (``cfg.method``).
 
+    Without ``--student`` the student is the teacher pruned to ``cfg.budget`` (see ``default_student``),
+    pruned right after the teacher is known and before any student trains."""
+    from compress.engine.stage import build_model_for_data
+    from compress.jobs.default_student import check_reachable, pruned_student, teacher_to_prune
+    from compress.methods import METHODS
+    from compress.parallel import is_main
+
+    if cfg.student == "auto" and cfg.weights:
+        raise UserInputError("--weights sets a zoo student's initial weights, but the default student is the teacher "
+                             "pruned (it inherits the teacher's weights): name the student with --student NAME, or "
+                             "drop --weights.")
     _check_inputs(cfg)
     cfg = _teacher_data(cfg)
-    needs_teacher = METHODS.get(cfg.method).requires_teacher or bool(cfg.teacher)
+    prune_teacher = cfg.student == "auto"
+    needs_teacher = METHODS.get(cfg.method).requires_teacher or bool(cfg.teacher) or prune_teacher
     resolved = to_jsonable(cfg)
     with open_run(cfg.out, "distill", cfg.resume, resolved, device=cfg.train.device) as run:
         data = _load_data(cfg, "distill", run, progress)
-        s_name, s_kwargs, s_init = student_source(cfg)
-        t_arch, s_arch = auto_arch(cfg.teacher_arch, "teacher", data), auto_arch(s_name, "student", data)
+        t_arch = auto_arch(cfg.teacher_arch, "teacher", data)
         t_train = cfg.train if cfg.teacher_epochs is None else dataclasses.replace(cfg.train, epochs=cfg.teacher_epochs)
         teacher_spec = _spec(cfg, resolved, role="teacher", arch=t_arch, method="ce", train=t_train,
                              run_dir=run / "teacher", init={"pretrained": cfg.pretrained,
                                                             "weights": cfg.teacher_init_weights})
-        base_spec = _spec(cfg, resolved, role="baseline", arch=s_arch, method="ce", train=cfg.train,
-                          run_dir=run / "baseline", model_kwargs=s_kwargs, init={"weights": s_init})
-        student_spec = _spec(cfg, resolved, role="student", arch=s_arch, method=cfg.method, train=cfg.train,
-                             run_dir=run / "student", method_params=cfg.method_params, model_kwargs=s_kwargs,
-                             init={"weights": s_init})
+        chosen = None
+
+        def student_specs(source: tuple[str, dict, str | None]) -> tuple[StageSpec, StageSpec]:
+            s_arch, s_kwargs, s_init = source
+            s_arch = t_arch if prune_teacher and s_arch == "auto" else auto_arch(s_arch, "student", data)
+            common = dict(arch=s_arch, train=cfg.train, model_kwargs=s_kwargs, init={"weights": s_init})
+            return (_spec(cfg, resolved, role="baseline", method="ce", run_dir=run / "baseline", **common),
+                    _spec(cfg, resolved, role="student", method=cfg.method, run_dir=run / "student",
+                          method_params=cfg.method_params, **common))
+
+        def prune(teacher_ckpt: str) -> tuple[StageSpec, StageSpec, str]:
+            ckpt, why = pruned_student(cfg.budget, teacher_ckpt, run, cfg.resume)
+            return (*student_specs(student_source(dataclasses.replace(cfg, student=ckpt))), why)
+
+        if prune_teacher and cfg.teacher:  # pruned now: a budget it cannot meet stops the run before any training
+            base_spec, student_spec, chosen = prune(teacher_to_prune(cfg.teacher, cfg.teacher_weights))
+        else:  # a trained-here teacher is pruned once trained; its untrained twin stands in until then
+            base_spec, student_spec = student_specs(student_source(cfg))
+            if prune_teacher:
+                check_reachable(cfg.budget, build_model_for_data(t_arch, data),
+                                (1, data.in_chans, data.image_size, data.image_size), t_arch)
         teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
         pool = _unlabeled_pool(cfg, data)
         # every stage is built and stepped once on real images before the first one trains
@@ -230,24 +261,20 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
             preflight.dry_step(teacher_spec, data)
         if cfg.baseline:
             preflight.dry_step(base_spec, data)
-        stand_in = teacher
-        if needs_teacher and stand_in is None:
-            from compress.engine.stage import build_model_for_data
-
-            stand_in = build_model_for_data(t_arch, data).eval()
-        preflight.dry_step(student_spec, data, stand_in, pool)
+        stand_in = teacher if teacher is not None else build_model_for_data(t_arch, data).eval()
+        preflight.dry_step(student_spec, data, stand_in if needs_teacher else None, pool)
         results: list[StageResult] = []
         if needs_teacher and teacher is None:
             results.append(run_stage(teacher_spec, data, progress=progress))
             teacher = teacher_for((results[-1].checkpoint,), (), data)
+            if prune_teacher:
+                base_spec, student_spec, chosen = prune(str(results[-1].checkpoint))
         if cfg.baseline:
             results.append(run_stage(base_spec, data, progress=progress))
         results.append(run_stage(student_spec, data, teacher=teacher, unlabeled=pool, progress=progress))
         given = [given_teacher_row(cfg.teacher, teacher, data, cfg.train.device)] if cfg.teacher else []
         result = JobResult(run_dir=str(run), rows=given + [r.summary for r in results], method=cfg.method,
-                           data=data_summary(data), note=_note(results, cfg))
-        from compress.parallel import is_main
-
+                           data=data_summary(data), note=_note(results, cfg, chosen is not None), chosen=chosen)
         if is_main():
             write_json_atomic(run / "metrics.json", {k: v for k, v in result.to_dict().items() if k != "note"})
     return result

@@ -24,7 +24,8 @@ def test_help_lists_every_command():
 @pytest.fixture(scope="module")
 def distilled(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "d"
-    r = _ok(["distill", "--epochs", "4", "--image-size", "8", "--batch-size", "64", "--lr", "0.1",
+    r = _ok(["distill", "--student", "cifar_resnet8", "--epochs", "4", "--image-size", "8", "--batch-size", "64",
+             "--lr", "0.1",
              "--device", "cpu", "--out", str(out), "--json"])
     return out, json.loads(r.output)
 

@@ -10,9 +10,12 @@ def _row(role, oa, method="kd"):
 def test_a_student_below_its_baseline_gets_one_line_with_what_to_try():
     note = below_baseline([_row("teacher", 0.9, "ce"), _row("baseline", 0.488, "ce"), _row("student", 0.434)])
     assert note == ("the kd student (43.40%) ended 5.4 pt below the no-teacher baseline (48.80%): distillation did "
-                    "not help here. Try a student pruned from the teacher (compress prune TEACHER --macs 0.5, then "
+                    "not help here. Try a student pruned from the teacher (leave out --student, or compress prune TEACHER "
+                    "--macs 0.5, then "
                     "--student PRUNED), more --epochs, or a smaller distillation weight (compress methods kd).")
     assert "\n" not in note
+    pruned = below_baseline([_row("baseline", 0.488, "ce"), _row("student", 0.434)], pruned=True)
+    assert "Try more --epochs, or a smaller distillation weight" in pruned and "prune" not in pruned
 
 
 def test_no_line_at_or_above_the_baseline_or_without_one():

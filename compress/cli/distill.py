@@ -23,8 +23,8 @@ BASELINE = Group("baseline", (opt("no_baseline", "--no-baseline", type=Flag, def
 
 
 def register(app: typer.Typer) -> None:
-    @command(app, "distill", DATA, STUDENT, BUDGET, TEACHER, method_option("kd", "kd, dkd, dist, at, sp, rkd, fitnet, pskd, "
-             "erkt, kd-hr (see `compress methods`)"), METHOD, TRAIN, DEVICE, INIT, UNLABELED, BASELINE, OUTPUT,
+    @command(app, "distill", DATA, STUDENT, BUDGET, TEACHER, method_option("kd", "kd, dkd, dist, at, sp, rkd, "
+             "fitnet, pskd, erkt, kd-hr (see `compress methods`)"), METHOD, TRAIN, DEVICE, INIT, UNLABELED, BASELINE, OUTPUT,
              convert={"method_param": parse_params})
     def distill(given: Given) -> None:
         """Distil a compact student from a teacher (trained first if not given) and compare with a baseline."""

@@ -54,8 +54,9 @@ OPTIONS = Group("export", (
         show_default=False),
     opt("rtol", "--rtol", type=Optional[List[str]], help="Rel tolerance, PREC=VALUE (repeatable; bare = fp32).",
         show_default=False),
-    opt("min_top1", "--min-top1-agreement", type=Optional[float], help="INT8: top-1 agreement to keep, judged on labelled samples too when given (by default labelled samples are "
-        "judged by the OA drop, unlabelled ones by agreement).", show_default="1 - budget/100"),
+    opt("min_top1", "--min-top1-agreement", type=Optional[float], help="INT8: top-1 agreement to keep, judged on "
+        "labelled samples too when given (by default labelled samples are judged by the OA drop, unlabelled ones "
+        "by agreement).", show_default="1 - budget/100"),
     opt("max_oa_drop", "--max-oa-drop", type=Optional[float], help="INT8: OA points.", show_default="the budget"),
     opt("samples", "--samples", type=int, default=1000, help="Test samples for the parity check (capped at the split)."),
     opt("force", "--force", type=Flag, default=False, help="Replace a previous export in the output folder."),

@@ -10,9 +10,9 @@ weights, and the automatic rate is multiplied by ``clip(‖∇CE‖ / ‖∇L_me
 over the batches). The classifier sees every term on the logits (CE, KD, DKD, DIST, mixed images, pair
 terms) and none on intermediate features: feature terms (AT, FitNet, SP, RKD) are large on a random
 student and vanish as its features align, so scaling the whole run's rate by their first-batch size
-would starve the rest of training. A method at most as
-steep as CE keeps CE's rate: the rate was tuned for CE and a larger one is never safer. AdamW normalises
-each step by the gradient's running size, so its rate is left as it is; ``--lr`` always wins.
+would starve the rest of training. A method at most as steep as CE keeps CE's rate: the rate was tuned
+for CE and a larger one is never safer. AdamW normalises each step by the gradient's running size, so
+its rate is left as it is; ``--lr`` always wins.
 """
 from __future__ import annotations
 

@@ -71,6 +71,7 @@ def dry_step(spec: StageSpec, data: DataBundle, teacher: nn.Module | None = None
              unlabeled: Dataset | None = None) -> None:
     """Build ``spec``'s stage and run one loss evaluation on a few training images (no weights change)."""
     from compress.engine.loop import to_device
+    from compress.engine.lr_scale import stack_items
 
     spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, device="cpu"))
     method = build_stage_method(spec, data, teacher, unlabeled)
@@ -82,10 +83,7 @@ def dry_step(spec: StageSpec, data: DataBundle, teacher: nn.Module | None = None
 
         train = copy.copy(train)
         train.transform = custom
-    items = [train[i] for i in indices]
-    x = torch.stack([it[0] for it in items]) if isinstance(items[0][0], torch.Tensor) else \
-        tuple(torch.stack([it[0][j] for it in items]) for j in range(len(items[0][0])))
-    y = torch.tensor([it[1] for it in items])
+    x, y = stack_items(train, indices)
     method.train()
     try:
         with torch.no_grad():

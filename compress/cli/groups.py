@@ -24,11 +24,11 @@ def _data(name: str) -> str:
 
 
 def _train(name: str, cfg=None) -> str:
-    from compress.engine.config import AUTO_LR_TEXT, AUTO_WARMUP_TEXT, TrainConfig
+    from compress.engine.config import AUTO_EPOCHS_TEXT, AUTO_LR_TEXT, AUTO_WARMUP_TEXT, TrainConfig
 
     value = getattr(cfg if cfg is not None else TrainConfig(), name)
     if value is None:
-        return {"lr": AUTO_LR_TEXT, "warmup_epochs": AUTO_WARMUP_TEXT}.get(name, "none")
+        return {"lr": AUTO_LR_TEXT, "warmup_epochs": AUTO_WARMUP_TEXT, "epochs": AUTO_EPOCHS_TEXT}.get(name, "none")
     return str(value)
 
 

@@ -11,13 +11,25 @@ AUTO_LR = {("sgd", False): 0.05, ("sgd", True): 0.01, ("adamw", False): 1e-3, ("
 AUTO_LR_BATCH = 64
 AUTO_LR_TEXT = "0.05 × batch/64 from scratch, 0.01 × batch/64 from trained weights (adamw: 1e-3, 3e-4)"
 AUTO_WARMUP_TEXT = "min(1, epochs/10)"
+# Epochs when --epochs is not given: 10, or more on a small training set so that every run takes at least
+# AUTO_MIN_STEPS optimizer steps (a few hundred images in batches of 64 are 5 steps an epoch: 10 epochs
+# left teachers and students far from converged; bench/RESULTS.md §Issue 28 "auto epochs").
+AUTO_EPOCHS, AUTO_MIN_STEPS, AUTO_MAX_EPOCHS = 10, 300, 100
+AUTO_EPOCHS_TEXT = f"{AUTO_EPOCHS}, or enough for {AUTO_MIN_STEPS} optimizer steps on a small set (≤ {AUTO_MAX_EPOCHS})"
+
+
+def auto_epochs(train_images: int, batch_size: int, world: int = 1) -> int:
+    """Epochs for a run left automatic: ``AUTO_EPOCHS``, raised until ``AUTO_MIN_STEPS`` steps of
+    ``batch_size`` images per rank × ``world`` ranks (last partial batch dropped), capped."""
+    per_epoch = max(1, train_images // max(1, batch_size * world))
+    return int(min(AUTO_MAX_EPOCHS, max(AUTO_EPOCHS, -(-AUTO_MIN_STEPS // per_epoch))))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and loop settings (units: epochs, images per batch, learning rate per step)."""
 
-    epochs: int = 10
+    epochs: int | None = None  # None: auto_epochs(training images, batch) — 10, more on small sets
     batch_size: int = 64
     lr: float | None = None  # None: AUTO_LR scaled to the batch, by initialisation (see ``resolved``)
     optimizer: str = "sgd"  # sgd | adamw
@@ -46,7 +58,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
+            (self.epochs is None or self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be ≥ 1, got {self.batch_size}"),
             (self.lr is None or self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.optimizer in ("sgd", "adamw"), f"optimizer must be sgd or adamw, got '{self.optimizer}'"),
@@ -75,12 +87,21 @@ class TrainConfig:
 
             check_logger(self.log)
 
-    def resolved(self, pretrained: bool) -> "TrainConfig":
-        """The config with ``lr`` and ``warmup_epochs`` filled in where they were left automatic.
+    def with_epochs(self, train_images: int, world: int = 1) -> "TrainConfig":
+        """The config with ``epochs`` filled in (:func:`auto_epochs`) where it was left automatic."""
+        if self.epochs is not None:
+            return self
+        return replace(self, epochs=auto_epochs(train_images, self.batch_size, world))
+
+    def resolved(self, pretrained: bool, train_images: int | None = None) -> "TrainConfig":
+        """The config with ``epochs``, ``lr`` and ``warmup_epochs`` filled in where they were left automatic.
 
         ``pretrained``: the model starts from trained weights (``--weights``, ``--pretrained``, a pruned
-        or given checkpoint), which wants a gentler step than a random initialisation."""
+        or given checkpoint), which wants a gentler step than a random initialisation. ``train_images``
+        sizes automatic epochs (unknown: ``AUTO_EPOCHS``)."""
+        cfg = self.with_epochs(train_images) if train_images is not None else self
+        epochs = cfg.epochs if cfg.epochs is not None else AUTO_EPOCHS
         lr = self.lr if self.lr is not None else round(
             AUTO_LR[(self.optimizer, pretrained)] * self.batch_size / AUTO_LR_BATCH, 8)
-        warmup = self.warmup_epochs if self.warmup_epochs is not None else min(1.0, self.epochs / 10)
-        return replace(self, lr=lr, warmup_epochs=warmup)
+        warmup = self.warmup_epochs if self.warmup_epochs is not None else min(1.0, epochs / 10)
+        return replace(self, epochs=epochs, lr=lr, warmup_epochs=warmup)

@@ -185,7 +185,8 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
     model, where starting at 85 % and falling to chance must not run to the end).
     """
     progress = progress or NullProgress()
-    cfg = cfg.resolved(pretrained=bool(manifest.init))  # a no-op when the stage builder resolved it already
+    # a no-op when the stage builder resolved it already
+    cfg = cfg.resolved(pretrained=bool(manifest.init), train_images=len(data.train))
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     device = resolve_device(cfg.device)
@@ -263,7 +264,9 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         if data.val is not None and ((epoch + 1) % cfg.eval_every == 0 or is_last):
             score, _, _ = method.evaluate(data.val, data.class_names, device, amp)  # the same on every rank
             row["val_score"] = score
-            improved = score > run.best_val
+            # the starting weights (a fine-tune's epoch 0) are replaced only by a better score: never worse
+            # than doing nothing; between trained epochs the later one wins within the noise
+            improved = keeps(score, run.best_val, len(data.val)) if run.best_epoch > 0 else score > run.best_val
         else:
             improved = data.val is None
         run.history.append(row)
@@ -274,7 +277,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
             best = str(ckpt_dir / "best") if (ckpt_dir / "best").is_dir() else None
             raise TrainingDiverged(diverged_message(reason, manifest.role, cfg.lr, best))
         if improved:
-            run.best_val = row.get("val_score", run.best_val) if data.val is not None else run.best_val
+            run.best_val = max(row.get("val_score", run.best_val), run.best_val) if data.val is not None else run.best_val
             run.best_epoch = epoch + 1
         if dist.is_main():
             man = manifest.replace(epoch=epoch + 1, metrics={"val_score": row.get("val_score")})
@@ -297,6 +300,17 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
                    time.perf_counter() - t_run, seen_images / max(train_seconds, 1e-9))
 
 
+def keeps(score: float, best: float, n_val: int) -> bool:
+    """Whether an epoch's checkpoint replaces the kept one: its validation score (0…1) is within one
+    standard error, √(p(1−p)/n) at the best score p seen, of that best. On a small validation split the
+    scores of later epochs differ by noise (20 images: 1 image = 5 pt), and keeping the strictly best one
+    picked half-trained early epochs; within the noise the later, better-trained epoch wins."""
+    if best < 0:
+        return True
+    p = min(max(best, 0.0), 1.0)
+    return score >= best - (p * (1 - p) / max(n_val, 1)) ** 0.5
+
+
 def _finish(method, data, run_dir: Path, device, amp, history, best_epoch, seconds, ips) -> FitResult:
     """Evaluate the best checkpoint on the test split and write metrics + confusion matrix."""
     ckpt_dir = run_dir / "checkpoints"
@@ -310,7 +324,8 @@ def _finish(method, data, run_dir: Path, device, amp, history, best_epoch, secon
     val_d = method.evaluate(data.val, data.class_names, device, amp)[1] if data.val is not None else None
     metrics = {"test": test_d, "val": val_d, "best_epoch": best_epoch,
                "epochs": len(history), "seconds": round(seconds, 2), "images_per_second": round(ips, 1),
-               "selected_on": "val" if data.val is not None else "last epoch (no validation images)"}
+               "selected_on": "val (the latest epoch within 1 SE of the best)" if data.val is not None
+               else "last epoch (no validation images)"}
     if dist.is_main():
         from compress.engine.run_log import plot_curves
 

@@ -140,7 +140,10 @@ def run_stage(spec: StageSpec, data: DataBundle, *, teacher: nn.Module | None = 
               unlabeled: Dataset | None = None, progress: ProgressSink | None = None,
               stop_after_epochs: int | None = None) -> StageResult:
     """Train one model in ``spec.run_dir``; a stage finished before (on resume) is loaded, not retrained."""
+    from compress.parallel import world_size
+
     spec.run_dir.mkdir(parents=True, exist_ok=True)
+    spec = dataclasses.replace(spec, train=spec.train.with_epochs(len(data.train), world_size()))
     if spec.resume and finished(spec.run_dir, spec.train.epochs):
         return _from_disk(spec, data, teacher, unlabeled)
     # initial weights are skipped only when a saved state replaces them: a resumed run killed before its

@@ -188,7 +188,8 @@ def given_teacher_row(paths: tuple[str, ...], teacher: nn.Module, data: DataBund
 
 def _note(results: list[StageResult], cfg: JobConfig, pruned: bool = False) -> str | None:
     if cfg.resume and results and all(r.fit is None for r in results):
-        return (f"nothing to do: every stage of this run already finished its {cfg.train.epochs} epochs "
+        done = f"{cfg.train.epochs} epochs" if cfg.train.epochs is not None else "epochs"
+        return (f"nothing to do: every stage of this run already finished its {done} "
                 "(pass a larger --epochs with --resume to extend it).")
     return below_baseline([r.summary for r in results], pruned)
 

@@ -67,8 +67,10 @@ def plan(r: Recipe) -> list[Step]:
     """The recipe's steps in the order they run."""
     base = {"data": to_jsonable(r.data), "train": to_jsonable(r.train)}
     steps = [Step("teacher", "teacher", {**base, "teacher": to_jsonable(r.teacher)}, folder="teacher")]
-    # a baseline is a zoo network trained without a teacher; a student given as a checkpoint has none
-    archs = sorted({s.student for s in r.students if _plain(s) and not _checkpoint(s.student)}) if r.baseline else []
+    # a baseline is a zoo network trained without a teacher; a student given as a checkpoint has none; the
+    # default student (the teacher pruned) trains its own baseline, the same pruned network, in its step
+    archs = sorted({s.student for s in r.students if _plain(s) and not _checkpoint(s.student)
+                    and s.student != "auto"}) if r.baseline else []
     steps += [Step(f"baseline:{a}", "baseline", {**base, "arch": a}, ("teacher",), f"baselines/{a}") for a in archs]
     for s in r.students:
         reads = ("teacher",) if s.quantize is None else ("teacher", f"student:{s.quantize['from']}")

@@ -38,6 +38,10 @@ def collect_rows(p: Pipeline) -> tuple[list[dict[str, Any]], list[str]]:
             r = p.outputs(s.name)["row"]
             rows.append({"model": s.name, "method": "ce (no teacher)", "precision": "fp32 (checkpoint)", "oa": r["test_oa"],
                          "kappa": r["test_kappa"], "params_m": r["params_m"], "dir": str(p.run / s.folder), "estimates": {}})
+        elif s.kind == "student" and (r := p.outputs(s.name).get("baseline_row")):
+            rows.append({"model": "baseline:pruned", "method": "ce (no teacher)", "precision": "fp32 (checkpoint)",
+                         "oa": r["test_oa"], "kappa": r["test_kappa"], "params_m": r["params_m"],
+                         "dir": str(Path(r["checkpoint"]).parents[1]), "estimates": {}})
     names = [st.name for st in p.recipe.students] + ["teacher"]
     for name in names:  # the recipe's order: each student's files, then the exported teacher's
         step = f"export:{name}" if f"export:{name}" in p.records else f"student:{name}"

@@ -66,14 +66,21 @@ def _student(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]
                 "oa_before_recovery": res["test_oa_before_recovery"]}
     from compress.jobs.classification import JobConfig, run_distill
 
+    # the first default student (the teacher pruned to half its MACs) trains the pruned network's baseline too
+    first_auto = next((x.name for x in p.recipe.students if x.student == "auto" and x.prune is None
+                       and x.quantize is None), None)
+    baseline = p.recipe.baseline and st.name == first_auto
     res = run_distill(JobConfig(data=_data(p), train=p.recipe.train, student=st.student, weights=st.weights,
                                 method=st.method, method_params=dict(st.params), teacher=tuple(teacher["checkpoints"]),
-                                teacher_weights=tuple(teacher["weights"]), baseline=False, out=str(folder),
+                                teacher_weights=tuple(teacher["weights"]), baseline=baseline, out=str(folder),
                                 resume=resume), p.progress)
     rows = [dataclasses.asdict(r) for r in res.rows]
     student = next(r for r in rows if r["role"] == "student")
     given = next((r for r in rows if r["role"].startswith("teacher")), None)
-    return {"checkpoint": student["checkpoint"], "row": student, "teacher_row": given}
+    base = next((r for r in rows if r["role"] == "baseline"), None)
+    role = "student (the teacher pruned)" if res.chosen else "student"
+    return {"checkpoint": student["checkpoint"], "row": {**student, "role": role}, "teacher_row": given,
+            "baseline_row": base, "chosen": res.chosen}
 
 
 def _quantized(p: Pipeline, st: StudentRecipe, folder: Path, resume: bool) -> dict[str, Any]:

@@ -176,7 +176,7 @@ data:                      # any `compress train` data option (data: a class-per
   train_ratio: 0.7
 
 train:                     # every training stage (teacher, baselines, students)
-  epochs: 3
+  epochs: 3                # null = 10, or enough for 300 optimizer steps on a small set
   batch_size: 128
   device: cpu
 
@@ -188,15 +188,14 @@ teacher:
 baseline: true             # the no-teacher baseline of each student architecture
 
 students:                  # one row of the report each (compress methods lists the methods)
-  - name: kd
-    method: kd
-    student: cifar_resnet8
-  - name: dist
+  - name: kd               # the default student: the teacher pruned to half its MACs, its weights
+    method: kd             # inherited, recovered by KD; its baseline is the same pruned network alone
+  - name: dist             # a zoo network by name (its baseline: the same network without a teacher)
     method: dist
     student: cifar_resnet8
-  - name: pruned           # the teacher pruned to half its MACs, recovered by KD from it
+  - name: pruned-30        # the teacher pruned harder, to 30 % of its MACs, recovered by KD from it
     method: kd
-    prune: {{macs: 0.5}}
+    prune: {{macs: 0.3}}
   - name: kd-qad           # quantisation-aware distillation of `kd` (INT8, CPU flavour)
     quantize: {{from: kd, epochs: 1}}
 

@@ -82,7 +82,8 @@ def restore_config(cls: type[C], run: Path, given: Mapping[str, Any]) -> C:
             "differ from it; drop them (only --epochs to extend the run, --device, --amp, --workers, --compile, "
             "--memory-format, --data-path and --log-every may change), "
             "or start a new run with another --out.")
-    if "train.epochs" in after and int(after["train.epochs"]) < int(before.get("train.epochs", 0)):
+    if after.get("train.epochs") is not None and before.get("train.epochs") is not None \
+            and int(after["train.epochs"]) < int(before["train.epochs"]):
         raise UserInputError(f"--epochs {after['train.epochs']} is fewer than the run's {before['train.epochs']}; "
                              "--epochs can only extend a resumed run.")
     return build_config(cls, {**candidate, "resume": True}, section=f"{run / CONFIG_FILE}")

@@ -78,8 +78,23 @@ def test_init_writes_a_recipe_that_loads_and_is_not_overwritten(tmp_path):
     res = runner.invoke(app, ["pipeline", str(path), "--init"])
     assert res.exit_code == 0 and path.is_file()
     r = load_recipe(path)
-    assert [s.name for s in r.students] == ["kd", "dist", "pruned", "kd-qad"] and r.data.data is None
+    assert [s.name for s in r.students] == ["kd", "dist", "pruned-30", "kd-qad"] and r.data.data is None
+    assert r.students[0].student == "auto"  # the default student leads: the teacher pruned
     again = runner.invoke(app, ["pipeline", str(path), "--init"])
     assert again.exit_code == 1 and "already exists" in again.output
     listing = runner.invoke(app, ["pipeline", str(path), "--dry-run"])
     assert listing.exit_code == 0 and "pending" in listing.stdout and not (tmp_path / "runs").exists()
+
+
+def test_the_default_student_is_the_teacher_pruned_with_its_own_baseline(tmp_path):
+    recipe = _recipe(tmp_path, baseline=True, teacher={"arch": "cifar_resnet20", "epochs": 1},
+                     students=[{"name": "kd", "method": "kd"}],
+                     export={"fp16": False, "int8": False, "trt": False},
+                     profile={"host": False, "targets": ["jetson-orin-nano-8gb@15W"]})
+    steps = _steps([str(recipe)])
+    assert list(steps) == ["teacher", "student:kd", "export:kd", "profile", "report"]  # no zoo baseline step
+    run = tmp_path / "run"
+    out = json.loads((run / ".pipeline" / "student__kd.json").read_text())["outputs"]
+    assert out["row"]["role"] == "student (the teacher pruned)" and "pruned in width" in out["chosen"]
+    assert out["baseline_row"]["params_m"] == out["row"]["params_m"] < 0.2722  # same pruned network, smaller
+    assert "| baseline:pruned | ce (no teacher) |" in (run / "report.md").read_text()

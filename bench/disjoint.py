@@ -1,7 +1,7 @@
 """Do the defaults generalise? Methods against the no-teacher baseline on class-disjoint parts of a data set.
 
     python bench/disjoint.py --data ../shared/data/AID_150px --sets 3 --ratios 0.2 --image-size 64 \
-        --epochs 8 --teacher-epochs 5 --seeds 0 --methods kd dkd dist pskd --json bench/out/disjoint.json
+        --seeds 0 --methods kd dkd dist pskd --json bench/out/disjoint.json
 
 The classes of ``--data`` are shuffled once with ``--class-seed`` (fixed, not tuned) and cut into ``--sets``
 class-disjoint parts of equal size; each part is a data set the toolkit has never seen. For each part,
@@ -59,6 +59,10 @@ def _compress(args: list[str], out: Path) -> dict:
     return res
 
 
+def _epochs(n: int | None) -> list[str]:
+    return [] if n is None else ["--epochs", str(n)]  # None: the toolkit's automatic epochs
+
+
 def _method_args(spec: str) -> tuple[str, list[str]]:
     name, _, params = spec.partition(":")
     extra = [a for kv in params.split(",") if kv for a in ("-p", kv)]
@@ -70,14 +74,14 @@ def run_part(args: argparse.Namespace, data: Path, ratio: float, seed: int, out:
     teacher = out / "teacher"
     t = _compress(["train", "--data", str(data), "--train-ratio", str(ratio), "--model", args.teacher_arch,
                    "--weights", args.teacher_init_weights, "--image-size", str(args.image_size),
-                   "--epochs", str(args.teacher_epochs), "--seed", str(seed)], teacher)
+                   *_epochs(args.teacher_epochs), "--seed", str(seed)], teacher)
     if "error" in t:
         return {"error": f"teacher: {t['error']}"}
     got = {"teacher": t["rows"][0]["test_oa"]}
     student = ["--student", args.student] if args.student != "default" else []
     for i, spec in enumerate(args.methods):
         _, margs = _method_args(spec)
-        res = _compress(["distill", "--teacher", str(teacher), *student, *margs, "--epochs", str(args.epochs),
+        res = _compress(["distill", "--teacher", str(teacher), *student, *margs, *_epochs(args.epochs),
                          "--seed", str(seed), *([] if i == 0 else ["--no-baseline"])],
                         out / spec.replace(":", "_").replace(",", "_").replace("=", "-"))
         if "error" in res:
@@ -98,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--class-seed", type=int, default=28)
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.2])
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--teacher-epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=None, help="default: the toolkit's automatic epochs")
+    ap.add_argument("--teacher-epochs", type=int, default=None, help="default: the toolkit's automatic epochs")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--methods", nargs="+", default=["kd", "dkd", "dist", "pskd"])
     ap.add_argument("--student", default="default", help="'default' (the pruned teacher) or a zoo name")
@@ -126,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"set": k, "classes": sorted(p.name for p in data.iterdir()), "ratio": ratio, **med,
                          "held": held, "seeds": len(ok), "runs": runs})
     table = Table(title=f"class-disjoint parts: test OA % (median of seeds {args.seeds}), student {args.student}, "
-                        f"{args.image_size} px, {args.epochs} epochs")
+                        f"{args.image_size} px, {args.epochs or 'automatic'} epochs")
     for col in ("set", "ratio", "teacher", "baseline", *args.methods):
         table.add_column(col, justify="right")
     pct = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731

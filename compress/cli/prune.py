@@ -30,6 +30,8 @@ OPTIONS = Group("prune", (
         help="Module path never to prune (repeatable)."),
     opt("recover", "--recover", key="recover", type=Flag, default=False, show_default=False,
         help="Then distil the pruned student from the original checkpoint (prune → distill in one command)."),
+    opt("baseline", "--baseline", key="baseline", type=Flag, default=False, show_default=False,
+        help="With --recover: also fine-tune the pruned network without the teacher (the no-teacher baseline)."),
 ))
 
 
@@ -56,7 +58,7 @@ def register(app: typer.Typer) -> None:
 
             rec = result.recovered
             render_job(SimpleNamespace(rows=[StageSummary(**r) for r in rec["rows"]], data=rec["data"],
-                                       run_dir=rec["run_dir"], note=None), "recovery (distilled from the original)")
+                                       run_dir=rec["run_dir"], note=rec.get("note")), "recovery (distilled from the original)")
 
 
 def _render(result) -> None:

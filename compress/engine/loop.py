@@ -218,7 +218,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
     if isinstance(config.get("train"), dict):  # the manifest records the learning rate actually used
         config = {**config, "train": {**config["train"], "lr": cfg.lr, "warmup_epochs": cfg.warmup_epochs}}
     manifest = manifest.replace(world_size=ctx.world, config=config)
-    monitor = DivergenceMonitor(classes=len(data.class_names))
+    monitor = DivergenceMonitor(classes=len(data.class_names), val_images=len(data.val) if data.val is not None else 0)
     if eval_start and data.val is not None and run.start_val is None and run.start_epoch == 0:
         method.eval()
         run.start_val = run.best_val = method.evaluate(data.val, data.class_names, device, amp)[0]
@@ -302,13 +302,18 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
 
 def keeps(score: float, best: float, n_val: int) -> bool:
     """Whether an epoch's checkpoint replaces the kept one: its validation score (0…1) is within one
-    standard error, √(p(1−p)/n) at the best score p seen, of that best. On a small validation split the
-    scores of later epochs differ by noise (20 images: 1 image = 5 pt), and keeping the strictly best one
-    picked half-trained early epochs; within the noise the later, better-trained epoch wins."""
+    standard error of the difference between two scores, √(2p(1−p)/n), of the best score seen. On a small
+    validation split later epochs differ by noise (20 images: 1 image = 5 pt) and the best of many epochs
+    is high by chance; keeping the strictly best one picked half-trained early epochs, and within the
+    noise the later, better-trained epoch of a decaying schedule wins. p is the best score smoothed as
+    (k+2)/(n+4) (k images right; Agresti–Coull) so that 19/20 or 20/20 does not make one image look
+    significant. On 20 digits validation images the raw rule kept a teacher at its epoch-52 peak of 19/20
+    (91.2 % test) and its KD student at epoch 32 (80.8 %); their last epochs scored 96.7 % and 96.4 %."""
     if best < 0:
         return True
-    p = min(max(best, 0.0), 1.0)
-    return score >= best - (p * (1 - p) / max(n_val, 1)) ** 0.5
+    n = max(n_val, 1)
+    p = (min(max(best, 0.0), 1.0) * n + 2) / (n + 4)
+    return score >= best - (2 * p * (1 - p) / n) ** 0.5
 
 
 def _finish(method, data, run_dir: Path, device, amp, history, best_epoch, seconds, ips) -> FitResult:

@@ -50,6 +50,8 @@ class PipelineResult:
     steps: list[StepStatus]
     report: dict[str, str] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)  # checks a finished run did not pass (exported files' parity)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the report's rows: one per model × precision
+    targets: list[str] = field(default_factory=list)  # the device profiles the rows' estimates are for
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -74,7 +76,9 @@ def plan(r: Recipe) -> list[Step]:
     steps += [Step(f"baseline:{a}", "baseline", {**base, "arch": a}, ("teacher",), f"baselines/{a}") for a in archs]
     for s in r.students:
         reads = ("teacher",) if s.quantize is None else ("teacher", f"student:{s.quantize['from']}")
-        steps.append(Step(f"student:{s.name}", "student", {**base, "student": to_jsonable(s)}, reads, f"students/{s.name}"))
+        own = {"baseline": r.baseline} if s.quantize is None and (s.prune is not None or s.student == "auto") else {}
+        steps.append(Step(f"student:{s.name}", "student", {**base, "student": to_jsonable(s), **own}, reads,
+                          f"students/{s.name}"))
     exported = [s.name for s in r.students if s.quantize is None] + (["teacher"] if r.export.teacher else [])
     for n in exported:
         src = "teacher" if n == "teacher" else f"student:{n}"
@@ -189,7 +193,10 @@ class Pipeline:
             done.append(StepStatus(s.name, "ran", round(time.perf_counter() - t0, 1), rec["outputs"]))
         failed = [f"{s.name}: {s.outputs.get('message') or 'parity failed'}" for s in done
                   if s.name.startswith("export:") and s.outputs.get("outcome") == "parity-failed"]
-        return PipelineResult(str(self.run), done, self.records["report"]["outputs"], failed)
+        from compress.jobs.pipeline_report import collect_rows
+
+        rows, targets = collect_rows(self)
+        return PipelineResult(str(self.run), done, self.records["report"]["outputs"], failed, rows, targets)
 
 
 def _file_name(step: str) -> str:

@@ -39,7 +39,7 @@ def collect_rows(p: Pipeline) -> tuple[list[dict[str, Any]], list[str]]:
             rows.append({"model": s.name, "method": "ce (no teacher)", "precision": "fp32 (checkpoint)", "oa": r["test_oa"],
                          "kappa": r["test_kappa"], "params_m": r["params_m"], "dir": str(p.run / s.folder), "estimates": {}})
         elif s.kind == "student" and (r := p.outputs(s.name).get("baseline_row")):
-            rows.append({"model": "baseline:pruned", "method": "ce (no teacher)", "precision": "fp32 (checkpoint)",
+            rows.append({"model": f"baseline:{s.name.split(':', 1)[1]}", "method": "ce (no teacher)", "precision": "fp32 (checkpoint)",
                          "oa": r["test_oa"], "kappa": r["test_kappa"], "params_m": r["params_m"],
                          "dir": str(Path(r["checkpoint"]).parents[1]), "estimates": {}})
     names = [st.name for st in p.recipe.students] + ["teacher"]

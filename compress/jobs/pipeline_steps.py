@@ -60,10 +60,12 @@ def _student(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]
             raise UserInputError(f"students.{st.name}.prune prunes one teacher; the recipe gives an ensemble.")
         res = run_prune(PruneJobConfig(checkpoint=teacher["checkpoints"][0], out=str(folder), recover=True,
                                        method=st.method, method_params=dict(st.params), train=p.recipe.train,
-                                       resume=resume, **st.prune), p.progress).to_dict()
-        row = next(r for r in res["recovered"]["rows"] if r["role"] == "student")
+                                       baseline=p.recipe.baseline, resume=resume, **st.prune), p.progress).to_dict()
+        rows = res["recovered"]["rows"]
+        row = next(r for r in rows if r["role"] == "student")
         return {"checkpoint": row["checkpoint"], "row": {**row, "role": f"pruned ({res['budget']})"},
-                "oa_before_recovery": res["test_oa_before_recovery"]}
+                "oa_before_recovery": res["test_oa_before_recovery"],
+                "baseline_row": next((r for r in rows if r["role"] == "baseline"), None)}
     from compress.jobs.classification import JobConfig, run_distill
 
     # the first default student (the teacher pruned to half its MACs) trains the pruned network's baseline too

@@ -84,5 +84,5 @@ def _recover(cfg: PruneJobConfig, ckpt, pruned: Path, run: Path, progress) -> di
     data = recorded_data(ckpt.path, {"image_size": ckpt.manifest.image_size}) or DataConfig(
         image_size=ckpt.manifest.image_size)
     job = JobConfig(data=data, train=cfg.train, student=str(pruned), teacher=(str(ckpt.path),), method=cfg.method,
-                    method_params=cfg.method_params, baseline=False, out=str(run / "recover"), resume=cfg.resume)
+                    method_params=cfg.method_params, baseline=cfg.baseline, out=str(run / "recover"), resume=cfg.resume)
     return run_distill(job, progress=progress).to_dict()

@@ -29,6 +29,7 @@ class PruneJobConfig:
     measure: bool = False  # latency measured with ONNX Runtime on this CPU instead of estimated
     prune: PruneConfig = field(default_factory=PruneConfig)
     recover: bool = False
+    baseline: bool = False  # with recover: also fine-tune the pruned network without the teacher, to compare
     method: str = "kd"
     method_params: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -43,6 +44,9 @@ class PruneJobConfig:
                 raise UserInputError(f"{name} is the share of the model to keep, in (0, 1) (e.g. 0.5); got {share}.")
         if self.latency_ms is not None and (self.latency_ms <= 0 or not (self.target or self.measure)):
             raise UserInputError("--latency-ms needs a positive budget and --target PROFILE (estimate) or --measure.")
+        if self.baseline and not self.recover:
+            raise UserInputError("--baseline is the pruned network fine-tuned without the teacher beside the "
+                                 "recovery: add --recover.")
         if self.precision not in ("fp32", "fp16", "int8"):
             raise UserInputError(f"--precision must be fp32, fp16 or int8, got '{self.precision}'.")
 

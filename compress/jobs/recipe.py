@@ -167,37 +167,36 @@ INIT_TEMPLATE = """\
 # Run:   compress pipeline {path}          (a finished step is skipped when you run it again)
 #        compress pipeline {path} --dry-run   (the steps and whether each is done)
 #        compress pipeline {path} --redo NAME (redo one step; the steps after it follow)
-# This example runs on the embedded 8x8 digits in a few minutes on a laptop CPU.
+# This example runs on the embedded 8x8 digits in about two minutes on two CPU cores. With 10 % of the
+# images for training (16 per class) the small student learns visibly more from the teacher than alone;
+# at 70 % every model scores 99-100 % and shows nothing.
 out: {out}
 
 data:                      # any `compress train` data option (data: a class-per-folder root)
   data: null               # null = the embedded digits; e.g. ../shared/data/AID_150px
   image_size: 16
-  train_ratio: 0.7
+  train_ratio: 0.1
 
 train:                     # every training stage (teacher, baselines, students)
-  epochs: 3                # null = 10, or enough for 300 optimizer steps on a small set
+  epochs: null             # null = 10, or enough for 300 optimizer steps on a small set
   batch_size: 128
-  device: cpu
+  device: auto
 
 teacher:
   checkpoint: []           # given teacher checkpoint(s); empty = train `arch` first
   arch: cifar_resnet20
-  epochs: 3
 
 baseline: true             # the no-teacher baseline of each student architecture
 
 students:                  # one row of the report each (compress methods lists the methods)
-  - name: kd               # the default student: the teacher pruned to half its MACs, its weights
+  - name: kd               # the teacher pruned to a quarter of its MACs (without prune: half), its weights
     method: kd             # inherited, recovered by KD; its baseline is the same pruned network alone
-  - name: dist             # a zoo network by name (its baseline: the same network without a teacher)
-    method: dist
-    student: cifar_resnet8
-  - name: pruned-30        # the teacher pruned harder, to 30 % of its MACs, recovered by KD from it
-    method: kd
-    prune: {{macs: 0.3}}
+    prune: {{macs: 0.25}}
+# - name: dist             # a zoo network by name (its baseline: the same network without a teacher)
+#   method: dist           # (left out of the quick start: trained from scratch on 159 images it learns
+#   student: cifar_resnet8 #  no more with a teacher than without)
   - name: kd-qad           # quantisation-aware distillation of `kd` (INT8, CPU flavour)
-    quantize: {{from: kd, epochs: 1}}
+    quantize: {{from: kd, epochs: 3}}
 
 export:
   fp16: true
@@ -220,3 +219,16 @@ def write_init(path: str | Path, out: str | None = None) -> Path:
     if path.exists():
         raise UserInputError(f"'{path}' already exists; choose another file name for the new recipe.")
     return write_text_atomic(path, INIT_TEMPLATE.format(path=path, out=out or f"runs/{path.stem}"))
+
+
+QUICKSTART = Path("runs") / "quickstart.yaml"
+
+
+def quickstart_recipe(path: str | Path = QUICKSTART) -> tuple[Path, bool]:
+    """The recipe ``compress pipeline`` runs when given none: the example, written to ``path`` the first
+    time (its run folder beside it) and used as it is afterwards, edits included. Returns (path, written)."""
+    path = Path(path)
+    if path.is_file():
+        return path, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_init(path, str(path.with_suffix(""))), True

@@ -34,12 +34,21 @@ def test_zero_epochs_are_refused():
 
 
 def test_a_later_epoch_within_the_noise_of_a_small_val_split_is_kept():
-    # 20 images at 90 %: one standard error is 6.7 pt, so 85 % (one image fewer) is noise
+    # 20 images at 90 %: the SE of a difference is 10.8 pt, so 80 % (two images fewer) is noise
     assert keeps(0.85, 0.90, 20)
-    assert not keeps(0.80, 0.90, 20)
+    assert keeps(0.80, 0.90, 20)
+    assert not keeps(0.75, 0.90, 20)
+
+
+def test_one_image_below_a_near_perfect_small_val_score_is_noise():
+    # the raw p(1-p) at 20/20 is 0: one image (5 pt) would look significant
+    assert keeps(0.85, 0.95, 20)
+    assert not keeps(0.80, 0.95, 20)
+    assert keeps(0.95, 1.00, 20)
+    assert not keeps(0.90, 1.00, 20)
 
 
 def test_a_large_val_split_keeps_only_real_ties_or_gains():
-    assert not keeps(0.85, 0.90, 2000)  # 1 SE = 0.67 pt
+    assert not keeps(0.85, 0.90, 2000)  # 1 SE of a difference = 0.95 pt
     assert keeps(0.895, 0.90, 2000)
     assert keeps(0.5, -1.0, 10)  # the first evaluation always keeps

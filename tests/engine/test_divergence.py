@@ -26,6 +26,17 @@ def test_rules():
     assert "nan" in DivergenceMonitor(classes=2).check(1, math.nan, None)
 
 
+def test_a_drop_within_the_noise_of_a_small_val_split_is_not_a_collapse():
+    small = DivergenceMonitor(classes=10, val_images=20)  # 8/20 → 3/20 early in warm-up: noise
+    assert small.check(1, 2.3, 0.40) is None and small.check(2, 2.2, 0.15) is None
+    real = DivergenceMonitor(classes=10, val_images=20)  # 18/20 → 2/20 is not
+    real.check(1, 2.3, 0.90)
+    assert "collapsed to 10.00 %" in real.check(2, 2.2, 0.10)
+    large = DivergenceMonitor(classes=10, val_images=2000)
+    large.check(1, 2.3, 0.40)
+    assert "collapsed to 15.00 %" in large.check(2, 2.2, 0.15)
+
+
 class Exploding(Method):
     """CE scaled by 10^epoch: the loss of epoch 2 is ten times epoch 1's."""
 

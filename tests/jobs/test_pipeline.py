@@ -78,8 +78,9 @@ def test_init_writes_a_recipe_that_loads_and_is_not_overwritten(tmp_path):
     res = runner.invoke(app, ["pipeline", str(path), "--init"])
     assert res.exit_code == 0 and path.is_file()
     r = load_recipe(path)
-    assert [s.name for s in r.students] == ["kd", "dist", "pruned-30", "kd-qad"] and r.data.data is None
-    assert r.students[0].student == "auto"  # the default student leads: the teacher pruned
+    assert [s.name for s in r.students] == ["kd", "kd-qad"] and r.data.data is None
+    assert r.students[0].student == "auto" and r.students[0].prune == {"macs": 0.25}  # the teacher pruned leads
+    assert r.data.train_ratio == 0.1 and r.train.epochs is None  # a task small enough to show the teacher's value
     again = runner.invoke(app, ["pipeline", str(path), "--init"])
     assert again.exit_code == 1 and "already exists" in again.output
     listing = runner.invoke(app, ["pipeline", str(path), "--dry-run"])
@@ -97,4 +98,4 @@ def test_the_default_student_is_the_teacher_pruned_with_its_own_baseline(tmp_pat
     out = json.loads((run / ".pipeline" / "student__kd.json").read_text())["outputs"]
     assert out["row"]["role"] == "student (the teacher pruned)" and "pruned in width" in out["chosen"]
     assert out["baseline_row"]["params_m"] == out["row"]["params_m"] < 0.2722  # same pruned network, smaller
-    assert "| baseline:pruned | ce (no teacher) |" in (run / "report.md").read_text()
+    assert "| baseline:kd | ce (no teacher) |" in (run / "report.md").read_text()

@@ -76,12 +76,22 @@ def test_prune_and_recover_in_one_command(teacher, tmp_path):
     assert [row["role"] for row in rec["rows"]] == ["teacher (given)", "student"] and rec["rows"][1]["method"] == "kd"
 
 
+def test_recover_with_baseline_trains_the_pruned_network_alone_too(teacher, tmp_path):
+    r = runner.invoke(app, ["prune", str(teacher), "--params", "0.6", "--round-to", "4", "--recover", "--baseline",
+                            "--epochs", "1", "--batch-size", "256", "-o", str(tmp_path / "pr"), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["recovered"]["rows"]
+    assert [row["role"] for row in rows] == ["teacher (given)", "baseline", "student"]
+    assert rows[1]["method"] == "ce" and rows[1]["params_m"] == rows[2]["params_m"]  # the same pruned network
+
+
 @pytest.mark.parametrize("args,message", [
     (["--latency-ms", "0.00001", "--target", "jetson-orin-nano-8gb"], "cannot be met"),
     (["--macs", "1.5"], "share of the model to keep"),
     (["--macs", "0.5", "--params", "0.5"], "exactly one budget"),
     (["--latency-ms", "2"], "needs a positive budget and --target"),
     (["--macs", "0.5", "--keep", "layer9.conv"], "is not a module"),
+    (["--macs", "0.5", "--baseline"], "add --recover"),
 ])
 def test_bad_budgets_are_one_line(teacher, tmp_path, args, message):
     r = runner.invoke(app, ["prune", str(teacher), *args, "-o", str(tmp_path / "x")])

@@ -222,7 +222,7 @@ def calibrate(write: bool = True, progress: Callable[[str], None] | None = None)
     eff = Efficiency(**{**eff.__dict__, "band_low": low, "band_high": high})
     fitted = [PointError(p, predict_point(p, analyses[_key(p)], devices[p.device], eff)) for p in points]
     bands = module_bands((e.point.module, e.point.latency_ms / e.predicted_ms) for e in by_device)
-    cal = Calibration(eff, fitted, by_device, by_family, bands)
+    cal = Calibration(eff, fitted, by_device, by_family, bands, {k: a.macs for k, a in analyses.items()})
     if write:
         rows = ["key,value"] + [f"{k},{getattr(eff, k):.6g}" for k in (*Efficiency.FITTED, "band_low", "band_high")]
         rows.append(f'source,"{eff.source}"')

@@ -50,6 +50,7 @@ class Calibration:
     by_device: list[PointError]
     by_family: list[PointError]
     bands: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # per module, profiles.bands
+    macs: dict[tuple[str, int, int], int] = field(default_factory=dict)  # (model, batch, px) → MACs
 
 
 def _pct(x: float) -> str:
@@ -95,6 +96,20 @@ def fit_report_markdown(cal: Calibration) -> str:
     lines += [""] + _table(cal.by_device, lambda x: x.point.precision, "precision")
     lines += [""] + _table(cal.by_device, lambda x: f"{x.point.module} {x.point.precision}", "device × precision")
     lines += ["", "## Leave one family out", ""] + _table(cal.by_family, lambda x: x.point.family, "held-out family")
+    if cal.macs:
+        from profiles.ranking import MIN_MODELS, rank_markdown, rank_rows
+
+        def macs_of(p):
+            return cal.macs[(p.model, p.batch, p.input_size)]
+
+        lines += ["", "## Ranking: Kendall's τ among the models of one table", "",
+                  "Selecting a student for a device needs the order of the estimates right. τ-b of estimated "
+                  "against published latency among the models each source measured together, with the "
+                  "leave-one-device-out estimates (fits that never saw the device); tables of ≥ 5 models, "
+                  f"those with ≥ {MIN_MODELS} models in bold. τ MACs is the order a MACs budget assumes.", ""]
+        lines += rank_markdown(rank_rows(cal.by_device, macs_of, 5), "table (leave one device out)")
+        lines += ["", "The same with the fit on all points:", ""]
+        lines += rank_markdown(rank_rows(cal.fitted, macs_of, 5), "table (fit on all points)")
     lines += ["", "## Every point", "",
               "| device | mode | model | px | precision | timed | measured ms | fit ms | device-out ms | family-out ms |",
               "| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: |"]

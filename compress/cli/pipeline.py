@@ -83,7 +83,8 @@ def summary_table(rows: list[dict], targets: list[str]):
 
     est = targets[0] if targets else None
     t = Table(title="models (test split; latency batch 1" + (f", {est} ESTIMATED" if est else "") + ")")
-    heads = ["model", "precision", "OA %", "params (M)", "MACs (M)", "file (MB)", "host ms"] + ([f"{est} ms"] if est else [])
+    heads = ["model", "precision", "OA %", "params (M)", "MACs (M)", "file (MB)", "host ms"]
+    heads += [f"{est} ms"] if est else []
     for i, h in enumerate(heads):
         t.add_column(h, justify="left" if i < 2 else "right")
 
@@ -109,8 +110,8 @@ def value_lines(rows: list[dict]) -> list[str]:
         if student is None or student["oa"] is None or base["oa"] is None:
             continue
         gain = 100 * (student["oa"] - base["oa"])
-        line = (f"{name}: {100 * student['oa']:.2f} % ({student['precision']}) against {100 * base['oa']:.2f} % for the "
-                f"same network trained without the teacher ({gain:+.2f} pt)")
+        line = (f"{name}: {100 * student['oa']:.2f} % ({student['precision']}) against {100 * base['oa']:.2f} % "
+                f"for the same network trained without the teacher ({gain:+.2f} pt)")
         if teacher and teacher.get("oa") is not None and teacher.get("params_m") and base.get("params_m"):
             line += (f"; the teacher: {100 * teacher['oa']:.2f} % with {teacher['params_m'] / base['params_m']:.1f}× "
                      "the parameters")

@@ -19,6 +19,9 @@ OPTIONS = Group("prune", (
     opt("precision", "--precision", key="precision", show_default="fp16", help="fp32 | fp16 | int8 (the estimate)."),
     opt("measure", "--measure", key="measure", type=Flag, default=False, show_default=False,
         help="Measure the latency with ONNX Runtime on this CPU instead of estimating it."),
+    opt("mode", "--mode", key="prune.mode", show_default="width",
+        help="width: channels of every layer | depth: whole residual blocks whose shortcut is the identity "
+             "(fewer kernels: what moves latency on a Jetson at small inputs)."),
     opt("importance", "--importance", key="prune.importance", show_default="magnitude",
         help="magnitude (group L2) | bn-scale | taylor (gradients of a few training batches)."),
     opt("global_pruning", "--global", key="prune.global_pruning", type=Flag, default=False, show_default=False,
@@ -66,7 +69,8 @@ def _render(result) -> None:
 
     t = Table(title=f"pruning to {result.budget}")
     lat = "latency_ms" in result.before
-    for col in ("step", "channels removed", "params (M)", "MACs (M)", *(["latency ms"] if lat else [])):
+    removed = "blocks removed" if any("dropped" in s.info for s in result.steps) else "channels removed"
+    for col in ("step", removed, "params (M)", "MACs (M)", *(["latency ms"] if lat else [])):
         t.add_column(col, justify="right")
     for i, s in enumerate(result.steps):
         t.add_row(str(i), f"{s.ratio:.0%}", f"{s.info['params'] / 1e6:.3f}", f"{s.info['macs'] / 1e6:.2f}",

@@ -56,7 +56,9 @@ def run_prune(cfg: PruneJobConfig, progress: ProgressSink | None = None) -> Prun
     model = ckpt.model
     resolved = to_jsonable(cfg)
     with open_run(cfg.out, "prune", cfg.resume, resolved, device=cfg.train.device) as run:
-        calib = _calibration(ckpt, cfg.prune.calib_batches) if cfg.prune.importance == "taylor" else None
+        # Taylor importance and depth pruning (each block's contribution) look at real training images
+        calib = _calibration(ckpt, cfg.prune.calib_batches) if cfg.prune.importance == "taylor" or \
+            cfg.prune.mode == "depth" else None
         steps, base, final, label, margin = prune_to_budget(model, shape, cfg, man.architecture, calib)
         pruned_man = pruned_manifest(man, model, str(ckpt.path), label, final)
         split = find_split_file(ckpt.path)

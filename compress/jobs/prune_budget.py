@@ -122,18 +122,20 @@ def prune_to_budget(model: torch.nn.Module, shape: tuple[int, ...], cfg: PruneJo
                     calib: list | None = None) -> tuple[list[PruneStep], dict[str, Any], dict[str, Any], str, float]:
     """Prune ``model`` (input ``shape``) in place to ``cfg``'s budget: ``(steps, before, after, budget label,
     margin)``; raises ``UserInputError`` with the smallest size reached when the budget cannot be met."""
-    from compress.models.prune import prune_model
+    from compress.models.prune import PRUNE_MODES
 
     budget = Budget(cfg, shape)
     budget.base = base = budget.measure(model)
-    steps = prune_model(model, torch.zeros(shape), cfg.prune, budget, calib)
+    steps = PRUNE_MODES.get(cfg.prune.mode)(model, torch.zeros(shape), cfg.prune, budget, calib)
     met, final = budget(model)
     if not met:
         key = "latency_ms" if cfg.latency_ms is not None else "macs" if cfg.macs is not None else "params"
         best = min(s.info[key] for s in steps)
         unit = " ms" if key == "latency_ms" else f" {key} ({best / base[key]:.3f} of the model)"
-        raise UserInputError(f"{budget.label()} cannot be met by pruning {architecture} up to "
-                             f"{cfg.prune.max_ratio:.0%} of its channels; the smallest reached was {best:g}{unit} — "
+        how = (f"removing every residual block of {architecture} whose shortcut is the identity"
+               if cfg.prune.mode == "depth" else
+               f"pruning {architecture} up to {cfg.prune.max_ratio:.0%} of its channels")
+        raise UserInputError(f"{budget.label()} cannot be met by {how}; the smallest reached was {best:g}{unit} — "
                              "raise the budget or start from a smaller model.")
     return steps, base, final, budget.label(), round(budget.margin(final), 6)
 

@@ -34,6 +34,7 @@ class PruneConfig:
     """How channels are chosen: ``step`` share of channels per step, up to ``max_ratio``."""
 
     importance: str = "magnitude"  # magnitude | bn-scale | taylor
+    mode: str = "width"  # width: channels of every layer | depth: whole residual blocks (compress.models.depth)
     global_pruning: bool = False  # False: the same share in every layer
     round_to: int = 8
     step: float = 0.02
@@ -43,6 +44,7 @@ class PruneConfig:
 
     def __post_init__(self) -> None:
         IMPORTANCE.get(self.importance)
+        PRUNE_MODES.get(self.mode)
         if self.round_to < 1:
             raise UserInputError(f"--round-to must be ≥ 1, got {self.round_to}.")
         if not 0 < self.step < self.max_ratio < 1:
@@ -123,3 +125,17 @@ def prune_model(model: nn.Module, example: torch.Tensor, cfg: PruneConfig, done:
             progress(f"step {k}: {info}")
     model.zero_grad(set_to_none=True)
     return history
+
+
+def _depth(model: nn.Module, example: torch.Tensor, cfg: PruneConfig, done: Callable[[nn.Module], tuple[bool, dict]],
+           calib: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None, progress=None) -> list[PruneStep]:
+    from compress.models.depth import prune_depth
+
+    steps = prune_depth(model, example, done, [x for x, _ in calib] if calib else None, cfg.keep)
+    return [PruneStep(ratio, info) for ratio, info in steps]
+
+
+# how a model is made smaller: prune_model's signature (model, example, cfg, done, calib) → the steps
+PRUNE_MODES: Registry[Callable[..., list[PruneStep]]] = Registry("pruning mode")
+PRUNE_MODES.add("width", prune_model)
+PRUNE_MODES.add("depth", _depth)

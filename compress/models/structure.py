@@ -1,7 +1,8 @@
 """The structure of a pruned model, recorded so the model is rebuilt from its zoo name without pickles:
 for every module whose tensors changed shape, its channel attributes and the shapes of its parameters
-and buffers. ``create_model(name, ..., pruned=STRUCTURE)`` builds the zoo model and applies it; the
-weights then load from safetensors as for any checkpoint."""
+and buffers; for every residual block removed by depth pruning, ``{"identity": true}``.
+``create_model(name, ..., pruned=STRUCTURE)`` builds the zoo model and applies it; the weights then load
+from safetensors as for any checkpoint."""
 from __future__ import annotations
 
 from typing import Any
@@ -25,6 +26,9 @@ def structure_of(model: nn.Module, reference: nn.Module) -> dict[str, Any]:
     ref = dict(reference.named_modules())
     out: dict[str, Any] = {}
     for path, mod in model.named_modules():
+        if isinstance(mod, nn.Identity) and path in ref and not isinstance(ref[path], nn.Identity):
+            out[path] = {"identity": True}
+            continue
         mine, theirs = _tensors(mod), _tensors(ref[path]) if path in ref else {}
         shapes = {n: list(t.shape) for n, t in mine.items() if n not in theirs or tuple(theirs[n].shape) != t.shape}
         if shapes:
@@ -50,8 +54,19 @@ def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
     if not isinstance(structure, dict):
         raise CheckpointError(f"the pruned structure is a {type(structure).__name__}, not a mapping of module paths; "
                               "the manifest was edited or is corrupt.")
+    dropped = [p for p, spec in structure.items() if spec == {"identity": True}]
+    if dropped:
+        from compress.models.depth import drop_blocks, removable_blocks
+
+        bad = sorted(set(dropped) - set(removable_blocks(model)))
+        if bad:
+            raise CheckpointError(f"the pruned structure removes '{bad[0]}', which is not a residual block with an "
+                                  "identity shortcut in this architecture; the manifest was edited or is corrupt.")
+        drop_blocks(model, dropped)
     modules = dict(model.named_modules())
     for path, spec in structure.items():
+        if path in dropped:
+            continue
         mod = modules.get(path)
         if mod is None:
             raise CheckpointError(f"the pruned structure names module '{path}', which this architecture does not "

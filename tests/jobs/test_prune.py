@@ -52,6 +52,20 @@ def test_every_command_takes_the_pruned_checkpoint(pruned, teacher, tmp_path):
     assert d.exit_code == 0, d.output  # a pruned teacher
 
 
+def test_depth_pruning_drops_blocks_and_the_checkpoint_exports_with_parity(teacher, tmp_path):
+    r = runner.invoke(app, ["prune", str(teacher), "--mode", "depth", "--macs", "0.7", "-o", str(tmp_path / "d"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["after"]["macs"] <= 0.7 * res["before"]["macs"] and all("dropped" in s["info"] for s in res["steps"][1:])
+    man = json.loads((tmp_path / "d" / "checkpoints" / "best" / "manifest.json").read_text())
+    assert sorted(man["model_kwargs"]["pruned"]) == sorted(s["info"]["dropped"] for s in res["steps"][1:])
+    ex = runner.invoke(app, ["export", str(tmp_path / "d" / "checkpoints" / "best"), "-o", str(tmp_path / "e"),
+                             "--samples", "32", "--json"])
+    assert ex.exit_code == 0, ex.output
+    assert json.loads(ex.stdout)["parity"]["rows"][1]["max_abs"] < 1e-4
+
+
 def test_distilling_into_the_pruned_student_changes_only_the_student(pruned, teacher, tmp_path):
     from safetensors.torch import load_file
 

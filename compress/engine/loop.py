@@ -20,7 +20,7 @@ from compress.data.bundle import DataBundle
 from compress.engine import distributed as dist
 from compress.engine.config import TrainConfig
 from compress.engine.device import amp_dtype, autocast, channels_last, resolve_device
-from compress.engine.divergence import DivergenceMonitor, TrainingDiverged, diverged_message
+from compress.engine.divergence import DivergenceMonitor, TrainingDiverged, diverged_message, monitored_loss
 from compress.engine.epoch import build_loader, loader_seed, write_history
 from compress.engine.optim import build_optimizer, lr_at, set_lr
 from compress.engine.progress import NullProgress, ProgressSink
@@ -270,7 +270,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         else:
             improved = data.val is None
         run.history.append(row)
-        reason = monitor.check(epoch + 1, float(row.get("train_loss", 0.0)), row.get("val_score"))
+        reason = monitor.check(epoch + 1, monitored_loss(row), row.get("val_score"))
         if reason is not None:
             if dist.is_main():
                 write_history(run_dir, run.history)

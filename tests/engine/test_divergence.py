@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from compress.data import DataConfig, build_data
 from compress.engine.config import TrainConfig
-from compress.engine.divergence import DivergenceMonitor, TrainingDiverged
+from compress.engine.divergence import DivergenceMonitor, TrainingDiverged, monitored_loss
 from compress.engine.loop import fit
 from compress.engine.stage import base_manifest
 from compress.methods.base import Method, StepOutput
@@ -24,6 +24,16 @@ def test_rules():
     slow = DivergenceMonitor(classes=10)  # a slow start near chance is not a collapse
     assert slow.check(1, 2.3, 0.11) is None and slow.check(2, 2.2, 0.10) is None
     assert "nan" in DivergenceMonitor(classes=2).check(1, math.nan, None)
+
+
+def test_the_rise_rule_watches_the_ce_term_so_a_method_ramp_is_not_a_divergence():
+    # DKD at epoch 6 of its 20-epoch warm-up: the total grew 2.4x while CE fell
+    assert monitored_loss({"train_loss": 11.32, "train_ce": 1.1, "train_dkd": 10.2}) == 1.1
+    assert monitored_loss({"train_loss": 3.0}) == 3.0  # no CE term (metric learning): the total
+    assert math.isnan(monitored_loss({"train_loss": math.nan, "train_ce": 1.0}))  # a NaN total always counts
+    m = DivergenceMonitor(classes=10)
+    assert m.check(1, monitored_loss({"train_loss": 4.77, "train_ce": 2.2}), None) is None
+    assert m.check(6, monitored_loss({"train_loss": 11.32, "train_ce": 1.1}), None) is None
 
 
 def test_a_drop_within_the_noise_of_a_small_val_split_is_not_a_collapse():

@@ -23,7 +23,7 @@ def main() -> None:
     import torch
 
     from compress.jobs.prune_budget import PruneJobConfig, prune_to_budget
-    from compress.jobs.recipe import target_spec
+    from compress.jobs.candidates import target_spec
     from compress.models import create_model
     from compress.models.depth import block_contribution, drop_blocks, removable_blocks
     from profiles.device import load_device_profile

@@ -13,10 +13,14 @@ STUDENT = model_option("student", ("--student",), "Model-zoo name (see `compress
 BUDGET = Group("student budget", (
     opt("budget", "--budget", key="budget.macs", type=Float, show_default="0.5",
         help="Without --student: the share of the teacher's MACs the pruned student keeps."),
-    opt("latency_ms", "--latency-ms", key="budget.latency_ms", type=Float, show_default=False,
-        help="Without --student: prune the teacher to this latency (ms, batch 1) estimated for --target."),
     opt("target", "--target", key="budget.target", show_default=False,
-        help="Device profile of --latency-ms, NAME or NAME@MODE (compress profile --list-devices)."),
+        help="Without --student: the device to choose the student for, NAME or NAME@MODE (compress profile "
+             "--list-devices): the teacher pruned in width, in depth, both, or at a lower resolution, whichever "
+             "meets --latency-ms and scores best after a short distillation."),
+    opt("latency_ms", "--latency-ms", key="budget.latency_ms", type=Float, show_default="half the teacher's",
+        help="With --target: the student's latency budget (ms, batch 1, estimated for the device)."),
+    opt("precision", "--precision", key="budget.precision", show_default="fp16",
+        help="With --target: the precision the student will run in on the device (fp16 or int8)."),
 ))
 BASELINE = Group("baseline", (opt("no_baseline", "--no-baseline", type=Flag, default=False, show_default=False,
                                   help="Skip the no-teacher baseline student."),))

@@ -22,6 +22,19 @@ def run_with_progress(job: Callable[..., Any], cfg: Any, quiet: bool = False, **
         return job(cfg, progress=progress, **kwargs)
 
 
+def render_search(search: dict) -> None:
+    """The candidates a device search considered: estimates (FP16, INT8, band), budget met, proxy score."""
+    from compress.jobs.student_search import SEARCH_COLUMNS, search_table
+
+    title, rows = search_table(search)
+    table = Table(title=title, title_justify="left")
+    for col in SEARCH_COLUMNS:
+        table.add_column(col, justify="left" if col in ("candidate", "meets", "") else "right")
+    for r in rows:
+        table.add_row(*r)
+    show_table(table)
+
+
 def render_job(result, title: str, as_json: bool = False) -> None:
     from compress.parallel import is_main
 
@@ -40,6 +53,8 @@ def render_job(result, title: str, as_json: bool = False) -> None:
                       "—" if r.test_kappa is None else f"{r.test_kappa:.4f}", _pct(r.test_macro_f1),
                       f"{r.best_epoch}/{r.epochs}", f"{r.seconds:.1f}")
     show_table(table)
+    if getattr(result, "search", None):
+        render_search(result.search)
     if getattr(result, "chosen", None):
         console.print(result.chosen, soft_wrap=True, markup=False)
     for r in result.rows:

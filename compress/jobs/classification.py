@@ -66,6 +66,7 @@ class JobResult:
     method: str
     note: str | None = None  # e.g. "nothing to do" when a finished run was resumed
     chosen: str | None = None  # what the default student is and why
+    search: dict[str, Any] | None = None  # the candidates considered for a --target (student_search.SearchResult)
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -208,6 +209,29 @@ def below_baseline(rows: list[StageSummary], pruned: bool = False) -> str | None
             f"smaller distillation weight (compress methods {s.method}).")
 
 
+def _teacher_model(cfg: JobConfig) -> tuple[nn.Module, tuple[int, ...], str]:
+    """The given teacher the student is made from: (model, its input shape, its architecture)."""
+    from compress.jobs.default_student import teacher_to_prune
+    from compress.models.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(teacher_to_prune(cfg.teacher, cfg.teacher_weights))
+    man = ck.manifest
+    return ck.model, (1, man.in_chans, man.image_size, man.image_size), man.architecture
+
+
+def _dry_steps(cfg: JobConfig, teacher_spec: StageSpec, base_spec: StageSpec, student_spec: StageSpec,
+               data: DataBundle, teacher, needs_teacher: bool, t_arch: str, pool=None) -> None:
+    """Every stage built and stepped once on real images before the first one trains."""
+    from compress.engine.stage import build_model_for_data
+
+    if needs_teacher and teacher is None:
+        preflight.dry_step(teacher_spec, data)
+    if cfg.baseline:
+        preflight.dry_step(base_spec, data)
+    stand_in = teacher if teacher is not None else build_model_for_data(t_arch, data).eval()
+    preflight.dry_step(student_spec, data, stand_in if needs_teacher else None, pool)
+
+
 def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResult:
     """Teacher (given or trained) → baseline student (CE) → distilled student (``cfg.method``).
 
@@ -215,6 +239,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
     pruned right after the teacher is known and before any student trains."""
     from compress.engine.stage import build_model_for_data
     from compress.jobs.default_student import check_reachable, pruned_student, teacher_to_prune
+    from compress.jobs.student_search import check_search_reachable, search_line, search_student
     from compress.methods import METHODS
     from compress.parallel import is_main
 
@@ -244,26 +269,51 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
                     _spec(cfg, resolved, role="student", method=cfg.method, run_dir=run / "student",
                           method_params=cfg.method_params, **common))
 
-        def prune(teacher_ckpt: str) -> tuple[StageSpec, StageSpec, str]:
-            ckpt, why = pruned_student(cfg.budget, teacher_ckpt, run, cfg.resume)
-            return (*student_specs(student_source(dataclasses.replace(cfg, student=ckpt))), why)
+        search = None
+        sizes = {data.image_size: data}
 
+        def data_at(size: int) -> DataBundle:  # the run's split at another input size (a resolution candidate)
+            if size not in sizes:
+                at = dataclasses.replace(cfg.data, image_size=size)
+                sizes[size] = _load_data(dataclasses.replace(cfg, data=at, resume=True), "distill", run, progress)
+            return sizes[size]
+
+        def prune(teacher_ckpt: str) -> tuple[StageSpec, StageSpec, str]:
+            nonlocal data, teacher, search
+            if not cfg.budget.target:
+                ckpt, why = pruned_student(cfg.budget, teacher_ckpt, run, cfg.resume)
+                return (*student_specs(student_source(dataclasses.replace(cfg, student=ckpt))), why)
+            paths = cfg.teacher or (teacher_ckpt,)
+            found = search_student(teacher_ckpt, device_budget, run, data_at,
+                                   lambda d: teacher_for(paths, cfg.teacher_weights, d), cfg.train, resolved,
+                                   resume=cfg.resume, progress=progress)
+            search = found.to_dict()
+            data = data_at(found.image_size)
+            teacher = teacher_for(paths, cfg.teacher_weights, data)
+            return (*student_specs(student_source(dataclasses.replace(cfg, student=found.checkpoint))),
+                    search_line(found))
+
+        shape = (1, data.in_chans, data.image_size, data.image_size)
+        twin = build_model_for_data(t_arch, data) if prune_teacher and not cfg.teacher else None
+        device_budget = None
+        if prune_teacher and cfg.budget.target:  # the budget, and whether any candidate meets it, known now
+            t_model, t_shape, arch = (twin, shape, t_arch) if twin is not None else _teacher_model(cfg)
+            device_budget = cfg.budget.device_budget(t_model, t_shape)
+            check_search_reachable(device_budget, t_model, t_shape, arch)
+        teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
+        given = [given_teacher_row(cfg.teacher, teacher, data, cfg.train.device)] if cfg.teacher else []
         if prune_teacher and cfg.teacher:  # pruned now: a budget it cannot meet stops the run before any training
+            if cfg.budget.target:  # the candidates' proxies train: every stage is dry-stepped on a stand-in first
+                _dry_steps(cfg, teacher_spec, *student_specs(student_source(
+                    dataclasses.replace(cfg, student=teacher_to_prune(cfg.teacher, cfg.teacher_weights)))),
+                    data, teacher, needs_teacher, t_arch)
             base_spec, student_spec, chosen = prune(teacher_to_prune(cfg.teacher, cfg.teacher_weights))
         else:  # a trained-here teacher is pruned once trained; its untrained twin stands in until then
             base_spec, student_spec = student_specs(student_source(cfg))
-            if prune_teacher:
-                check_reachable(cfg.budget, build_model_for_data(t_arch, data),
-                                (1, data.in_chans, data.image_size, data.image_size), t_arch)
-        teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
+            if prune_teacher and not cfg.budget.target:
+                check_reachable(cfg.budget, twin, shape, t_arch)
         pool = _unlabeled_pool(cfg, data)
-        # every stage is built and stepped once on real images before the first one trains
-        if needs_teacher and teacher is None:
-            preflight.dry_step(teacher_spec, data)
-        if cfg.baseline:
-            preflight.dry_step(base_spec, data)
-        stand_in = teacher if teacher is not None else build_model_for_data(t_arch, data).eval()
-        preflight.dry_step(student_spec, data, stand_in if needs_teacher else None, pool)
+        _dry_steps(cfg, teacher_spec, base_spec, student_spec, data, teacher, needs_teacher, t_arch, pool)
         results: list[StageResult] = []
         if needs_teacher and teacher is None:
             results.append(run_stage(teacher_spec, data, progress=progress))
@@ -273,9 +323,9 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
         if cfg.baseline:
             results.append(run_stage(base_spec, data, progress=progress))
         results.append(run_stage(student_spec, data, teacher=teacher, unlabeled=pool, progress=progress))
-        given = [given_teacher_row(cfg.teacher, teacher, data, cfg.train.device)] if cfg.teacher else []
         result = JobResult(run_dir=str(run), rows=given + [r.summary for r in results], method=cfg.method,
-                           data=data_summary(data), note=_note(results, cfg, chosen is not None), chosen=chosen)
+                           data=data_summary(data), note=_note(results, cfg, chosen is not None), chosen=chosen,
+                           search=search)
         if is_main():
             write_json_atomic(run / "metrics.json", {k: v for k, v in result.to_dict().items() if k != "note"})
     return result

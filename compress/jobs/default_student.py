@@ -4,8 +4,9 @@ A from-scratch zoo network distilled on a few hundred images loses to its own no
 often than not (issue 28: −5.5 pt on a 7-class aerial set, at chance for 4 of 10 epochs), while the
 teacher pruned to half its MACs and recovered by distillation stays within about a point of it: it
 starts from the teacher's features instead of from noise. So the default student is the teacher
-pruned in width to ``macs`` (share of its MACs, 0.5 by default) or to ``latency_ms`` on a device
-profile, its weights inherited; the baseline of the same run is that pruned network fine-tuned without
+pruned in width to ``macs`` (share of its MACs, 0.5 by default), its weights inherited — or, for a
+device profile (``--target``), the best of the candidates :mod:`compress.jobs.student_search` builds
+(width, depth, both, lower resolution); the baseline of the same run is that pruned network fine-tuned without
 the teacher, so the table compares like with like. ``--student NAME`` still trains a zoo network.
 """
 from __future__ import annotations
@@ -23,8 +24,10 @@ PRUNED_DIR = "pruned"  # inside the distill run folder
 
 @dataclass(frozen=True)
 class StudentBudget:
-    """How small the default (pruned-teacher) student is: a share of the teacher's MACs, or a latency
-    (ms per image, batch 1) estimated for a device profile (``target``, optionally ``NAME@MODE``)."""
+    """How small the default (pruned-teacher) student is: a share of the teacher's MACs, or — with a device
+    profile ``target`` (``NAME@MODE`` for a power mode) — a latency (ms per image, batch 1, ESTIMATED in
+    ``precision``; half the teacher's when not given) met by the best of several candidates
+    (:mod:`compress.jobs.student_search`)."""
 
     macs: float = 0.5
     latency_ms: float | None = None
@@ -38,23 +41,40 @@ class StudentBudget:
         if self.latency_ms is not None and (self.latency_ms <= 0 or not self.target):
             raise UserInputError("--latency-ms needs a positive budget and --target DEVICE (see "
                                  "`compress profile --list-devices`).")
-        if self.target and self.latency_ms is None:
-            raise UserInputError("--target names the device of a --latency-ms budget; give --latency-ms MS too.")
+        if self.precision not in ("fp16", "int8"):
+            raise UserInputError(f"--precision is the precision the student will run in on --target: fp16 or int8; "
+                                 f"got '{self.precision}'.")
+        if self.precision != "fp16" and not self.target:
+            raise UserInputError("--precision is the precision of the student on a --target device; add --target "
+                                 "DEVICE (or drop --precision).")
+        if self.target:
+            from compress.jobs.candidates import Estimator
+            from compress.jobs.candidates import target_spec
+
+            Estimator(*target_spec(self.target))  # an unknown device or power mode is one line, now
+
+    def device_budget(self, model: nn.Module, shape: tuple[int, ...]):
+        """The ``DeviceBudget`` of the search: ``latency_ms``, or half ``model``'s (the teacher's) estimate."""
+        from compress.jobs.candidates import DeviceBudget
+        from compress.jobs.candidates import target_spec
+        from compress.jobs.student_search import teacher_latency
+
+        name, mode = target_spec(self.target or "")
+        budget = DeviceBudget(name, self.latency_ms or 1.0, mode, self.precision)
+        if self.latency_ms is None:
+            budget = DeviceBudget(name, round(teacher_latency(model, shape, budget) / 2, 4), mode, self.precision)
+        return budget
 
     def prune_config(self, checkpoint: str, out: str):
-        """The ``compress prune`` job this budget means for ``checkpoint``."""
+        """The ``compress prune`` job the MACs budget means for ``checkpoint`` (a ``target`` searches instead)."""
         from compress.jobs.prune_budget import PruneJobConfig
-        from compress.jobs.recipe import target_spec
 
-        if self.latency_ms is not None:
-            name, mode = target_spec(self.target)
-            return PruneJobConfig(checkpoint=checkpoint, out=out, latency_ms=self.latency_ms, target=name,
-                                  power_mode=mode, precision=self.precision)
         return PruneJobConfig(checkpoint=checkpoint, out=out, macs=self.macs)
 
     def describe(self) -> str:
-        if self.latency_ms is not None:
-            return f"--latency-ms {self.latency_ms:g} --target {self.target}"
+        if self.target:
+            ms = f"--latency-ms {self.latency_ms:g}" if self.latency_ms is not None else "half the teacher's latency"
+            return f"{ms} --target {self.target} ({self.precision})"
         return f"--budget {self.macs:g}" + (" (the default)" if self.macs == StudentBudget.macs else "")
 
 
@@ -112,9 +132,8 @@ def pruned_student(budget: StudentBudget, teacher: str, run: Path, resume: bool)
 
 def why_line(budget: StudentBudget, architecture: str, before: dict, after: dict) -> str:
     """One line for the table: what the student is, how it was sized, and how to get another."""
-    lat = f", {after['latency_ms']:.3g} ms estimated" if "latency_ms" in after else ""
     return (f"student: the teacher ({architecture}) pruned in width to {after['macs'] / before['macs']:.0%} of its "
             f"MACs ({after['macs'] / 1e6:.2f} M of {before['macs'] / 1e6:.2f} M; {after['params'] / 1e6:.3f} M params"
-            f"{lat}) for {budget.describe()}, its weights inherited and recovered by distillation from the teacher; "
+            f") for {budget.describe()}, its weights inherited and recovered by distillation from the teacher; "
             "the baseline is the same pruned network fine-tuned without it. --student NAME trains a zoo network "
             "instead.")

@@ -58,7 +58,12 @@ class PipelineResult:
 
 
 def _plain(s: StudentRecipe) -> bool:
-    return s.prune is None and s.quantize is None
+    return s.prune is None and s.quantize is None and s.search is None
+
+
+def _settings(s: StudentRecipe) -> dict[str, Any]:
+    """A student's settings; ``search`` (added later) only when set, so older runs keep their keys."""
+    return {k: v for k, v in to_jsonable(s).items() if not (k == "search" and v is None)}
 
 
 def _checkpoint(student: str) -> bool:
@@ -77,7 +82,7 @@ def plan(r: Recipe) -> list[Step]:
     for s in r.students:
         reads = ("teacher",) if s.quantize is None else ("teacher", f"student:{s.quantize['from']}")
         own = {"baseline": r.baseline} if s.quantize is None and (s.prune is not None or s.student == "auto") else {}
-        steps.append(Step(f"student:{s.name}", "student", {**base, "student": to_jsonable(s), **own}, reads,
+        steps.append(Step(f"student:{s.name}", "student", {**base, "student": _settings(s), **own}, reads,
                           f"students/{s.name}"))
     exported = [s.name for s in r.students if s.quantize is None] + (["teacher"] if r.export.teacher else [])
     for n in exported:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.io import write_text_atomic
+from compress.jobs.student_search import SEARCH_COLUMNS, search_table
 
 Pipeline = Any  # compress.jobs.pipeline.Pipeline (not imported: no cycle)
 
@@ -149,6 +150,18 @@ def model_card(p: Pipeline, name: str, rows: list[dict[str, Any]], targets: list
     return "\n".join(lines) + "\n"
 
 
+def _searches(p: Pipeline) -> list[tuple[str, list[list[str]], str]]:
+    """The candidates table of every student searched for a device, titled with the student's name, and the
+    line that says what was chosen and why."""
+    out = []
+    for s in p.steps:
+        found = p.outputs(s.name) if s.kind == "student" else {}
+        if found.get("search"):
+            title, rows = search_table(found["search"])
+            out.append((f"{s.name.split(':', 1)[1]}: {title}", rows, found.get("chosen") or ""))
+    return out
+
+
 def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
     rows, targets = collect_rows(p)
     root = p.run
@@ -188,6 +201,10 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
     md = ["# Pipeline report", "", intro, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     md += ["| " + " | ".join(cells + [", ".join(f"[{a}]({b})" for a, b in links) or "–"]) + " |" for cells, links in table]
     md += [""] + [f"![{k}]({v.name})" for k, v in plots.items()]
+    searches = _searches(p)
+    for title, rows, why in searches:
+        md += ["", f"## {title}", "", "| " + " | ".join(SEARCH_COLUMNS) + " |", "|" + " --- |" * len(SEARCH_COLUMNS)]
+        md += ["| " + " | ".join(r) + " |" for r in rows] + ["", why]
     paths = {"markdown": write_text_atomic(root / "report.md", "\n".join(md) + "\n")}
     esc = html.escape
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "<td>" + ", ".join(
@@ -197,6 +214,9 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
             "padding:3px 6px;font-size:13px}</style></head><body><h1>Pipeline report</h1>"
             f"<p>{esc(intro)}</p><table><tr>{''.join(f'<th>{esc(h)}</th>' for h in head)}</tr>{body}</table>"
             + "".join(f"<h3>{esc(k)}</h3><img src='{esc(v.name)}' width='640'>" for k, v in plots.items())
+            + "".join(f"<h3>{esc(title)}</h3><table><tr>{''.join(f'<th>{esc(h)}</th>' for h in SEARCH_COLUMNS)}</tr>"
+                      + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+                      + f"</table><p>{esc(why)}</p>" for title, rows, why in searches)
             + "</body></html>")
     paths["html"] = write_text_atomic(root / "report.html", page)
     paths.update({f"plot {k}": v for k, v in plots.items()})

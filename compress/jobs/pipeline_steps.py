@@ -11,7 +11,9 @@ from typing import Any
 
 from compress.data.bundle import DataConfig
 Pipeline = Step = Any  # compress.jobs.pipeline.Pipeline / Step (imported there, not here: no cycle)
-from compress.jobs.recipe import StudentRecipe, target_spec
+from compress.jobs.default_student import StudentBudget
+from compress.jobs.candidates import target_spec
+from compress.jobs.recipe import StudentRecipe, search_budget
 
 
 def _data(p: Pipeline) -> DataConfig:
@@ -70,19 +72,22 @@ def _student(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]
 
     # the first default student (the teacher pruned to half its MACs) trains the pruned network's baseline too
     first_auto = next((x.name for x in p.recipe.students if x.student == "auto" and x.prune is None
-                       and x.quantize is None), None)
-    baseline = p.recipe.baseline and st.name == first_auto
+                       and x.quantize is None and x.search is None), None)
+    # a student searched for a device is a network of its own: it trains its own baseline
+    baseline = p.recipe.baseline and (st.name == first_auto or st.search is not None)
+    budget = search_budget(st) if st.search is not None else StudentBudget()
     res = run_distill(JobConfig(data=_data(p), train=p.recipe.train, student=st.student, weights=st.weights,
                                 method=st.method, method_params=dict(st.params), teacher=tuple(teacher["checkpoints"]),
-                                teacher_weights=tuple(teacher["weights"]), baseline=baseline, out=str(folder),
-                                resume=resume), p.progress)
+                                teacher_weights=tuple(teacher["weights"]), baseline=baseline, budget=budget,
+                                out=str(folder), resume=resume), p.progress)
     rows = [dataclasses.asdict(r) for r in res.rows]
     student = next(r for r in rows if r["role"] == "student")
     given = next((r for r in rows if r["role"].startswith("teacher")), None)
     base = next((r for r in rows if r["role"] == "baseline"), None)
-    role = "student (the teacher pruned)" if res.chosen else "student"
+    role = (f"student (for {st.search['target']}: {res.search['chosen']})" if res.search else
+            "student (the teacher pruned)" if res.chosen else "student")
     return {"checkpoint": student["checkpoint"], "row": {**student, "role": role}, "teacher_row": given,
-            "baseline_row": base, "chosen": res.chosen}
+            "baseline_row": base, "chosen": res.chosen, "search": res.search}
 
 
 def _quantized(p: Pipeline, st: StudentRecipe, folder: Path, resume: bool) -> dict[str, Any]:

@@ -35,6 +35,8 @@ class StudentRecipe:
     params: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
     prune: dict[str, Any] | None = None  # {macs: 0.5} or {params: 0.5}: prune the teacher, recover with `method`
     quantize: dict[str, Any] | None = None  # {from: NAME, epochs: 3}: quantisation-aware distillation of NAME
+    # {target: NAME@MODE, latency_ms: MS, precision: fp16}: the student chosen for a device (compress distill --target)
+    search: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,19 @@ def load_recipe(path: str | Path) -> Recipe:
     return build_config(Recipe, load_config_file(path), section=str(path))
 
 
-def target_spec(spec: str) -> tuple[str, str | None]:
-    """``NAME@MODE`` → (NAME, MODE); ``NAME`` → (NAME, None)."""
-    name, _, mode = spec.partition("@")
-    return name, (mode or None)
+def search_budget(s: StudentRecipe):
+    """The ``StudentBudget`` of a student's ``search:`` section (unknown keys, devices and modes are one line)."""
+    from compress.jobs.default_student import StudentBudget
+
+    unknown = set(s.search or {}) - {"target", "latency_ms", "precision"}
+    if unknown or not (s.search or {}).get("target") or s.student != "auto":
+        raise UserInputError(f"students.{s.name}.search: give the device as {{target: NAME@MODE}} (optional: "
+                             "latency_ms, precision), with no student name (the search makes it from the teacher)"
+                             + (f"; unknown key(s) {', '.join(sorted(unknown))}" if unknown else "") + ".")
+    try:
+        return StudentBudget(**s.search)
+    except UserInputError as exc:
+        raise UserInputError(f"students.{s.name}.search: {exc}") from None
 
 
 def export_config(e: ExportRecipe):
@@ -126,8 +137,11 @@ def check_recipe(r: Recipe) -> None:
                 build_method_params(s.method, s.params)
             except UserInputError as exc:
                 raise UserInputError(f"students.{s.name}.params: {exc}") from None
-        if s.prune and s.quantize:
-            raise UserInputError(f"students.{s.name}: a student is either pruned or quantised, not both.")
+        if sum(x is not None for x in (s.prune, s.quantize, s.search)) > 1:
+            raise UserInputError(f"students.{s.name}: a student is pruned, quantised or searched for a device — one "
+                                 "of prune, quantize and search.")
+        if s.search is not None:
+            search_budget(s)
         if s.prune is not None:
             unknown = set(s.prune) - {"macs", "params"}
             shares = [v for k, v in s.prune.items() if k in ("macs", "params")]
@@ -158,6 +172,8 @@ def check_recipe(r: Recipe) -> None:
                              "(or trt), or trt: false.")
     validate_export_config(export_config(r.export))
     for spec in r.profile.targets:
+        from compress.jobs.candidates import target_spec
+
         name, mode = target_spec(spec)
         load_device_profile(name).mode(mode)
 
@@ -195,6 +211,9 @@ students:                  # one row of the report each (compress methods lists 
 # - name: dist             # a zoo network by name (its baseline: the same network without a teacher)
 #   method: dist           # (left out of the quick start: trained from scratch on 159 images it learns
 #   student: cifar_resnet8 #  no more with a teacher than without)
+# - name: orin             # the student for a device: width, depth, lower resolution or depth with one of them,
+#   method: kd             # whichever meets the latency (default: half the teacher's, ESTIMATED) and scores
+#   search: {{target: jetson-orin-nano-8gb@15W, precision: fp16}}   # best after a short KD; its own baseline
   - name: kd-qad           # quantisation-aware distillation of `kd` (INT8, CPU flavour)
     quantize: {{from: kd, epochs: 3}}
 

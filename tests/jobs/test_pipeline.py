@@ -1,4 +1,5 @@
 """compress pipeline on the embedded digits with tiny settings: every step, resume, --redo, the report."""
+import html
 import json
 
 import pytest
@@ -63,6 +64,12 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     ({"profile": {"targets": ["jetson-orin-nano"]}}, "ambiguous"),
     ({"export": {"int8": True, "trt": True, "int8_target": "cpu"}}, "trt-flavour file"),
     ({"students": [{"name": "a"}, {"name": "a"}]}, "appear twice"),
+    ({"students": [{"name": "o", "search": {"latency_ms": 1}}]}, "students.o.search: give the device as"),
+    ({"students": [{"name": "o", "search": {"target": "jetson-nope"}}]}, "students.o.search: Unknown device profile"),
+    ({"students": [{"name": "o", "search": {"target": "jetson-orin-nano-8gb", "precision": "fp8"}}]},
+     "students.o.search: --precision is"),
+    ({"students": [{"name": "o", "prune": {"macs": 0.5}, "search": {"target": "jetson-orin-nano-8gb"}}]},
+     "one of prune, quantize and search"),
     ({"students": [{"name": "kd", "method": "kd", "params": {"bogus": 1}}]}, "students.kd.params: Unknown key(s) bogus"),
     ({"students": [{"name": "teacher", "student": "cifar_resnet8"}], "export": {"teacher": True}},
      "student name 'teacher' is the recipe's own"),
@@ -99,3 +106,21 @@ def test_the_default_student_is_the_teacher_pruned_with_its_own_baseline(tmp_pat
     assert out["row"]["role"] == "student (the teacher pruned)" and "pruned in width" in out["chosen"]
     assert out["baseline_row"]["params_m"] == out["row"]["params_m"] < 0.2722  # same pruned network, smaller
     assert "| baseline:kd | ce (no teacher) |" in (run / "report.md").read_text()
+
+
+def test_a_student_searched_for_a_device_trains_its_own_baseline(tmp_path):
+    recipe = _recipe(tmp_path, baseline=True, teacher={"arch": "cifar_resnet20", "epochs": 1},
+                     students=[{"name": "orin", "method": "kd", "search": {"target": "jetson-orin-nano-8gb@15W"}}],
+                     export={"fp16": False, "int8": False, "trt": False},
+                     profile={"host": False, "targets": ["jetson-orin-nano-8gb@15W"]})
+    steps = _steps([str(recipe)])
+    assert list(steps) == ["teacher", "student:orin", "export:orin", "profile", "report"]
+    out = json.loads((tmp_path / "run" / ".pipeline" / "student__orin.json").read_text())["outputs"]
+    chosen = out["search"]["chosen"]
+    assert out["row"]["role"] == f"student (for jetson-orin-nano-8gb@15W: {chosen})"
+    assert out["search"]["budget"]["latency_ms"] == round(out["search"]["teacher"]["fp16_ms"] / 2, 4)
+    assert out["baseline_row"]["params_m"] == out["row"]["params_m"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## orin: students considered for jetson-orin-nano-8gb@15W: ≤ " in report
+    assert f"| {chosen} | " in report and "← chosen |" in report and "| baseline:orin |" in report
+    assert out["chosen"] in report and html.escape(out["chosen"]) in (tmp_path / "run" / "report.html").read_text()

@@ -1,0 +1,216 @@
+"""Students that move latency on a device, made from the teacher: pruned in width, in depth, at a lower
+input resolution, or depth with one of the others — each with its weights inherited and its latency ESTIMATED for the
+device profile at FP16 and INT8 (batch 1).
+
+On a Jetson at small inputs the kernel count sets the latency, not the MACs (issue 35: half the MACs in
+width is only 1.12× faster on an Orin Nano, removing blocks 2.16×), so every kind is built and the
+search (:mod:`compress.jobs.student_search`) lets an accuracy proxy choose among those within the budget.
+A kind that cannot reach the budget is kept in the list with the smallest latency it reached and why.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from compress.errors import UserInputError
+from compress.jobs.prune_budget import PruneJobConfig, prune_to_budget
+from compress.models.prune import PruneConfig
+from compress.registry import Registry
+
+ESTIMATED_PRECISIONS = ("fp16", "int8")
+RESOLUTION_SHARES = (0.875, 0.75, 0.625, 0.5)  # of the teacher's input size, largest tried first
+
+
+def target_spec(spec: str) -> tuple[str, str | None]:
+    """``NAME@MODE`` → (NAME, MODE); ``NAME`` → (NAME, None)."""
+    name, _, mode = spec.partition("@")
+    return name, (mode or None)
+
+
+@dataclass(frozen=True)
+class DeviceBudget:
+    """A latency budget (ms per image, batch 1) ESTIMATED for a device profile in a power mode and precision."""
+
+    target: str
+    latency_ms: float
+    power_mode: str | None = None
+    precision: str = "fp16"
+
+
+class Estimator:
+    """ESTIMATES a model's batch-1 latency on one device profile, at one input size, per precision."""
+
+    def __init__(self, target: str, power_mode: str | None) -> None:
+        from profiles.device import load_device_profile
+
+        self.profile = load_device_profile(target)
+        self.profile.mode(power_mode)  # an unknown power mode is one line, before anything runs
+        self.power_mode = power_mode
+
+    def __call__(self, model: nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
+        """``{"macs", "params", "<precision>_ms", "<precision>_band": [low, high]}`` for every precision the
+        profile has a peak for."""
+        from profiles.estimate import estimate_latency
+        from profiles.torch_count import analyze_torch
+
+        a = analyze_torch(copy.deepcopy(model).to("meta"), shape)
+        info: dict[str, Any] = {"macs": a.macs, "params": a.params}
+        for p in ESTIMATED_PRECISIONS:
+            try:
+                e = estimate_latency(a, self.profile, p, self.power_mode, detail=False)
+            except UserInputError:  # no peak for this precision on this device
+                continue
+            info[f"{p}_ms"] = round(e.latency_ms, 4)
+            info[f"{p}_band"] = [round(e.low_ms, 4), round(e.high_ms, 4)]
+        return info
+
+
+@dataclass
+class Candidate:
+    """One student considered: what it is, its size and estimates, whether it meets the budget, its proxy."""
+
+    name: str  # width | depth | depth+width | resolution | depth+resolution
+    description: str
+    image_size: int
+    estimate: dict[str, Any]  # Estimator output
+    reached: bool
+    proxy_oa: float | None = None  # validation accuracy after the short distillation (the accuracy proxy)
+    note: str = ""
+    checkpoint: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def latency(self, precision: str) -> float:
+        return float(self.estimate.get(f"{precision}_ms", float("inf")))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every candidate builder needs: the teacher, its input shape and name, the budget, the estimator
+    and a few training batches (images) for depth pruning's block contributions."""
+
+    model: nn.Module
+    shape: tuple[int, ...]
+    architecture: str
+    budget: DeviceBudget
+    estimate: Estimator
+    calib: list[tuple[torch.Tensor, torch.Tensor]] | None
+
+
+# name → builder(ctx) → (model, its input size, what it is, how far it went): a builder that cannot meet the
+# budget returns the smallest model it made, so its estimate says how close it came
+Built = tuple[nn.Module, int, str, str]
+CANDIDATES: Registry[Callable[[Context], Built]] = Registry("student candidate")
+
+
+def _pruned(ctx: Context, model: nn.Module, mode: str, latency_ms: float) -> str:
+    """Prune ``model`` in place towards ``latency_ms`` (when it cannot get there, it stops at its smallest);
+    returns how far the pruning can go, for the note of a candidate that misses the budget."""
+    b = ctx.budget
+    cfg = PruneJobConfig(latency_ms=latency_ms, target=b.target, power_mode=b.power_mode, precision=b.precision,
+                         prune=PruneConfig(mode=mode))
+    try:
+        prune_to_budget(model, ctx.shape, cfg, ctx.architecture, ctx.calib)
+    except UserInputError:
+        pass
+    return "every removable block removed" if mode == "depth" else f"{cfg.prune.max_ratio:.0%} of its channels pruned"
+
+
+def _width(ctx: Context) -> Built:
+    model = copy.deepcopy(ctx.model).eval()
+    how = _pruned(ctx, model, "width", ctx.budget.latency_ms)
+    return model, ctx.shape[-1], "the teacher pruned in width (channels of every layer)", how
+
+
+def _depth(ctx: Context) -> Built:
+    model = copy.deepcopy(ctx.model).eval()
+    how = _pruned(ctx, model, "depth", ctx.budget.latency_ms)
+    return model, ctx.shape[-1], "the teacher with its least-contributing residual blocks removed", how
+
+
+def _towards_midpoint(ctx: Context) -> nn.Module:
+    """A copy of the teacher with blocks removed for half the latency saving (as far as depth goes)."""
+    model = copy.deepcopy(ctx.model).eval()
+    full = ctx.estimate(model, ctx.shape)[f"{ctx.budget.precision}_ms"]
+    _pruned(ctx, model, "depth", (full + ctx.budget.latency_ms) / 2)
+    return model
+
+
+def _depth_width(ctx: Context) -> Built:
+    """Half of the latency saving from depth, the rest from width: neither cut alone goes as deep."""
+    model = _towards_midpoint(ctx)
+    how = _pruned(ctx, model, "width", ctx.budget.latency_ms)
+    return model, ctx.shape[-1], "blocks removed for half the saving, then pruned in width", how
+
+
+def lower_sizes(size: int) -> list[int]:
+    """Input sizes below ``size`` (px), largest first: multiples of 8 (of 4 under 64 px)."""
+    step = 8 if size >= 64 else 4
+    sizes = {max(step, int(round(size * s / step)) * step) for s in RESOLUTION_SHARES}
+    return sorted((s for s in sizes if s < size), reverse=True)
+
+
+def _at_lower_size(ctx: Context, model: nn.Module, what: str, full: bool = False) -> Built:
+    """``model`` at the largest input size below the teacher's (``full``: or at it) that meets the budget,
+    else at the smallest size tried."""
+    sizes = [ctx.shape[-1]] * full + lower_sizes(ctx.shape[-1]) or [ctx.shape[-1]]
+    key = f"{ctx.budget.precision}_ms"
+    size = next((s for s in sizes if ctx.estimate(model, (*ctx.shape[:-2], s, s))[key] <= ctx.budget.latency_ms),
+                sizes[-1])
+    where = f" at {size} px input (from {ctx.shape[-1]} px)" if size != ctx.shape[-1] else ""
+    return model, size, what + where, f"{size} px input"
+
+
+def _resolution(ctx: Context) -> Built:
+    return _at_lower_size(ctx, copy.deepcopy(ctx.model).eval(), "the teacher")
+
+
+def _depth_resolution(ctx: Context) -> Built:
+    """Blocks removed for half the saving (fewer kernels), then a lower input size (less work per kernel)."""
+    return _at_lower_size(ctx, _towards_midpoint(ctx), "the teacher with blocks removed", full=True)
+
+
+CANDIDATES.add("width", _width)
+CANDIDATES.add("depth", _depth)
+CANDIDATES.add("depth+width", _depth_width)
+CANDIDATES.add("resolution", _resolution)
+CANDIDATES.add("depth+resolution", _depth_resolution)
+CANDIDATE_ORDER = ("width", "depth", "depth+width", "resolution", "depth+resolution")
+
+
+def build_candidates(ctx: Context, names: tuple[str, ...] | None = None) -> list[tuple[Candidate, nn.Module | None]]:
+    """Every candidate kind built from ``ctx.model`` (left untouched) and estimated at its own input size;
+    the model is returned only for a candidate that meets the budget and is not the same network as an
+    earlier one."""
+    out: list[tuple[Candidate, nn.Module | None]] = []
+    key = f"{ctx.budget.precision}_ms"
+    for name in names or CANDIDATE_ORDER:
+        model, size, description, how = CANDIDATES.get(name)(ctx)
+        est = ctx.estimate(model, (*ctx.shape[:-2], size, size))
+        reached = est.get(key, float("inf")) <= ctx.budget.latency_ms
+        note = "" if reached else f"{est.get(key, float('nan')):g} ms at best ({how})"
+        twin = next((c.name for c, m in out if m is not None and c.image_size == size and _same(m, model)), None)
+        if reached and twin:  # e.g. depth alone met the budget on the way to depth+width: one proxy is enough
+            reached, note = False, f"the same network as {twin}"
+        out.append((Candidate(name, description, size, est, reached, note=note), model if reached else None))
+    return out
+
+
+def _same(a: nn.Module, b: nn.Module | None) -> bool:
+    """Same structure (every tensor's name and shape)."""
+    shapes = lambda m: [(k, tuple(v.shape)) for k, v in m.state_dict().items()]  # noqa: E731
+    return b is not None and shapes(a) == shapes(b)
+
+
+def unreachable(budget: DeviceBudget, candidates: list[Candidate]) -> str:
+    """The one line for a budget no candidate meets: the fastest one, what each kind reached, how to go on."""
+    fastest = min(candidates, key=lambda c: c.latency(budget.precision))
+    why = "; ".join(f"{c.name}: {c.note}" for c in candidates if c.note)
+    return (f"no student made from the teacher meets {budget.latency_ms:g} ms ({budget.precision}, estimated for "
+            f"{budget.target}{'@' + budget.power_mode if budget.power_mode else ''}); the fastest is {fastest.name} "
+            f"at {fastest.latency(budget.precision):g} ms ({why}). Raise --latency-ms to at least that, or name a "
+            "smaller zoo student with --student NAME.")

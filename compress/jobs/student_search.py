@@ -101,6 +101,12 @@ def choose(candidates: list[Candidate], precision: str, n_val: int) -> tuple[Can
     within = [c for c in candidates if c.reached]
     if len(within) == 1:
         return within[0], "the only candidate within the budget"
+    within = [c for c in within if c.proxy_oa is not None]  # a proxy that diverged rules its candidate out
+    if not within:
+        raise UserInputError("every candidate's short distillation diverged (see search/*/ in the run folder); try a "
+                             "lower --lr, or check the teacher: its accuracy is in the table of `compress evaluate`.")
+    if len(within) == 1:
+        return within[0], "the only candidate whose short distillation did not diverge"
     best = max(c.proxy_oa for c in within)
     tied = [c for c in within if keeps(c.proxy_oa, best, n_val)]
     win = min(tied, key=lambda c: (c.latency(precision), -c.proxy_oa))
@@ -127,6 +133,7 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
     fed that data. Raises ``UserInputError`` when no candidate meets the budget."""
     from torch.utils.data import DataLoader
 
+    from compress.engine.divergence import TrainingDiverged
     from compress.engine.stage import StageSpec, run_stage
     from compress.models.checkpoint import load_checkpoint
 
@@ -158,7 +165,11 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
         spec = StageSpec(role=f"proxy {c.name}", arch=man.architecture, method=proxy.method,
                          train=dataclasses.replace(train, epochs=proxy.epochs), run_dir=folder / c.name, config=config,
                          model_kwargs=arch_kwargs, init={"weights": c.checkpoint}, resume=resume)
-        res = run_stage(spec, sample, teacher=teacher_at(sample), progress=progress)
+        try:
+            res = run_stage(spec, sample, teacher=teacher_at(sample), progress=progress)
+        except TrainingDiverged as exc:
+            c.note = f"its short distillation diverged ({str(exc).split(';')[0]})"
+            continue
         c.proxy_oa = float(res.metrics["val"]["oa"])
     win, why = choose(candidates, budget.precision, n_val)
     result = SearchResult(budget=budget, teacher={**estimator(teacher.model, shape), "image_size": man.image_size},

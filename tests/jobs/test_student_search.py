@@ -46,6 +46,10 @@ def test_within_the_noise_the_fastest_candidate_wins_otherwise_the_best_proxy():
     assert win.name == "width" and why == "the best proxy (90.0% vs ≤ 89.0%)"
     win, why = choose([_cand("width", 0.4, None), _cand("depth", 0.3, None, reached=False)], "fp16", 0)
     assert win.name == "width" and why == "the only candidate within the budget"
+    win, _ = choose([_cand("width", 0.4, 0.5), _cand("depth", 0.3, None)], "fp16", 100)  # depth's proxy diverged
+    assert win.name == "width"
+    with pytest.raises(UserInputError, match="every candidate's short distillation diverged"):
+        choose([_cand("width", 0.4, None), _cand("depth", 0.3, None)], "fp16", 100)
 
 
 def test_the_proxy_trains_on_part_of_the_training_split_and_never_sees_the_test_split(teacher):

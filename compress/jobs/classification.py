@@ -247,6 +247,9 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
         raise UserInputError("--weights sets a zoo student's initial weights, but the default student is the teacher "
                              "pruned (it inherits the teacher's weights): name the student with --student NAME, or "
                              "drop --weights.")
+    if cfg.student != "auto" and cfg.budget.target:
+        raise UserInputError(f"--target chooses the student for a device, but --student {cfg.student} names one: drop "
+                             "one of them (`compress profile STUDENT --target DEV` estimates a student you chose).")
     _check_inputs(cfg)
     cfg = _teacher_data(cfg)
     prune_teacher = cfg.student == "auto"

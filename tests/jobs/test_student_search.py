@@ -112,6 +112,7 @@ def test_a_resumed_search_is_read_back_not_run_again(searched, teacher):
     (["--target", DEVICE, "--precision", "fp32"], "--precision is the precision the student will run in"),
     (["--precision", "int8"], "add --target"),
     (["--latency-ms", "1"], "--latency-ms needs a positive budget and --target"),
+    (["--target", DEVICE, "--student", "cifar_resnet8"], "--target chooses the student for a device"),
 ])
 def test_a_bad_device_budget_is_one_line_before_anything_trains(teacher, tmp_path, args, match):
     import re

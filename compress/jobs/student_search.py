@@ -197,7 +197,7 @@ def search_line(s: SearchResult) -> str:
     p = s.budget.precision
     c = next(c for c in s.candidates if c.name == s.chosen)
     t = s.teacher.get(f"{p}_ms")
-    speed = f", {t / c.latency(p):.2f}× the teacher's {t:.3g} ms" if t else ""
+    speed = f", {t / c.latency(p):.2f}× faster than the teacher's {t:.3g} ms" if t else ""
     return (f"student for {s.budget.target}{'@' + s.budget.power_mode if s.budget.power_mode else ''} "
             f"≤ {s.budget.latency_ms:g} ms {p} (estimated): {c.name} — {c.description}; {c.latency(p):.3g} ms"
             f"{speed}, {c.estimate['macs'] / 1e6:.2f} M MACs; chosen as {s.why}; weights inherited and recovered by "

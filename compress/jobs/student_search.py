@@ -128,12 +128,17 @@ def _save(c: Candidate, model: nn.Module, teacher, folder: Path, label: str) -> 
     from compress.jobs.candidates import ZOO
     from compress.jobs.prune_budget import pruned_manifest
 
+    from compress.parallel import is_main
+
+    where = folder / c.name.replace(":", "_") / "init"
+    if not is_main():  # under torchrun rank 0 writes, the others read the same folder after the barrier
+        return str(where)
     if c.name.startswith(ZOO):
         man = teacher.manifest.replace(architecture=c.name[len(ZOO):], model_kwargs={}, role="zoo", method="imagenet",
                                        metrics={"budget": label, **c.estimate})
     else:
         man = pruned_manifest(teacher.manifest, model, str(teacher.path), label, c.estimate)
-    return str(save_checkpoint(folder / c.name.replace(":", "_") / "init", model, man.replace(image_size=c.image_size)))
+    return str(save_checkpoint(where, model, man.replace(image_size=c.image_size)))
 
 
 def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: Callable[[int], DataBundle],
@@ -149,6 +154,7 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
     from compress.engine.divergence import TrainingDiverged
     from compress.engine.stage import StageSpec, run_stage
     from compress.models.checkpoint import load_checkpoint
+    from compress.parallel import barrier, is_main
 
     folder = run / SEARCH_DIR
     record = folder / "search.json"
@@ -169,6 +175,7 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
     for c, model in built:
         if c.reached:
             c.checkpoint = _save(c, model, teacher, folder, label)
+    barrier()
     within = [c for c in candidates if c.reached]
     n_val = 0
     for c in within if len(within) > 1 else ():
@@ -188,7 +195,8 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
     result = SearchResult(budget=budget, teacher={**estimator(teacher.model, shape), "image_size": man.image_size},
                           candidates=candidates,
                           chosen=win.name, checkpoint=win.checkpoint, image_size=win.image_size, why=why, proxy=proxy)
-    write_json_atomic(record, result.to_dict())
+    if is_main():
+        write_json_atomic(record, result.to_dict())
     return result
 
 

@@ -70,15 +70,20 @@ def teacher_latency(model: nn.Module, shape: tuple[int, ...], budget: DeviceBudg
     return Estimator(budget.target, budget.power_mode)(model, shape)[f"{budget.precision}_ms"]
 
 
-def check_search_reachable(budget: DeviceBudget, model: nn.Module, shape: tuple[int, ...], architecture: str) -> None:
-    """Raise the one-line error when no candidate kind can meet ``budget`` — before any training. Width,
-    depth and resolution reach the same sizes whatever the weights, so an untrained teacher answers."""
+def check_search_reachable(budget: DeviceBudget, model: nn.Module, shape: tuple[int, ...], architecture: str,
+                           candidates: bool = True) -> None:
+    """Raise the one-line error when the teacher itself meets ``budget`` or (``candidates``) no candidate kind
+    can — before any training. Width, depth and resolution reach the same sizes whatever the weights, so an
+    untrained teacher answers; a given teacher's candidates are built once, by the search, which raises the
+    same line before any proxy trains."""
     estimate = Estimator(budget.target, budget.power_mode)
     own = estimate(model, shape)[f"{budget.precision}_ms"]
     if own <= budget.latency_ms:
         raise UserInputError(f"the teacher itself is estimated at {own:g} ms ({budget.precision}) on {budget.target}, "
                              f"within --latency-ms {budget.latency_ms:g}: no student is needed for that budget. Give a "
                              "lower --latency-ms (without it: half the teacher's).")
+    if not candidates:
+        return
     built = build_candidates(Context(model.eval(), shape, architecture, budget, estimate, None))
     if not any(c.reached for c, _ in built):
         raise UserInputError(unreachable(budget, [c for c, _ in built]))

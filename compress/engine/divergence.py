@@ -1,8 +1,8 @@
 """Telling a diverging run from a slow one, so it stops with one line instead of exiting 0 with a broken model.
 
 A run has diverged when (a) a loss term is not finite, (b) an epoch's mean training loss is more
-than ``loss_factor`` times the first epoch's (a run that learns lowers its loss; warm-up ramps such
-as DKD's stay far below ×2), or (c) the validation score fell back to about chance
+than ``loss_factor`` times the first epoch's and ``min_rise`` nats above it (a run that learns lowers its
+loss; warm-up ramps such as DKD's stay far below ×2), or (c) the validation score fell back to about chance
 (``≤ collapse_factor / classes``) after it had been well above it (``≥ reached_factor / classes``),
 in an earlier epoch or, for a run that starts from trained weights, before the first (``seed``), by more
 than three standard errors of a difference of two scores on ``val_images`` images: on 20 images a
@@ -25,6 +25,9 @@ class DivergenceMonitor:
 
     classes: int
     loss_factor: float = 2.0
+    # a rise must also exceed this many nats: a fine-tune that starts near zero loss (QAD of a fitted student,
+    # CE 0.005) doubles it by noise alone — on one thread the quick start's QAD rose 0.005 → 0.016 and stopped
+    min_rise: float = 0.1
     collapse_factor: float = 1.5
     reached_factor: float = 3.0
     val_images: int = 0  # validation split size; 0 = unknown (no noise margin on a collapse)
@@ -41,7 +44,8 @@ class DivergenceMonitor:
         if self.first_loss is None:
             self.first_loss = train_loss
         self.history.append((train_loss, val_score))
-        if epoch >= 2 and self.first_loss > 0 and train_loss > self.loss_factor * self.first_loss:
+        if epoch >= 2 and self.first_loss > 0 and train_loss > self.loss_factor * self.first_loss \
+                and train_loss - self.first_loss > self.min_rise:
             return (f"the training loss rose from {self.first_loss:.4g} (epoch 1) to {train_loss:.4g} "
                     f"(epoch {epoch})")
         if val_score is not None:

@@ -123,3 +123,9 @@ def test_without_a_starting_score_the_first_epoch_is_only_a_baseline(tmp_path, t
     cfg = TrainConfig(epochs=1, batch_size=128, lr=0.05, warmup_epochs=0, device="cpu")
     res = fit(Saboteur(model, num_classes=10, image_size=8, in_chans=1), data, cfg, tmp_path / "ft", man)
     assert res.best_epoch == 1 and res.test["oa"] < 0.2
+
+
+def test_a_loss_that_doubles_near_zero_is_noise_not_divergence():
+    m = DivergenceMonitor(classes=10)  # QAD of a fitted student: CE 0.005 → 0.016 on one thread
+    assert m.check(1, 0.005, 0.97) is None and m.check(2, 0.0155, 0.97) is None
+    assert "rose from 0.005" in m.check(3, 0.2, 0.97)

@@ -21,6 +21,9 @@ BUDGET = Group("student budget", (
         help="With --target: the student's latency budget (ms, batch 1, estimated for the device)."),
     opt("precision", "--precision", key="budget.precision", show_default="fp16",
         help="With --target: the precision the student will run in on the device (fp16 or int8)."),
+    opt("remote", "--remote", key="budget.remote", show_default=False,
+        help="With --target: [user@]host[:port] of that device, reachable over SSH with trtexec: the teacher and "
+             "the candidates are measured there (the budget, if not given, is half the teacher's measurement)."),
 ))
 BASELINE = Group("baseline", (opt("no_baseline", "--no-baseline", type=Flag, default=False, show_default=False,
                                   help="Skip the no-teacher baseline student."),))

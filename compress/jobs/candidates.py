@@ -40,17 +40,32 @@ class DeviceBudget:
     latency_ms: float
     power_mode: str | None = None
     precision: str = "fp16"
+    remote: str | None = None  # [user@]host of the device: candidates are measured there (device_measure)
+    teacher_ms: float | None = None  # the teacher measured on ``remote`` (ms): the estimates' correction
 
 
 class Estimator:
-    """ESTIMATES a model's batch-1 latency on one device profile, at one input size, per precision."""
+    """ESTIMATES a model's batch-1 latency on one device profile, at one input size, per precision;
+    ``scale`` multiplies a precision's estimates (a correction from a measurement of the device)."""
 
-    def __init__(self, target: str, power_mode: str | None) -> None:
+    def __init__(self, target: str, power_mode: str | None, scale: dict[str, float] | None = None) -> None:
         from profiles.device import load_device_profile
 
         self.profile = load_device_profile(target)
         self.profile.mode(power_mode)  # an unknown power mode is one line, before anything runs
         self.power_mode = power_mode
+        self.scale = dict(scale or {})
+
+    @classmethod
+    def for_budget(cls, budget: "DeviceBudget", teacher: nn.Module, shape: tuple[int, ...]) -> "Estimator":
+        """The budget's estimator, corrected by the teacher's measurement when the budget has one."""
+        plain = cls(budget.target, budget.power_mode)
+        if budget.teacher_ms is None:
+            return plain
+        from compress.jobs.device_measure import correction
+
+        factor = correction(budget.teacher_ms, plain(teacher, shape)[f"{budget.precision}_ms"])
+        return cls(budget.target, budget.power_mode, {budget.precision: round(factor, 6)})
 
     def __call__(self, model: nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
         """``{"macs", "params", "<precision>_ms", "<precision>_band": [low, high]}`` for every precision the
@@ -65,8 +80,11 @@ class Estimator:
                 e = estimate_latency(a, self.profile, p, self.power_mode, detail=False)
             except UserInputError:  # no peak for this precision on this device
                 continue
-            info[f"{p}_ms"] = round(e.latency_ms, 4)
-            info[f"{p}_band"] = [round(e.low_ms, 4), round(e.high_ms, 4)]
+            k = self.scale.get(p, 1.0)
+            info[f"{p}_ms"] = round(k * e.latency_ms, 4)
+            info[f"{p}_band"] = [round(k * e.low_ms, 4), round(k * e.high_ms, 4)]
+            if p in self.scale:
+                info[f"{p}_correction"] = self.scale[p]  # ESTIMATE × measured/estimated for the teacher
         return info
 
 
@@ -85,6 +103,9 @@ class Candidate:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def latency(self, precision: str) -> float:
+        """Measured on the device when it was (in ``precision``), else the estimate (ms)."""
+        if self.estimate.get("measured_precision") == precision:
+            return float(self.estimate["measured_ms"])
         return float(self.estimate.get(f"{precision}_ms", float("inf")))
 
 
@@ -236,7 +257,8 @@ def unreachable(budget: DeviceBudget, candidates: list[Candidate]) -> str:
     """The one line for a budget no candidate meets: the fastest one, what each kind reached, how to go on."""
     fastest = min(candidates, key=lambda c: c.latency(budget.precision))
     why = "; ".join(f"{c.name}: {c.note}" for c in candidates if c.note)
-    return (f"no student made from the teacher meets {budget.latency_ms:g} ms ({budget.precision}, estimated for "
+    how = f"measured on {budget.remote}" if budget.remote else "estimated"
+    return (f"no student made from the teacher meets {budget.latency_ms:g} ms ({budget.precision}, {how} for "
             f"{budget.target}{'@' + budget.power_mode if budget.power_mode else ''}); the fastest is {fastest.name} "
             f"at {fastest.latency(budget.precision):g} ms ({why}). Raise --latency-ms to at least that, or name a "
             "smaller zoo student with --student NAME.")

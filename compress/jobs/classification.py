@@ -239,7 +239,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
     pruned right after the teacher is known and before any student trains."""
     from compress.engine.stage import build_model_for_data
     from compress.jobs.default_student import check_reachable, pruned_student, teacher_to_prune
-    from compress.jobs.student_search import check_search_reachable, search_line, search_student
+    from compress.jobs.student_search import SEARCH_DIR, check_search_reachable, search_line, search_student
     from compress.methods import METHODS
     from compress.parallel import is_main
 
@@ -301,7 +301,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
         device_budget = None
         if prune_teacher and cfg.budget.target:  # the budget, and whether any candidate meets it, known now
             t_model, t_shape, arch = (twin, shape, t_arch) if twin is not None else _teacher_model(cfg)
-            device_budget = cfg.budget.device_budget(t_model, t_shape)
+            device_budget = cfg.budget.device_budget(t_model, t_shape, run / SEARCH_DIR / "onnx")
             check_search_reachable(device_budget, t_model, t_shape, arch, candidates=twin is not None)
         teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
         given = [given_teacher_row(cfg.teacher, teacher, data, cfg.train.device)] if cfg.teacher else []

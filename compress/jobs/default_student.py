@@ -11,6 +11,7 @@ the teacher, so the table compares like with like. ``--student NAME`` still trai
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ class StudentBudget:
     latency_ms: float | None = None
     target: str | None = None
     precision: str = "fp16"  # of the latency estimate
+    remote: str | None = None  # [user@]host[:port] of the target device: the search measures there
 
     def __post_init__(self) -> None:
         if not 0 < self.macs < 1:
@@ -47,22 +49,37 @@ class StudentBudget:
         if self.precision != "fp16" and not self.target:
             raise UserInputError("--precision is the precision of the student on a --target device; add --target "
                                  "DEVICE (or drop --precision).")
+        if self.remote is not None and not self.target:
+            raise UserInputError("--remote measures the student search's candidates on the device: add --target "
+                                 "DEVICE (the profile of that device), or drop --remote.")
         if self.target:
             from compress.jobs.candidates import Estimator
             from compress.jobs.candidates import target_spec
 
             Estimator(*target_spec(self.target))  # an unknown device or power mode is one line, now
+        if self.remote is not None:
+            from compress.jobs.device_measure import check_remote
 
-    def device_budget(self, model: nn.Module, shape: tuple[int, ...]):
-        """The ``DeviceBudget`` of the search: ``latency_ms``, or half ``model``'s (the teacher's) estimate."""
+            check_remote(self.remote)
+
+    def device_budget(self, model: nn.Module, shape: tuple[int, ...], folder: Path | None = None):
+        """The ``DeviceBudget`` of the search: ``latency_ms``, or half ``model``'s (the teacher's) latency —
+        measured on ``remote`` (ONNX files under ``folder``; the weights do not matter, so an untrained
+        teacher will do), else estimated."""
         from compress.jobs.candidates import DeviceBudget
         from compress.jobs.candidates import target_spec
         from compress.jobs.student_search import teacher_latency
 
         name, mode = target_spec(self.target or "")
-        budget = DeviceBudget(name, self.latency_ms or 1.0, mode, self.precision)
+        measured = None
+        if self.remote:
+            from compress.jobs.device_measure import DeviceMeter
+
+            measured = DeviceMeter(self.remote, self.precision, Path(folder or "."))(model, shape, "teacher").ms
+        budget = DeviceBudget(name, self.latency_ms or 1.0, mode, self.precision, self.remote, measured)
         if self.latency_ms is None:
-            budget = DeviceBudget(name, round(teacher_latency(model, shape, budget) / 2, 4), mode, self.precision)
+            own = measured if measured is not None else teacher_latency(model, shape, budget)
+            budget = dataclasses.replace(budget, latency_ms=round(own / 2, 4))
         return budget
 
     def prune_config(self, checkpoint: str, out: str):

@@ -78,18 +78,14 @@ class Budget:
         return round(estimate_latency(analysis, self.profile, self.cfg.precision, self.cfg.power_mode).latency_ms, 4)
 
     def _measured(self, model: torch.nn.Module) -> float:
-        import io
-
         import numpy as np
 
+        from compress.jobs.device_measure import timing_onnx
         from runtime.latency import measure_latency
         from runtime.onnxrt import OnnxrtRunner
 
-        buf = io.BytesIO()
-        torch.onnx.export(copy.deepcopy(model).eval(), (torch.zeros(self.shape),), buf, input_names=["input"],
-                          output_names=["logits"], opset_version=17, dynamo=False)
         feeds = {"input": np.random.default_rng(0).standard_normal(self.shape).astype(np.float32)}
-        return round(measure_latency(OnnxrtRunner(buf.getvalue(), providers="cpu"), feeds, 5, 30).p50_ms, 4)
+        return round(measure_latency(OnnxrtRunner(timing_onnx(model, self.shape), providers="cpu"), feeds, 5, 30).p50_ms, 4)
 
     def __call__(self, model: torch.nn.Module) -> tuple[bool, dict[str, Any]]:
         info = self.measure(model)

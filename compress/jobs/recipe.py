@@ -84,10 +84,10 @@ def search_budget(s: StudentRecipe):
     """The ``StudentBudget`` of a student's ``search:`` section (unknown keys, devices and modes are one line)."""
     from compress.jobs.default_student import StudentBudget
 
-    unknown = set(s.search or {}) - {"target", "latency_ms", "precision"}
+    unknown = set(s.search or {}) - {"target", "latency_ms", "precision", "remote"}
     if unknown or not (s.search or {}).get("target") or s.student != "auto":
         raise UserInputError(f"students.{s.name}.search: give the device as {{target: NAME@MODE}} (optional: "
-                             "latency_ms, precision), with no student name (the search makes it from the teacher)"
+                             "latency_ms, precision, remote), with no student name (the search makes it from the teacher)"
                              + (f"; unknown key(s) {', '.join(sorted(unknown))}" if unknown else "") + ".")
     try:
         return StudentBudget(**s.search)

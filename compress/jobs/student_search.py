@@ -76,10 +76,11 @@ def check_search_reachable(budget: DeviceBudget, model: nn.Module, shape: tuple[
     can — before any training. Width, depth and resolution reach the same sizes whatever the weights, so an
     untrained teacher answers; a given teacher's candidates are built once, by the search, which raises the
     same line before any proxy trains."""
-    estimate = Estimator(budget.target, budget.power_mode)
-    own = estimate(model, shape)[f"{budget.precision}_ms"]
+    estimate = Estimator.for_budget(budget, model, shape)
+    own = budget.teacher_ms if budget.teacher_ms is not None else estimate(model, shape)[f"{budget.precision}_ms"]
+    how = f"measured on {budget.remote}" if budget.teacher_ms is not None else "estimated"
     if own <= budget.latency_ms:
-        raise UserInputError(f"the teacher itself is estimated at {own:g} ms ({budget.precision}) on {budget.target}, "
+        raise UserInputError(f"the teacher itself is {how} at {own:g} ms ({budget.precision}) on {budget.target}, "
                              f"within --latency-ms {budget.latency_ms:g}: no student is needed for that budget. Give a "
                              "lower --latency-ms (without it: half the teacher's).")
     if not candidates:
@@ -146,6 +147,26 @@ def _save(c: Candidate, model: nn.Module, teacher, folder: Path, label: str) -> 
     return str(save_checkpoint(where, model, man.replace(image_size=c.image_size)))
 
 
+def measure_candidates(built: list[tuple[Candidate, nn.Module | None]], budget: DeviceBudget,
+                       shape: tuple[int, ...], folder: Path) -> None:
+    """Measure on ``budget.remote`` every candidate the (corrected) estimate puts within the budget; one
+    whose measurement is over it no longer meets it. Raises the one line when none is left (``unreachable``)."""
+    from compress.jobs.device_measure import DeviceMeter, measured_info
+
+    meter = DeviceMeter(budget.remote, budget.precision, folder)
+    for c, model in built:
+        if not c.reached or model is None:
+            continue
+        est = c.latency(budget.precision)
+        m = meter(model, (*shape[:-2], c.image_size, c.image_size), c.name)
+        c.estimate.update(measured_info(m, budget.remote, budget.precision))
+        if m.ms > budget.latency_ms:
+            c.reached = False
+            c.note = f"measured {m.ms:g} ms on {budget.remote} (estimated {est:g})"
+    if not any(c.reached for c, _ in built):
+        raise UserInputError(unreachable(budget, [c for c, _ in built]))
+
+
 def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: Callable[[int], DataBundle],
                    teacher_at: Callable[[DataBundle], nn.Module], train: TrainConfig, config: dict[str, Any],
                    proxy: ProxyConfig = ProxyConfig(), resume: bool = False, progress=None) -> SearchResult:
@@ -170,12 +191,14 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
     shape = (1, man.in_chans, man.image_size, man.image_size)
     data = data_at(man.image_size)
     calib = [b for b, _ in zip(DataLoader(data.train, batch_size=32, shuffle=False), range(4))]
-    estimator = Estimator(budget.target, budget.power_mode)
+    estimator = Estimator.for_budget(budget, teacher.model, shape)
     ctx = Context(teacher.model.eval(), shape, man.architecture, budget, estimator, calib)
     built = build_candidates(ctx)
     candidates = [c for c, _ in built]
     if not any(c.reached for c in candidates):
         raise UserInputError(unreachable(budget, candidates))
+    if budget.remote:
+        measure_candidates(built, budget, shape, folder / "onnx")
     label = f"latency ≤ {budget.latency_ms:g} ms ({budget.target} {budget.power_mode or ''} {budget.precision})"
     for c, model in built:
         if c.reached:
@@ -197,7 +220,15 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
             continue
         c.proxy_oa = float(res.metrics["val"]["oa"])
     win, why = choose(candidates, budget.precision, n_val)
-    result = SearchResult(budget=budget, teacher={**estimator(teacher.model, shape), "image_size": man.image_size},
+    if budget.remote:
+        from compress.jobs.device_measure import mode_note
+
+        warn = mode_note(win.estimate.get("measured_mode"), budget.power_mode)
+        why += f"; note: {warn}, so the measurements are that mode's" if warn else ""
+    t_info = {**estimator(teacher.model, shape), "image_size": man.image_size}
+    if budget.teacher_ms is not None:
+        t_info.update(measured_ms=budget.teacher_ms, measured_on=budget.remote, measured_precision=budget.precision)
+    result = SearchResult(budget=budget, teacher=t_info,
                           candidates=candidates,
                           chosen=win.name, checkpoint=win.checkpoint, image_size=win.image_size, why=why, proxy=proxy)
     if is_main():
@@ -209,16 +240,17 @@ def search_line(s: SearchResult) -> str:
     """One line for the table: what was chosen for the device, and why."""
     p = s.budget.precision
     c = next(c for c in s.candidates if c.name == s.chosen)
-    t = s.teacher.get(f"{p}_ms")
+    t = s.teacher.get("measured_ms") if "measured_ms" in c.estimate else s.teacher.get(f"{p}_ms")
     speed = f", {t / c.latency(p):.2f}× faster than the teacher's {t:.3g} ms" if t else ""
+    how = f"measured on {s.budget.remote}" if "measured_ms" in c.estimate else "estimated"
     return (f"student for {s.budget.target}{'@' + s.budget.power_mode if s.budget.power_mode else ''} "
-            f"≤ {s.budget.latency_ms:g} ms {p} (estimated): {c.name} — {c.description}; {c.latency(p):.3g} ms"
+            f"≤ {s.budget.latency_ms:g} ms {p} ({how}): {c.name} — {c.description}; {c.latency(p):.3g} ms"
             f"{speed}, {c.estimate['macs'] / 1e6:.2f} M MACs; chosen as {s.why}; weights inherited and recovered by "
             "distillation, the baseline is the same network trained without the teacher.")
 
 
-SEARCH_COLUMNS = ("candidate", "px", "MACs (M)", "params (M)", "FP16 ms", "INT8 ms", "band (ms)", "meets",
-                  "proxy OA %", "")
+SEARCH_COLUMNS = ("candidate", "px", "MACs (M)", "params (M)", "FP16 ms", "INT8 ms", "band (ms)", "measured ms",
+                  "meets", "proxy OA %", "")
 
 
 def search_table(search: dict[str, Any]) -> tuple[str, list[list[str]]]:
@@ -227,7 +259,9 @@ def search_table(search: dict[str, Any]) -> tuple[str, list[list[str]]]:
     b, pr = search["budget"], search["proxy"]
     p = b["precision"]
     where = b["target"] + (f"@{b['power_mode']}" if b.get("power_mode") else "")
-    title = (f"students considered for {where}: ≤ {b['latency_ms']:g} ms {p} (ESTIMATES, batch 1); proxy = "
+    est = "ESTIMATES" + (f" × measured/estimated for the teacher on {b['remote']}; measured there" if b.get("remote")
+                         else "")
+    title = (f"students considered for {where}: ≤ {b['latency_ms']:g} ms {p} ({est}, batch 1); proxy = "
              f"{pr['method']} for {pr['epochs']} epochs on {pr['share']:.0%} of the training split, validation OA")
 
     def ms(v) -> str:
@@ -236,7 +270,7 @@ def search_table(search: dict[str, Any]) -> tuple[str, list[list[str]]]:
     def row(name: str, size, e: dict, meets: str, proxy, note: str) -> list[str]:
         band = e.get(f"{p}_band")
         return [name, str(size), f"{e['macs'] / 1e6:.2f}", f"{e['params'] / 1e6:.3f}", ms(e.get("fp16_ms")),
-                ms(e.get("int8_ms")), f"{band[0]:.3g}–{band[1]:.3g}" if band else "—", meets,
+                ms(e.get("int8_ms")), f"{band[0]:.3g}–{band[1]:.3g}" if band else "—", ms(e.get("measured_ms")), meets,
                 "—" if proxy is None else f"{100 * proxy:.2f}", note]
 
     rows = [row("teacher", search["teacher"].get("image_size", ""), search["teacher"], "", None, "reference")]

@@ -7,14 +7,13 @@ profile (``--target <profile>``), each entry labelled with its kind.
 """
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from compress.errors import DeviceError, UserInputError
 from profiles.analysis import ModelAnalysis
-from profiles.targets import Target, resolve_profile_target
+from profiles.targets import Target, analyze_target, resolve_profile_target
 
 LOCAL_DEVICES = ("cpu", "cuda", "jetson")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -35,6 +34,7 @@ class ProfileConfig:
     precision: str | None = None  # None: each model's own (an INT8/FP16 ONNX file says so; else fp32)
     per_layer: bool = False
     remote: str | None = None
+    calibration: str | None = None  # the correction store (device_calibration.store_path); None: the default
     warmup: int = 10
     iters: int = 50
     threads: int | None = None
@@ -85,27 +85,6 @@ class ProfileReport:
     device: dict[str, Any] | None
     config: dict[str, Any]
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-
-
-def analyze_target(t: Target, batch: int) -> ModelAnalysis | None:
-    shape = (batch, t.in_chans, t.image_size, t.image_size)
-    if t.model is not None:
-        from profiles.torch_count import analyze_torch
-
-        meta_model = copy.deepcopy(t.model).to("meta")  # shapes only: no compute, no memory
-        return analyze_torch(meta_model, shape).with_file_size(t.file_bytes)
-    onnx_path = t.path if t.kind == "onnx" else None
-    if t.kind == "engine" and t.meta.get("onnx"):
-        from pathlib import Path
-
-        cand = Path(t.meta["onnx"])
-        cand = cand if cand.is_absolute() else t.path.parent / cand
-        onnx_path = cand if cand.is_file() else None
-    if onnx_path is None:
-        return None
-    from profiles.onnx_count import analyze_onnx
-
-    return analyze_onnx(onnx_path, shape).with_file_size(t.file_bytes)
 
 
 def _runner_for(t: Target, device: str, batch: int, threads: int | None):
@@ -172,6 +151,9 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
 
         profile = load_device_profile(cfg.target)
         profile.mode(cfg.power_mode)  # fail early on a bad mode
+        from profiles.device_calibration import stored_correction
+
+        correction = stored_correction(profile.name, cfg.calibration)
     reports = []
     for spec in specs:
         if progress:
@@ -192,7 +174,11 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
                 if a_b is None:
                     rep.notes.append(f"no estimate at batch {b}: no graph to estimate from")
                 else:
-                    rep.latency.append(estimate_latency(a_b, profile, precision, cfg.power_mode).to_dict(cfg.per_layer))
+                    from profiles.device_calibration import corrected
+                    from profiles.targets import architecture_of
+
+                    est = estimate_latency(a_b, profile, precision, cfg.power_mode).to_dict(cfg.per_layer)
+                    rep.latency.append(corrected(est, correction, architecture_of(t)))
             if cfg.remote:
                 from runtime.remote import profile_remote
 

@@ -41,7 +41,7 @@ def markdown(report: ProfileReport) -> str:
         if not t.latency:
             lines.append(base + " – | – | – | – | – |")
         for e in t.latency:
-            how = (f"ESTIMATE (per-kernel model; 80 % band {e.get('low_ms', 0):.3g}–{e.get('high_ms', 0):.3g} ms)"
+            how = (f"{e.get('label', 'ESTIMATE')} (per-kernel model; 80 % band {e.get('low_ms', 0):.3g}–{e.get('high_ms', 0):.3g} ms)"
                    if e.get("kind") == "estimate"
                    else f"measured, {e.get('runner', {}).get('backend', '?')} on {e.get('where', '?')}")
             p90 = e.get("p90_ms")

@@ -4,9 +4,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compress.errors import UserInputError
+
+if TYPE_CHECKING:
+    from profiles.analysis import ModelAnalysis
 
 
 @dataclass
@@ -45,9 +48,9 @@ def _dir_size(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
 
 
-def _onnx_input(path: Path) -> tuple[int | None, int | None, str]:
-    """(channels, size, precision) of an ONNX model's image input; ``compress export`` tags FP16/INT8
-    models in their metadata, untagged means FP32."""
+def _onnx_input(path: Path) -> tuple[int | None, int | None, str, str | None]:
+    """(channels, size, precision, architecture) of an ONNX model's image input; ``compress export`` tags
+    FP16/INT8 models and the architecture in their metadata, untagged means FP32 and unknown."""
     from runtime.onnxrt import model_precision
 
     model = load_onnx(path)
@@ -60,8 +63,8 @@ def _onnx_input(path: Path) -> tuple[int | None, int | None, str]:
             continue
         dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
         if len(dims) == 4:
-            return dims[1], dims[3] or dims[2], precision
-    return None, None, precision
+            return dims[1], dims[3] or dims[2], precision, props.get("compress.architecture")
+    return None, None, precision, props.get("compress.architecture")
 
 
 def load_onnx(path: Path):
@@ -123,10 +126,11 @@ def resolve_profile_target(spec: str, num_classes: int | None = None, input_size
     if p.suffix.lower() == ".onnx":
         if not p.is_file():
             raise UserInputError(f"ONNX file '{spec}' does not exist.")
-        c, s, precision = _onnx_input(p)
+        c, s, precision, arch = _onnx_input(p)
         acc, src = _sibling_accuracy(p, precision, "onnxrt-cpu")
         return Target(spec, "onnx", p.stem, in_chans or c or 3, input_size or s or 224, num_classes, path=p,
-                      file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src, meta={"precision": precision})
+                      file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src,
+                      meta={"precision": precision, **({"architecture": arch} if arch else {})})
     if p.suffix.lower() in (".engine", ".plan"):
         if not p.is_file():
             raise UserInputError(f"Engine file '{spec}' does not exist.")
@@ -144,3 +148,36 @@ def resolve_profile_target(spec: str, num_classes: int | None = None, input_size
     nc = num_classes or 1000
     model = create_model(spec, num_classes=nc, in_chans=in_chans or 3)
     return Target(spec, "zoo", spec, in_chans or 3, input_size or 224, nc, model=model.eval())
+
+
+def analyze_target(t: Target, batch: int) -> ModelAnalysis | None:
+    """Layer counts of a resolved target at ``batch`` (None for an engine without its ONNX beside it)."""
+    import copy
+
+    shape = (batch, t.in_chans, t.image_size, t.image_size)
+    if t.model is not None:
+        from profiles.torch_count import analyze_torch
+
+        meta_model = copy.deepcopy(t.model).to("meta")  # shapes only: no compute, no memory
+        return analyze_torch(meta_model, shape).with_file_size(t.file_bytes)
+    onnx_path = t.path if t.kind == "onnx" else None
+    if t.kind == "engine" and t.meta.get("onnx"):
+        from pathlib import Path
+
+        cand = Path(t.meta["onnx"])
+        cand = cand if cand.is_absolute() else t.path.parent / cand
+        onnx_path = cand if cand.is_file() else None
+    if onnx_path is None:
+        return None
+    from profiles.onnx_count import analyze_onnx
+
+    return analyze_onnx(onnx_path, shape).with_file_size(t.file_bytes)
+
+
+def architecture_of(t: Target) -> str:
+    """What a device calibration is keyed by: the network's architecture (a checkpoint's or zoo name; an
+    exported file's ``compress.architecture`` tag), its canonical zoo spelling when it has one, else the
+    file's name."""
+    from compress.models.factory import canonical_architecture
+
+    return canonical_architecture(str(t.meta.get("architecture") or t.name))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,10 @@ import torch
 
 # bench/mutation.py runs two test processes at once on two cores and asks for one thread each
 torch.set_num_threads(int(os.environ.get("COMPRESS_TEST_THREADS", "0")) or max(1, min(2, os.cpu_count() or 1)))
+
+# estimates in tests never read this machine's own device calibration (~/.config/compress-edge): a store
+# that does not exist (tests that calibrate name their own)
+os.environ["COMPRESS_CALIBRATION"] = os.path.join(tempfile.gettempdir(), f"compress-tests-{os.getpid()}-none.json")
 
 # ``@pytest.mark.cpu(kind)``: the result depends on this CPU's instructions (the CPU model changes from
 # machine to machine); a test marked with a kind the CPU lacks is skipped and says which CPU it ran on

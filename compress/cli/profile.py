@@ -50,7 +50,8 @@ def _render(report) -> None:
                 continue
             est = e.get("kind") == "estimate"
             lat = e.get("latency_ms", e.get("mean_ms"))
-            how = (Text.assemble(("ESTIMATE", "yellow"), f" 80 % band {e['low_ms']:.3g}–{e['high_ms']:.3g}") if est
+            how = (Text.assemble((e.get("label", "ESTIMATE"), "yellow"), f" 80 % band {e['low_ms']:.3g}–{e['high_ms']:.3g}")
+                   if est
                    else f"measured ({e.get('runner', {}).get('backend')})")
             table.add_row(*head, str(e.get("batch")), f"{lat:.3f}", "–" if est else f"{e['p90_ms']:.3f}",
                           f"{e['throughput_ips']:.1f}", how)
@@ -65,6 +66,39 @@ def _render(report) -> None:
             lt.add_row(la["name"], la["op_type"], "x".join(map(str, la["output_shape"])), str(la["params"]),
                        str(la["macs"]), str(la["bytes_read"]), str(la["bytes_written"]))
         show_table(lt)
+
+
+def _calibrate(g: dict) -> None:
+    """``--calibrate FILE --target DEV``: fit, store and show the device's correction."""
+    from rich.table import Table
+
+    from compress.errors import UserInputError
+    from profiles.device_calibration import calibrate_device
+
+    if not g["target"]:
+        raise UserInputError("--calibrate corrects the estimates of one device profile: add --target NAME (compress "
+                             "profile --list-devices) for the device you measured.")
+    if g["models"]:
+        raise UserInputError("--calibrate reads the models from its CSV; drop the MODEL arguments (profile them in a "
+                             "second command, which will use the correction).")
+    corr, where = calibrate_device(g["calibrate"], g["target"], g["calibration"])
+    if g["json"]:
+        print_json({"device": corr.device, "stored": str(where), "scales": corr.scales, "points": corr.points,
+                    "band": corr.band, "rows": corr.rows})
+        return
+    table = Table(title=f"calibration of {corr.device} — stored in {where}")
+    for col in ("model", "architecture", "precision", "px", "timed", "measured ms", "estimated ms", "measured ÷ est."):
+        table.add_column(col)
+    for r in corr.rows:
+        table.add_row(r["model"], r["architecture"], r["precision"], str(r["input_size"]), r["timed"],
+                      f"{r['measured_ms']:.4g}", f"{r['estimated_ms']:.4g}", f"{r['ratio']:.3f}")
+    show_table(table)
+    for p, by in corr.scales.items():
+        for arch, k in by.items():
+            lo, hi = corr.band[p][arch]
+            err_console.print(f"{p} {escape(arch)}: later estimates × {k:.3f} (band {lo:.2f}–{hi:.2f}×); other "
+                              "architectures are not corrected (a measurement of one does not improve another's).",
+                              soft_wrap=True)
 
 
 OPTIONS = Group("profile", (
@@ -84,6 +118,11 @@ OPTIONS = Group("profile", (
         show_default="each model's own: an INT8/FP16 .onnx says so, else fp32"),
     opt("per_layer", "--per-layer", type=bool, default=False, help="Per-layer breakdown."),
     opt("remote", "--remote", help="[user@]host[:port] of a Jetson to measure on over SSH.", show_default=False),
+    opt("calibrate", "--calibrate", help="With --target: a CSV of your own measurements of that device (columns "
+        "model,input_size,precision,batch,power_mode,tensorrt,measured_ms,timed); corrects later estimates of the "
+        "same architectures on it. Stored in --calibration.", show_default=False),
+    opt("calibration", "--calibration", help="The file corrections are stored in and read from.",
+        show_default="$COMPRESS_CALIBRATION or ~/.config/compress-edge/calibration.json"),
     opt("warmup", "--warmup", type=int, default=10, help="Untimed runs before timing."),
     opt("iters", "--iters", type=int, default=50, help="Timed runs."),
     opt("threads", "--threads", type=Int, help="CPU threads for local measurements.", show_default="all"),
@@ -104,6 +143,9 @@ def register(app: typer.Typer) -> None:
         if g["list_devices"]:
             _device_table(g["json"])
             return
+        if g["calibrate"]:
+            _calibrate(g)
+            return
         device = g["device"]
         if device and device not in MEASURE_DEVICES and not device.startswith("cuda:") and not g["target"]:
             err_console.print(f"[yellow]note:[/yellow] --device {escape(device)} for an estimate is deprecated; use "
@@ -112,7 +154,8 @@ def register(app: typer.Typer) -> None:
         cfg = ProfileConfig(device=device, target=g["target"], power_mode=g["power_mode"],
                             num_classes=g["num_classes"], image_size=g["image_size"], in_chans=g["in_chans"],
                             batches=tuple(g["batch"]), precision=g["precision"], per_layer=g["per_layer"],
-                            remote=g["remote"], warmup=g["warmup"], iters=g["iters"], threads=g["threads"])
+                            remote=g["remote"], calibration=g["calibration"], warmup=g["warmup"], iters=g["iters"],
+                            threads=g["threads"])
         report = profile_targets(list(g["models"] or []), cfg)
         if g["out"] is not None:
             from profiles.report import write_report

@@ -42,6 +42,7 @@ class DeviceBudget:
     precision: str = "fp16"
     remote: str | None = None  # [user@]host of the device: candidates are measured there (device_measure)
     teacher_ms: float | None = None  # the teacher measured on ``remote`` (ms): the estimates' correction
+    architecture: str | None = None  # the teacher's: a stored calibration of it on ``target`` corrects estimates
 
 
 class Estimator:
@@ -53,19 +54,32 @@ class Estimator:
 
         self.profile = load_device_profile(target)
         self.profile.mode(power_mode)  # an unknown power mode is one line, before anything runs
-        self.power_mode = power_mode
+        self.target, self.power_mode = target, power_mode
         self.scale = dict(scale or {})
+
+    def plain(self) -> "Estimator":
+        """The same device without corrections (for a network of another architecture than the teacher's)."""
+        return Estimator(self.target, self.power_mode)
 
     @classmethod
     def for_budget(cls, budget: "DeviceBudget", teacher: nn.Module, shape: tuple[int, ...]) -> "Estimator":
-        """The budget's estimator, corrected by the teacher's measurement when the budget has one."""
+        """The budget's estimator for the teacher's architecture: corrected by the teacher's measurement on the
+        device when the budget has one, else by a stored calibration of that architecture on it
+        (``compress profile --calibrate``; :mod:`profiles.device_calibration`), else plain."""
         plain = cls(budget.target, budget.power_mode)
-        if budget.teacher_ms is None:
-            return plain
-        from compress.jobs.device_measure import correction
+        scale: dict[str, float] = {}
+        if budget.architecture:
+            from profiles.device_calibration import stored_correction
 
-        factor = correction(budget.teacher_ms, plain(teacher, shape)[f"{budget.precision}_ms"])
-        return cls(budget.target, budget.power_mode, {budget.precision: round(factor, 6)})
+            corr = stored_correction(plain.profile.name)
+            found = {p: corr.find(p, budget.architecture) for p in ESTIMATED_PRECISIONS} if corr else {}
+            scale = {p: f[0] for p, f in found.items() if f is not None}
+        if budget.teacher_ms is not None:
+            from compress.jobs.device_measure import correction
+
+            own = plain(teacher, shape)[f"{budget.precision}_ms"]
+            scale[budget.precision] = round(correction(budget.teacher_ms, own), 6)
+        return cls(budget.target, budget.power_mode, scale) if scale else plain
 
     def __call__(self, model: nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
         """``{"macs", "params", "<precision>_ms", "<precision>_band": [low, high]}`` for every precision the
@@ -225,7 +239,9 @@ def _zoo(ctx: Context, architecture: str) -> Built:
     model = create_model(architecture, head.out_features, ctx.shape[1]).eval()
     package = WEIGHT_PACKAGES[resolve_model(architecture)[1]]
     load_weights(model, package)
-    return _at_lower_size(ctx, model, f"{architecture} from its ImageNet weights ({package})", full=True)
+    # another architecture: the teacher's correction does not carry over (profiles.device_calibration)
+    plain = Context(ctx.model, ctx.shape, ctx.architecture, ctx.budget, ctx.estimate.plain(), ctx.calib)
+    return _at_lower_size(plain, model, f"{architecture} from its ImageNet weights ({package})", full=True)
 
 
 def build_candidates(ctx: Context, names: tuple[str, ...] | None = None) -> list[tuple[Candidate, nn.Module | None]]:
@@ -237,7 +253,8 @@ def build_candidates(ctx: Context, names: tuple[str, ...] | None = None) -> list
     for name in names or (*CANDIDATE_ORDER, *(ZOO + a for a in zoo_models(ctx.architecture))):
         build = (lambda c, a=name[len(ZOO):]: _zoo(c, a)) if name.startswith(ZOO) else CANDIDATES.get(name)
         model, size, description, how = build(ctx)
-        est = ctx.estimate(model, (*ctx.shape[:-2], size, size))
+        estimate = ctx.estimate.plain() if name.startswith(ZOO) else ctx.estimate
+        est = estimate(model, (*ctx.shape[:-2], size, size))
         reached = est.get(key, float("inf")) <= ctx.budget.latency_ms
         note = "" if reached else f"{est.get(key, float('nan')):g} ms at best ({how})"
         twin = next((c.name for c, m in out if m is not None and c.image_size == size and _same(m, model)), None)

@@ -301,7 +301,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
         device_budget = None
         if prune_teacher and cfg.budget.target:  # the budget, and whether any candidate meets it, known now
             t_model, t_shape, arch = (twin, shape, t_arch) if twin is not None else _teacher_model(cfg)
-            device_budget = cfg.budget.device_budget(t_model, t_shape, run / SEARCH_DIR / "onnx")
+            device_budget = cfg.budget.device_budget(t_model, t_shape, run / SEARCH_DIR / "onnx", arch)
             check_search_reachable(device_budget, t_model, t_shape, arch, candidates=twin is not None)
         teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
         given = [given_teacher_row(cfg.teacher, teacher, data, cfg.train.device)] if cfg.teacher else []

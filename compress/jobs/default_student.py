@@ -62,13 +62,15 @@ class StudentBudget:
 
             check_remote(self.remote)
 
-    def device_budget(self, model: nn.Module, shape: tuple[int, ...], folder: Path | None = None):
+    def device_budget(self, model: nn.Module, shape: tuple[int, ...], folder: Path | None = None,
+                      architecture: str | None = None):
         """The ``DeviceBudget`` of the search: ``latency_ms``, or half ``model``'s (the teacher's) latency —
         measured on ``remote`` (ONNX files under ``folder``; the weights do not matter, so an untrained
         teacher will do), else estimated."""
         from compress.jobs.candidates import DeviceBudget
         from compress.jobs.candidates import target_spec
         from compress.jobs.student_search import teacher_latency
+        from compress.models.factory import canonical_architecture
 
         name, mode = target_spec(self.target or "")
         measured = None
@@ -76,7 +78,8 @@ class StudentBudget:
             from compress.jobs.device_measure import DeviceMeter
 
             measured = DeviceMeter(self.remote, self.precision, Path(folder or "."))(model, shape, "teacher").ms
-        budget = DeviceBudget(name, self.latency_ms or 1.0, mode, self.precision, self.remote, measured)
+        budget = DeviceBudget(name, self.latency_ms or 1.0, mode, self.precision, self.remote, measured,
+                              architecture and canonical_architecture(architecture))
         if self.latency_ms is None:
             own = measured if measured is not None else teacher_latency(model, shape, budget)
             budget = dataclasses.replace(budget, latency_ms=round(own / 2, 4))
@@ -154,3 +157,4 @@ def why_line(budget: StudentBudget, architecture: str, before: dict, after: dict
             f") for {budget.describe()}, its weights inherited and recovered by distillation from the teacher; "
             "the baseline is the same pruned network fine-tuned without it. --student NAME trains a zoo network "
             "instead.")
+

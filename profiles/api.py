@@ -35,6 +35,7 @@ class ProfileConfig:
     per_layer: bool = False
     remote: str | None = None
     calibration: str | None = None  # the correction store (device_calibration.store_path); None: the default
+    save_calibration: bool = False  # with remote and target: add each remote measurement to the target's calibration
     warmup: int = 10
     iters: int = 50
     threads: int | None = None
@@ -57,6 +58,9 @@ class ProfileConfig:
             from runtime.ssh import parse_host
 
             parse_host(self.remote)
+        if self.save_calibration and not (self.remote and self.target):
+            raise UserInputError("--save-calibration adds what --remote measures to the calibration of the --target "
+                                 "profile: give both --remote user@jetson and --target NAME.")
         if self.power_mode is not None and not self.target:
             raise UserInputError("--power-mode picks a mode of the device profile given with --target; add --target "
                                  "NAME (compress profile --list-devices), or drop it: a Jetson is measured in the mode "
@@ -127,6 +131,26 @@ def _measure_local(t: Target, cfg: ProfileConfig, device: str, batch: int) -> tu
     return stats.__dict__, None
 
 
+def _remember(res, device: str, spec: str, t: Target, precision: str, batch: int, cfg: ProfileConfig,
+              estimated_ms: float) -> str:
+    """Add a remote measurement (trtexec's GPU compute median, what the estimate models) to ``device``'s
+    calibration; the line that says so."""
+    from profiles.device_calibration import add_measurement
+    from profiles.targets import architecture_of
+
+    gpu = res.trtexec.gpu_compute
+    ms = float(gpu.get("median", gpu.get("mean", 0.0)))
+    if not ms > 0:
+        return "no GPU compute time in trtexec's summary: the calibration was not updated"
+    row = {"model": spec, "input_size": t.image_size, "precision": precision, "batch": batch, "power_mode": cfg.power_mode,
+           "tensorrt": None, "measured_ms": ms, "timed": "gpu_compute", "architecture": architecture_of(t),
+           "estimated_ms": round(estimated_ms, 6), "ratio": round(ms / estimated_ms, 4)}
+    corr, where = add_measurement(device, row, cfg.calibration)
+    k = corr.scales[precision][row["architecture"]]
+    return (f"calibration of {device} updated in {where}: {row['architecture']} {precision} × {k:.3f} "
+            f"({corr.points[precision][row['architecture']]} measurement(s))")
+
+
 def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[str], None] | None = None) -> ProfileReport:
     """Analyse and time (or estimate) every target; see the module docstring for what runs where."""
     if not specs:
@@ -167,6 +191,7 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
         if analysis is None:
             rep.notes.append("no analysis: an engine without its ONNX beside it (sidecar 'onnx') has no readable graph")
         for b in cfg.batches:
+            a_b = plain_ms = None
             if profile is not None:
                 from profiles.estimate import estimate_latency
 
@@ -179,6 +204,7 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
 
                     est = estimate_latency(a_b, profile, precision, cfg.power_mode).to_dict(cfg.per_layer)
                     rep.latency.append(corrected(est, correction, architecture_of(t)))
+                    plain_ms = est["latency_ms"]
             if cfg.remote:
                 from runtime.remote import profile_remote
 
@@ -188,6 +214,8 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
                 res = profile_remote(cfg.remote, t.path, precision, None, None, iterations=max(cfg.iters, 50))
                 rep.latency.append({**res.latency.__dict__, "where": f"remote {cfg.remote}", "power_mode": res.power_mode})
                 rep.power = res.power.__dict__ if res.power else None
+                if cfg.save_calibration and profile is not None and a_b is not None:
+                    rep.notes.append(_remember(res, profile.name, spec, t, precision, b, cfg, plain_ms))
             elif profile is None or cfg.device is not None:
                 stats, power = _measure_local(t, cfg, device_key, b)
                 stats["where"] = "this Jetson" if device_key == "jetson" else "this machine"

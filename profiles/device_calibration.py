@@ -134,22 +134,39 @@ def fit_correction(device: str, rows: list[Measurement],
                    estimate: Callable[[Measurement], tuple[float, str]]) -> DeviceCorrection:
     """The correction ``rows`` (measured on ``device``) imply; ``estimate(row)`` is ``(the uncorrected
     prediction of what the row's timer read in ms, the row's architecture)``."""
-    predicted = [estimate(r) for r in rows]
+    table = []
+    for r in rows:
+        e, arch = estimate(r)
+        table.append({**asdict(r), "architecture": arch, "estimated_ms": round(e, 6), "ratio": round(r.measured_ms / e, 4)})
+    return correction_from_rows(device, table)
+
+
+def correction_from_rows(device: str, table: list[dict[str, Any]]) -> DeviceCorrection:
+    """The correction of ``table`` (rows with ``precision``, ``architecture``, ``measured_ms`` and
+    ``estimated_ms``): a geometric-mean scale per precision and architecture, its band and point count."""
     scales: dict[str, dict[str, float]] = {}
     points: dict[str, dict[str, int]] = {}
     band: dict[str, dict[str, tuple[float, float]]] = {}
-    for p in sorted({r.precision for r in rows}):
-        mine = [(r, e, arch) for r, (e, arch) in zip(rows, predicted) if r.precision == p]
-        k, n = fit_scales((arch, r.measured_ms, e) for r, e, arch in mine)
+    for p in sorted({r["precision"] for r in table}):
+        mine = [r for r in table if r["precision"] == p]
+        k, n = fit_scales((r["architecture"], r["measured_ms"], r["estimated_ms"]) for r in mine)
         scales[p], points[p] = {a: round(v, 6) for a, v in k.items()}, n
         band[p] = {}
         for a in k:
-            resid = [r.measured_ms / (k[a] * e) for r, e, arch in mine if arch == a]
+            resid = [r["measured_ms"] / (k[a] * r["estimated_ms"]) for r in mine if r["architecture"] == a]
             band[p][a] = (round(min(ONE_POINT_BAND[0], *resid), 4), round(max(ONE_POINT_BAND[1], *resid), 4))
-    table = [{**asdict(r), "architecture": arch, "estimated_ms": round(e, 4), "ratio": round(r.measured_ms / e, 4)}
-             for r, (e, arch) in zip(rows, predicted)]
     return DeviceCorrection(device, scales, points, band, table,
                             _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def add_measurement(device: str, row: dict[str, Any], store: str | Path | None = None) -> tuple[DeviceCorrection, Path]:
+    """Add one measured row (as ``correction_from_rows`` reads them, e.g. from ``compress profile --remote``)
+    to ``device``'s stored rows — replacing an earlier one of the same model and setup — refit and store."""
+    same = ("model", "input_size", "precision", "batch", "power_mode", "tensorrt", "timed")
+    old = stored_correction(device, store)
+    rows = [r for r in (old.rows if old else []) if any(r.get(k) != row.get(k) for k in same)]
+    corr = correction_from_rows(device, [*rows, row])
+    return corr, save_correction(corr, store)
 
 
 def load_store(path: str | Path | None = None) -> dict[str, DeviceCorrection]:

@@ -57,6 +57,9 @@ def _render(report) -> None:
                           f"{e['throughput_ips']:.1f}", how)
     show_table(table)
     for t in report.targets:
+        for note in t.notes:
+            err_console.print(f"{escape(t.target)}: {escape(note)}", soft_wrap=True)
+    for t in report.targets:
         if not (t.analysis and t.analysis.get("layers")):
             continue
         lt = Table(title=f"per-layer: {t.target}")
@@ -121,6 +124,8 @@ OPTIONS = Group("profile", (
     opt("calibrate", "--calibrate", help="With --target: a CSV of your own measurements of that device (columns "
         "model,input_size,precision,batch,power_mode,tensorrt,measured_ms,timed); corrects later estimates of the "
         "same architectures on it. Stored in --calibration.", show_default=False),
+    opt("save_calibration", "--save-calibration", type=bool, default=False,
+        help="With --remote and --target: add each measurement to that device's calibration (see --calibrate)."),
     opt("calibration", "--calibration", help="The file corrections are stored in and read from.",
         show_default="$COMPRESS_CALIBRATION or ~/.config/compress-edge/calibration.json"),
     opt("warmup", "--warmup", type=int, default=10, help="Untimed runs before timing."),
@@ -154,7 +159,8 @@ def register(app: typer.Typer) -> None:
         cfg = ProfileConfig(device=device, target=g["target"], power_mode=g["power_mode"],
                             num_classes=g["num_classes"], image_size=g["image_size"], in_chans=g["in_chans"],
                             batches=tuple(g["batch"]), precision=g["precision"], per_layer=g["per_layer"],
-                            remote=g["remote"], calibration=g["calibration"], warmup=g["warmup"], iters=g["iters"],
+                            remote=g["remote"], calibration=g["calibration"], save_calibration=g["save_calibration"],
+                            warmup=g["warmup"], iters=g["iters"],
                             threads=g["threads"])
         report = profile_targets(list(g["models"] or []), cfg)
         if g["out"] is not None:

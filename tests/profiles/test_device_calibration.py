@@ -132,3 +132,33 @@ def test_the_student_search_budget_uses_the_stored_calibration_of_the_teachers_a
     after = StudentBudget(target=DEVICE).device_budget(model, shape, architecture="cifar_resnet20").latency_ms
     assert after == pytest.approx(2 * before, rel=1e-3)
     assert StudentBudget(target=DEVICE).device_budget(model, shape, architecture="cifar_resnet8").latency_ms == before
+
+
+def test_a_remote_measurement_can_be_added_to_the_device_calibration(tmp_path, monkeypatch):
+    import functools
+
+    from compress.models import create_model
+    from compress.jobs.device_measure import timing_onnx
+    from runtime import remote as R
+    from tests.fake_jetson import FakeJetson
+
+    fake = FakeJetson(per_node=0.05)
+    monkeypatch.setattr(R, "profile_remote", functools.partial(R.profile_remote, run=fake))
+    onnx_file, store = tmp_path / "student.onnx", tmp_path / "cal.json"
+    timing_onnx(create_model("cifar_resnet20", 10, 3).eval(), (1, 3, 32, 32), onnx_file)
+    args = ["profile", str(onnx_file), "--precision", "fp16", "--target", DEVICE, "--remote", "nvidia@orin",
+            "--calibration", str(store)]
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    assert not store.exists()  # measuring alone changes no calibration
+    plain = json.loads(r.stdout)["targets"][0]["latency"][0]["latency_ms"]
+    r = runner.invoke(app, [*args, "--save-calibration"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    arch = "student"  # a file without the architecture tag is keyed by its name
+    assert f"calibration of {DEVICE} updated in {store}: {arch} fp16" in r.output.replace("\n", "")
+    corr = load_store(store)[DEVICE]
+    assert corr.scales["fp16"][arch] == pytest.approx(fake.timed[-1] / plain, rel=1e-3)
+    r = runner.invoke(app, [*args, "--save-calibration"])  # the same setup again replaces, not adds
+    assert load_store(store)[DEVICE].points["fp16"][arch] == 1
+    r = runner.invoke(app, ["profile", str(onnx_file), "--remote", "nvidia@orin", "--save-calibration"])
+    assert r.exit_code == 1 and "give both --remote user@jetson and --target NAME" in r.output

@@ -260,8 +260,9 @@ def search_table(search: dict[str, Any]) -> tuple[str, list[list[str]]]:
     b, pr = search["budget"], search["proxy"]
     p = b["precision"]
     where = b["target"] + (f"@{b['power_mode']}" if b.get("power_mode") else "")
+    k = search["teacher"].get(f"{p}_correction")
     est = "ESTIMATES" + (f" × measured/estimated for the teacher on {b['remote']}; measured there" if b.get("remote")
-                         else "")
+                         else f" × {k:.3f}, this device's calibration of {b.get('architecture')}" if k else "")
     title = (f"students considered for {where}: ≤ {b['latency_ms']:g} ms {p} ({est}, batch 1); proxy = "
              f"{pr['method']} for {pr['epochs']} epochs on {pr['share']:.0%} of the training split, validation OA")
 

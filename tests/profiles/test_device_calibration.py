@@ -162,3 +162,13 @@ def test_a_remote_measurement_can_be_added_to_the_device_calibration(tmp_path, m
     assert load_store(store)[DEVICE].points["fp16"][arch] == 1
     r = runner.invoke(app, ["profile", str(onnx_file), "--remote", "nvidia@orin", "--save-calibration"])
     assert r.exit_code == 1 and "give both --remote user@jetson and --target NAME" in r.output
+
+
+def test_the_search_table_says_its_estimates_are_calibrated():
+    from compress.jobs.student_search import search_table
+
+    search = {"budget": {"target": DEVICE, "latency_ms": 0.5, "precision": "fp16", "architecture": "cifar-resnet20"},
+              "proxy": {"method": "kd", "epochs": 3, "share": 0.5}, "chosen": "depth", "candidates": [],
+              "teacher": {"macs": 1e6, "params": 1e5, "fp16_ms": 1.0, "fp16_correction": 2.0, "image_size": 32}}
+    title, rows = search_table(search)
+    assert "(ESTIMATES × 2.000, this device's calibration of cifar-resnet20, batch 1)" in title and rows[0][0] == "teacher"

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     cal = calibrate(write=False)
     cells, pooled, family_ratios = one_point_pairs(cal.by_device)
     rows = []
-    print("| module | precision | points | setups with ≥ 2 | median |error| before | after one measurement | pairs "
+    print("| module | precision | points | setups with ≥ 2 | median abs. error before | after one measurement | pairs "
           "within 10 % | after one of the same family |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for (module, precision), c in sorted(cells.items()):

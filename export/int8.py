@@ -117,15 +117,20 @@ class QuantizeInfo:
 
 @contextlib.contextmanager
 def _quiet():
-    """ONNX Runtime's quantiser logs advice on the root logger and prints calibration progress."""
+    """ONNX Runtime's quantiser logs advice on the root logger, prints calibration progress, and its own
+    sessions warn about every unused initializer (C++ logger): errors only while it runs."""
+    import onnxruntime as ort
+
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
+    ort.set_default_logger_severity(3)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         root.setLevel(level)
+        ort.set_default_logger_severity(2)  # ORT's default (warning); it has no getter to read the level before
 
 
 def pre_process(fp32_path: str | Path, out_path: str | Path) -> Path:

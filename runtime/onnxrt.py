@@ -121,6 +121,7 @@ class SessionFromOnnx:
             import onnx
 
             opts = ort.SessionOptions()
+            opts.log_severity_level = 3  # errors only: its graph-cleaning warnings are not the user's to act on
             if self.threads is not None:
                 opts.intra_op_num_threads = self.threads
                 opts.inter_op_num_threads = 1

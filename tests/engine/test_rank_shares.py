@@ -137,3 +137,18 @@ def test_batches_are_tagged_with_epoch_0_until_an_epoch_is_set(monkeypatch):
     monkeypatch.setattr(epoch_mod, "world_size", lambda: 1)
     eb = EpochBatches(_Sampled(lambda l, b, s, e: _Fixed([[1, 2]])), LABELS, TrainConfig(batch_size=2, device="cpu"))
     assert list(eb) == [[(1, 0), (2, 0)]] and len(eb) == 1
+
+
+@pytest.mark.parametrize("n, batch, sizes", [(61, 30, [30, 30]), (67, 30, [30, 30, 7]), (31, 30, [30]),
+                                             (9, 4, [4, 4]), (10, 4, [4, 4, 2])])
+def test_without_drop_last_a_tiny_last_batch_is_not_a_step(n, batch, sizes):
+    """ERKT's preset (batch 30, drop_last off) on AID 20 % ended every epoch with a one-image batch: a full
+    AdamW step and a BatchNorm update from it. A last batch under a quarter of the batch (at least 2) goes."""
+    from compress.methods.presets import load_preset
+
+    cfg = TrainConfig(batch_size=batch, drop_last=False, seed=0, device="cpu")
+    ce = build_method("ce", create_model("cifar_resnet8", 2, 1), None, {}, num_classes=2, image_size=8, in_chans=1)
+    eb = EpochBatches(ce, np.zeros(n, dtype=int), cfg)
+    assert [len(b) for b in eb] == sizes
+    erkt = load_preset("erkt")["train"]
+    assert erkt["drop_last"] is False and erkt["batch_size"] == 30  # the preset the rule protects

@@ -20,6 +20,7 @@ from compress.losses.checks import (
 )
 
 TRIPLET_DISTANCES = ("euclidean", "squared-euclidean", "cosine")
+TRIPLET_MINING = ("hard", "random")
 
 
 def pairwise_distance_matrix(emb: torch.Tensor, distance: str = "euclidean") -> torch.Tensor:
@@ -33,13 +34,15 @@ def pairwise_distance_matrix(emb: torch.Tensor, distance: str = "euclidean") -> 
 
 
 def triplet_loss(
-    emb: torch.Tensor, target: torch.Tensor, margin: float = 0.3, distance: str = "euclidean"
+    emb: torch.Tensor, target: torch.Tensor, margin: float = 0.3, distance: str = "euclidean", mining: str = "hard"
 ) -> torch.Tensor:
-    """Batch-hard triplet loss: per anchor, ``max(0, d(a, hardest p) − d(a, hardest n) + margin)``.
+    """Triplet loss per anchor, ``max(0, d(a, p) − d(a, n) + margin)``, averaged over anchors.
 
-    The hardest positive is the farthest same-class sample (not the anchor itself), the hardest
-    negative the closest other-class sample. Anchors without a positive or a negative are skipped;
-    the mean is over the remaining anchors, and a batch with none gives 0 (still differentiable).
+    ``mining="hard"`` (batch-hard, Hermans et al.): p is the farthest same-class sample (not the anchor
+    itself), n the closest other-class sample. ``mining="random"``: p and n drawn uniformly among the
+    anchor's same-class and other-class samples (torch's generator) — Xiong et al.'s triplets "determined by
+    two classes of images sampled randomly"; never above batch-hard, anchor by anchor. Anchors without a
+    positive or a negative are skipped; a batch with none gives 0 (still differentiable).
     emb: ``[B, D]``; target: ``[B]`` class indices. Xiong et al. use margin 0.3, Euclidean.
     """
     fn = "triplet_loss"
@@ -47,15 +50,23 @@ def triplet_loss(
     y = class_indices(target, emb.shape[0], None, fn)
     margin = check_nonnegative(margin, "margin", fn)
     check_choice(distance, "distance", fn, TRIPLET_DISTANCES)
+    check_choice(mining, "mining", fn, TRIPLET_MINING)
     d = pairwise_distance_matrix(emb, distance)
     same = y[:, None] == y[None, :]
     eye = torch.eye(len(y), dtype=torch.bool, device=emb.device)
     pos, neg = same & ~eye, ~same
     valid = pos.any(dim=1) & neg.any(dim=1)
     # anchors without a positive or a negative are masked out (no data-dependent branch: no host sync)
-    hardest_pos = d.masked_fill(~pos, 0.0).amax(dim=1)
-    hardest_neg = d.masked_fill(~neg, float("inf")).amin(dim=1).masked_fill(~neg.any(dim=1), 0.0)
-    terms = F.relu(hardest_pos - hardest_neg + margin) * valid
+    if mining == "random":
+        def draw(mask: torch.Tensor) -> torch.Tensor:  # one index per row among its True entries
+            w = mask.float() + (~mask.any(dim=1, keepdim=True)).float()  # an empty row draws anything, masked
+            return d.gather(1, torch.multinomial(w, 1)).squeeze(1)
+
+        ap, an = draw(pos), draw(neg)
+    else:
+        ap = d.masked_fill(~pos, 0.0).amax(dim=1)
+        an = d.masked_fill(~neg, float("inf")).amin(dim=1).masked_fill(~neg.any(dim=1), 0.0)
+    terms = F.relu(ap - an + margin) * valid
     return terms.sum() / valid.sum().clamp(min=1) + zero_with_grad(emb)
 
 

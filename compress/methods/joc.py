@@ -1,6 +1,6 @@
 """``joc``: Xiong et al.'s joint optimization configuration (JSTARS 2020, Eq. 4), stage 1 of cross-source retrieval.
 
-L = L_softmax(classifier(BN(F_t))) + L_triplet(F_t; batch-hard, margin 0.3, Euclidean) + λ·L_center(F_t), λ = 0.0005,
+L = L_softmax(classifier(BN(F_t))) + L_triplet(F_t; batch-hard or random (`mining`), margin 0.3, Euclidean) + λ·L_center(F_t), λ = 0.0005,
 on P×K identity-balanced batches so every anchor has positives. The ablation variants of the
 paper's Tables II–V are ``joc-softmax``, ``joc-triplet`` and ``joc-triplet-softmax`` (or
 ``variant`` in the params). All terms are batch means: the paper's Eqs. 1–3 all sum over the
@@ -32,6 +32,7 @@ class JOCParams:
     margin: float = 0.3  # triplet margin α (paper: 0.3)
     center_weight: float = 0.0005  # λ of Eq. 4
     distance: str = "euclidean"  # triplet distance (paper: Euclidean)
+    mining: str = "hard"  # hard (batch-hard) | random (the paper's "two classes sampled randomly")
     images_per_class: int = 4  # K of the P×K sampler; P = batch size // K
     balanced_sampler: bool = True
     # Centers move at their own rate as in Wen et al. / the BNNeck code: their gradient is divided by λ
@@ -43,6 +44,8 @@ class JOCParams:
             raise UserInputError(f"joc variant must be one of {', '.join(VARIANTS)}, got '{self.variant}'.")
         if self.margin < 0 or self.center_weight < 0:
             raise UserInputError(f"joc margin and center_weight must be ≥ 0, got {self.margin}, {self.center_weight}.")
+        if self.mining not in ("hard", "random"):
+            raise UserInputError(f"joc mining must be hard or random, got '{self.mining}'.")
         if self.images_per_class < 2:
             raise UserInputError(f"images_per_class (K) must be ≥ 2 so each anchor has a positive, "
                                  f"got {self.images_per_class}.")
@@ -97,7 +100,8 @@ class JointOptimization(Method):
         if "softmax" in self.terms:
             losses["softmax"] = F.cross_entropy(logits, targets, label_smoothing=p.label_smoothing)
         if "triplet" in self.terms:
-            losses["triplet"] = triplet_loss(self.gather(f_t.float()), self.gather(targets), p.margin, p.distance)
+            losses["triplet"] = triplet_loss(self.gather(f_t.float()), self.gather(targets), p.margin, p.distance,
+                                             p.mining)
         if "center" in self.terms:
             losses["center"] = p.center_weight * center_loss(f_t.float(), targets, self.centers)
         # the classifier is not trained by triplet alone: its accuracy would be noise

@@ -58,6 +58,27 @@ def test_triplet_squared_and_cosine_distances():
     assert got == pytest.approx((a0 + 0.5) / 2, rel=1e-6)
 
 
+def test_random_triplets_draw_from_the_classes_they_claim_and_never_exceed_batch_hard():
+    # anchors 0, 1 (class 0) have one positive each and class 1 one sample: every triplet is forced
+    emb = torch.tensor([[0.0], [1.0], [4.0]])
+    y = torch.tensor([0, 0, 1])
+    for seed in range(5):
+        torch.manual_seed(seed)
+        assert LF.triplet_loss(emb, y, 5.0, mining="random").item() == pytest.approx((2.0 + 3.0) / 2)
+    # at 0, 1, 2, 10 with classes 0, 0, 1, 1, margin 3, per anchor (hard; random's other draw):
+    # a0 1−2+3 = 2 (or 1−10+3 → 0), a1 1−1+3 = 3 (or 0), a2 8−1+3 = 10 (or 9), a3 8−9+3 = 2 (or 1)
+    emb, y = torch.tensor([[0.0], [1.0], [2.0], [10.0]]), torch.tensor([0, 0, 1, 1])
+    hard = LF.triplet_loss(emb, y, 3.0).item()
+    draws = []
+    for seed in range(40):
+        torch.manual_seed(seed)
+        draws.append(LF.triplet_loss(emb, y, 3.0, mining="random").item())
+    assert max(draws) <= hard + 1e-6 and min(draws) < hard  # the random negative is sometimes the far one
+    assert hard == pytest.approx((2 + 3 + 10 + 2) / 4)
+    with pytest.raises(UserInputError, match="mining"):
+        LF.triplet_loss(emb, y, mining="semi-hard")
+
+
 def test_triplet_without_valid_anchor_is_zero_with_grad():
     emb = torch.randn(4, 3, requires_grad=True)
     for y in (torch.tensor([1, 1, 1, 1]), torch.tensor([0, 1, 2, 3])):

@@ -62,6 +62,32 @@ def collect_rows(p: Pipeline) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, targets
 
 
+def teacher_reference(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row every other is compared with: the teacher's FP32 file, else its checkpoint row."""
+    mine = [r for r in rows if r["model"] == "teacher"]
+    return next((r for r in mine if r.get("file") and r["precision"].startswith("fp32")), mine[0] if mine else None)
+
+
+def versus(r: dict[str, Any], ref: dict[str, Any] | None, targets: list[str]) -> dict[str, str]:
+    """Cells comparing row ``r`` with the teacher's reference row: ``oa`` (Δ points), ``size`` (share of its file,
+    else of its parameters), ``host`` and each target (" ×N": N times faster); '–' where either side lacks it."""
+    out = {"oa": "–", "size": "–"}
+    if ref is None:
+        return out
+    if r.get("oa") is not None and ref.get("oa") is not None:
+        out["oa"] = f"{100 * (r['oa'] - ref['oa']):+.2f}"
+    for key in ("file_bytes", "params_m"):
+        if r.get(key) and ref.get(key):
+            out["size"] = f"{r[key] / ref[key]:.0%}" + (" of params" if key == "params_m" else "")
+            break
+    speed = {"host": (r.get("host_ms"), ref.get("host_ms"))}
+    speed.update({t: ((r["estimates"].get(t) or {}).get("ms"), (ref["estimates"].get(t) or {}).get("ms")) for t in targets})
+    for k, (mine, theirs) in speed.items():
+        if mine and theirs:
+            out[k] = f" ×{theirs / mine:.2f}"
+    return out
+
+
 def pareto(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both latency (lower) and accuracy (higher)."""
     front = []
@@ -183,17 +209,22 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
     for name in sorted({r["model"] for r in rows if r.get("file")}):
         d = Path(next(r["file"] for r in rows if r["model"] == name and r.get("file"))).parent
         cards[name] = write_text_atomic(d / "README.md", model_card(p, name, rows, targets))
-    head = ["model", "method", "precision", "OA %", "kappa", "params (M)", "MACs (G)", "file (MB)", "host ms"] + \
-        [f"{t} ms" for t in targets] + ["links"]
+    head = ["model", "method", "precision", "OA %", "Δ OA vs teacher (pt)", "kappa", "params (M)", "MACs (G)",
+            "file (MB)", "size vs teacher", "host ms"] + [f"{t} ms" for t in targets] + ["links"]
+    ref = teacher_reference(rows)
     table = []
     for r in rows:
+        v = versus(r, ref, targets)
         est = [(f"{r['estimates'][t]['ms']:.3g} ({r['estimates'][t]['low_ms']:.2g}–{r['estimates'][t]['high_ms']:.2g})"
-                if t in r["estimates"] else "–") for t in targets]
-        table.append(([r["model"], r["method"], r["precision"], _pct(r["oa"]), _num(r["kappa"], 1, 4),
+                + v.get(t, "") if t in r["estimates"] else "–") for t in targets]
+        table.append(([r["model"], r["method"], r["precision"], _pct(r["oa"]), v["oa"], _num(r["kappa"], 1, 4),
                        _num(r.get("params_m"), 1, 3), _num(r.get("macs"), 1e9, 4), _num(r.get("file_bytes"), 2**20, 2),
-                       _num(r.get("host_ms"))] + est, _links(r, root)))
+                       v["size"], _num(r.get("host_ms")) + v.get("host", "")] + est, _links(r, root)))
     intro = (f"Recipe `{p.recipe_path}`; {len(rows)} rows. Accuracy: test split. Host latency measured on {host} "
-             "(ONNX Runtime, batch 1). Device columns are ESTIMATES of TensorRT GPU time (80 % band in brackets).")
+             "(ONNX Runtime, batch 1). Device columns are ESTIMATES of TensorRT GPU time (80 % band in brackets). "
+             + (f"Reference: the teacher's {ref['precision']} ({_pct(ref['oa'])} %): Δ OA in points, size as a share "
+                "of its file (or parameters), and ×N = N times faster than it in the same column." if ref else
+                "No teacher row to compare with (export.teacher: true adds it)."))
     failed = [r for r in rows if "PARITY FAILED" in r["precision"]]
     if failed:
         intro += (f" {len(failed)} file(s) FAILED their parity check against the PyTorch model (marked in the "

@@ -47,7 +47,7 @@ class ExportRecipe:
     int8_budget: float | None = 1.0  # % of top-1 an INT8 file may change / OA points it may lose (fallback)
     calib_images: int = 256
     trt: bool = True  # write the trtexec script (and build the engine where TensorRT is installed)
-    teacher: bool = False  # also export the teacher
+    teacher: bool = True  # export (and profile) the teacher too: the reference every row is compared with
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,7 @@ export:
   int8: true
   int8_target: both        # cpu (ONNX Runtime) | trt (TensorRT Q/DQ) | both
   trt: true                # trtexec build script beside each export
+  teacher: true            # the teacher exported and profiled too: the reference of every row
 
 profile:
   host: true               # measured here with ONNX Runtime

@@ -38,13 +38,23 @@ def _steps(args):
 def test_pipeline_runs_resumes_and_redoes(tmp_path):
     recipe = _recipe(tmp_path)
     first = _steps([str(recipe)])
-    assert list(first) == ["teacher", "student:kd", "student:kd-qad", "export:kd", "profile", "report"]
+    assert list(first) == ["teacher", "student:kd", "student:kd-qad", "export:kd", "export:teacher", "profile",
+                           "report"]  # the teacher is exported by default: the reference of every row
     assert set(first.values()) == {"ran"}
     run = tmp_path / "run"
     report = (run / "report.md").read_text()
     rows = [ln for ln in report.splitlines() if ln.startswith("| ") and not ln.startswith(("| model", "| ---"))]
-    assert [r.split(" | ")[2].split(" — PARITY FAILED")[0] for r in rows] == ["fp32 (checkpoint)", "fp32", "fp16", "int8 (cpu)", "int8 (trt)",
-                                                 "int8 (cpu)"]  # teacher, kd × 4 files, kd-qad
+    assert [r.split(" | ")[2].split(" — PARITY FAILED")[0] for r in rows] == [
+        "fp32", "fp16", "int8 (cpu)", "int8 (trt)", "int8 (cpu)", "fp32", "fp16", "int8 (cpu)", "int8 (trt)"]  # kd × 4, kd-qad, teacher × 4
+    cells = {(r.split(" | ")[0].lstrip("| "), r.split(" | ")[2].split(" — ")[0]): r.split(" | ") for r in rows}
+    assert cells["teacher", "fp32"][4] == "+0.00" and cells["teacher", "fp32"][9] == "100%"
+    assert " ×1.00" in cells["teacher", "fp32"][11]  # its own estimate against itself
+    kd = cells["kd", "fp32"]
+    t = cells["teacher", "fp32"]
+    assert abs(float(kd[4]) - (float(kd[3]) - float(t[3]))) <= 0.011  # Δ OA in points, student − teacher
+    host, t_host = (float(c.split(" ×")[0]) for c in (kd[10], t[10]))
+    assert float(kd[10].split(" ×")[1]) == pytest.approx(t_host / host, rel=0.04)  # ×N: N times faster (ms rounded)
+    assert kd[9].endswith("%") and "Reference: the teacher's fp32" in report
     assert "jetson-orin-nano-8gb@15W ms" in report and "(80 % band" not in report.split("\n")[0]
     assert (run / "pareto_jetson-orin-nano-8gb_15W.png").is_file() and (run / "report.html").is_file()
     card = (run / "exports" / "kd" / "README.md").read_text()
@@ -53,7 +63,7 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     assert set(_steps([str(recipe)]).values()) == {"done"}  # everything finished: nothing reruns
     redo = _steps([str(recipe), "--redo", "student:kd"])
     assert redo == {"teacher": "done", "student:kd": "ran", "student:kd-qad": "ran", "export:kd": "ran",
-                    "profile": "ran", "report": "ran"}
+                    "export:teacher": "done", "profile": "ran", "report": "ran"}
     assert set(_steps([str(recipe), "--dry-run"]).values()) == {"done"}
 
 
@@ -97,7 +107,7 @@ def test_init_writes_a_recipe_that_loads_and_is_not_overwritten(tmp_path):
 def test_the_default_student_is_the_teacher_pruned_with_its_own_baseline(tmp_path):
     recipe = _recipe(tmp_path, baseline=True, teacher={"arch": "cifar_resnet20", "epochs": 1},
                      students=[{"name": "kd", "method": "kd"}],
-                     export={"fp16": False, "int8": False, "trt": False},
+                     export={"fp16": False, "int8": False, "trt": False, "teacher": False},
                      profile={"host": False, "targets": ["jetson-orin-nano-8gb@15W"]})
     steps = _steps([str(recipe)])
     assert list(steps) == ["teacher", "student:kd", "export:kd", "profile", "report"]  # no zoo baseline step
@@ -111,7 +121,7 @@ def test_the_default_student_is_the_teacher_pruned_with_its_own_baseline(tmp_pat
 def test_a_student_searched_for_a_device_trains_its_own_baseline(tmp_path):
     recipe = _recipe(tmp_path, baseline=True, teacher={"arch": "cifar_resnet20", "epochs": 1},
                      students=[{"name": "orin", "method": "kd", "search": {"target": "jetson-orin-nano-8gb@15W"}}],
-                     export={"fp16": False, "int8": False, "trt": False},
+                     export={"fp16": False, "int8": False, "trt": False, "teacher": False},
                      profile={"host": False, "targets": ["jetson-orin-nano-8gb@15W"]})
     steps = _steps([str(recipe)])
     assert list(steps) == ["teacher", "student:orin", "export:orin", "profile", "report"]

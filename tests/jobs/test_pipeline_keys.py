@@ -13,7 +13,7 @@ BASE = {"data": {"image_size": 8, "train_ratio": 0.7},
         "teacher": {"arch": "cifar_resnet8", "epochs": 1}, "baseline": False,
         "students": [{"name": "kd", "method": "kd", "student": "cifar_resnet8"},
                      {"name": "dkd", "method": "dkd", "student": "cifar_resnet8"}],
-        "export": {"int8": False}, "profile": {"host": False, "targets": ["jetson-orin-nano-8gb@15W"]}}
+        "export": {"int8": False, "teacher": False}, "profile": {"host": False, "targets": ["jetson-orin-nano-8gb@15W"]}}
 
 
 def _keys(tmp_path, change=None, records=None):

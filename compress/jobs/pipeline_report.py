@@ -107,7 +107,12 @@ def _plot(rows: list[dict[str, Any]], latency_of, title: str, xlabel: str, path:
     front = pareto(xy)
     fig = new_figure(7, 4.6)
     ax = fig.subplots()
-    ax.scatter([x for x, _ in xy], [y for _, y in xy], s=40, color="C0")
+    is_teacher = [r["model"] == "teacher" for r, _ in pts]
+    ax.scatter([x for (x, _), t in zip(xy, is_teacher) if not t], [y for (_, y), t in zip(xy, is_teacher) if not t],
+               s=40, color="C0", label="students, baselines")
+    if any(is_teacher):  # the reference: a distinct marker
+        ax.scatter([x for (x, _), t in zip(xy, is_teacher) if t], [y for (_, y), t in zip(xy, is_teacher) if t],
+                   s=110, marker="*", color="C2", label="teacher (reference)")
     ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], color="C3", lw=1.2, marker="o", mfc="none", ms=11,
             label="Pareto front")
     for (r, _), (x, y) in zip(pts, xy):

@@ -97,6 +97,26 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
+def point_label(r: dict[str, Any]) -> str:
+    """``kd int8-trt``: the model and its precision with the INT8 flavour (two INT8 files are two points)."""
+    precision = r["precision"].split(" — ")[0].replace(" (checkpoint)", " ckpt")
+    return f"{r['model']} {precision.replace(' (', '-').rstrip(')')}"
+
+
+def label_offsets(xy: list[tuple[float, float]], near: float = 0.04, step: float = 9.0) -> list[float]:
+    """Vertical label offsets (points) so that labels of points closer than ``near`` of both axis ranges stack
+    instead of printing over each other."""
+    if not xy:
+        return []
+    xs, ys = [x for x, _ in xy], [y for _, y in xy]
+    wx, wy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    out: list[float] = []
+    for i, (x, y) in enumerate(xy):
+        crowd = sum(abs(x - x2) < near * wx and abs(y - y2) < near * wy for x2, y2 in xy[:i])
+        out.append(3.0 + step * crowd)
+    return out
+
+
 def _plot(rows: list[dict[str, Any]], latency_of, title: str, xlabel: str, path: Path) -> Path | None:
     from compress.metrics.plotting import new_figure, save_figure
 
@@ -115,9 +135,8 @@ def _plot(rows: list[dict[str, Any]], latency_of, title: str, xlabel: str, path:
                    s=110, marker="*", color="C2", label="teacher (reference)")
     ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], color="C3", lw=1.2, marker="o", mfc="none", ms=11,
             label="Pareto front")
-    for (r, _), (x, y) in zip(pts, xy):
-        ax.annotate(f"{r['model']} {r['precision'].split()[0]}", (x, y), textcoords="offset points", xytext=(5, 3),
-                    fontsize=7)
+    for (r, _), (x, y), dy in zip(pts, xy, label_offsets(xy)):
+        ax.annotate(point_label(r), (x, y), textcoords="offset points", xytext=(5, dy), fontsize=7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test OA (%)")
     ax.set_title(title)
@@ -206,7 +225,7 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
                     "estimated GPU latency, batch 1 (ms)", root / f"pareto_{slug}.png")
         if png:
             plots[t] = png
-    png = _plot(rows, lambda r: r.get("host_ms"), f"accuracy vs latency: {host} (measured)",
+    png = _plot(rows, lambda r: r.get("host_ms"), f"accuracy vs latency: {host.split(' (')[0]} (measured)",
                 "measured latency, ONNX Runtime CPU, batch 1 (ms)", root / "pareto_host.png")
     if png:
         plots["host"] = png

@@ -134,8 +134,3 @@ def build_config(cls: type[C], values: Mapping[str, Any] | None = None, *, secti
         raise UserInputError(f"{section}: {exc}") from exc
 
 
-def merge(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """File values overridden by CLI flags; ``None`` in overrides means 'not given'."""
-    merged = {_norm_key(k): v for k, v in file_values.items()}
-    merged.update({_norm_key(k): v for k, v in overrides.items() if v is not None})
-    return merged

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compress.errors import DeviceError, ExportError, MissingDependencyError, UserInputError
+from compress.errors import ExportError, MissingDependencyError, UserInputError
 from compress.io import sha256_file, write_json_atomic, write_text_atomic
 from runtime.trtexec import TrtTarget
 from runtime.trtexec import trtexec_command as build_command
@@ -212,9 +212,3 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, cfg: TrtBuildCo
     return EngineInfo(engine=engine_path, sidecar=side, meta=meta)
 
 
-def check_engine_version(meta: dict[str, Any], installed: str) -> None:
-    """Refuse an engine whose sidecar says another TensorRT version built it."""
-    built = meta.get("tensorrt_version")
-    if built and built.split(".")[:2] != installed.split(".")[:2]:
-        raise DeviceError(f"this engine was built with TensorRT {built} but {installed} is installed; "
-                          "engines do not move between versions — rebuild with build_engine.sh.")

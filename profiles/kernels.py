@@ -166,11 +166,3 @@ def kernels_of(analysis: ModelAnalysis, fused_attention: bool = False) -> list[K
     return out
 
 
-def kernel_summary(kernels: list[Kernel]) -> dict[str, dict[str, int]]:
-    """Kernels and MACs per class, for reports."""
-    summary: dict[str, dict[str, int]] = {}
-    for k in kernels:
-        row = summary.setdefault(k.kind, {"kernels": 0, "macs": 0})
-        row["kernels"] += 1
-        row["macs"] += k.macs
-    return summary

@@ -2,8 +2,8 @@
 
 ``tegrastats`` prints one line per interval with per-rail power (``VDD_GPU_SOC 2389mW/2389mW`` on
 JetPack 5/6, ``POM_5V_GPU 0/0`` on JetPack 4: current/average mW) and the GPU load and clock
-(``GR3D_FREQ 45%@[1300,1300]`` or ``GR3D_FREQ 0%@921``). jetson-stats (``jtop``) is used when
-installed, as an alternative reader. Commands are argument lists; nothing goes through a shell.
+(``GR3D_FREQ 45%@[1300,1300]`` or ``GR3D_FREQ 0%@921``). Commands are argument lists; nothing goes
+through a shell.
 """
 from __future__ import annotations
 
@@ -190,14 +190,3 @@ class TegrastatsMonitor:
         return parse_tegrastats("".join(self.lines))
 
 
-def jtop_snapshot() -> dict[str, Any] | None:
-    """Power and power mode from jetson-stats when it is installed and its service runs; else None."""
-    try:
-        from jtop import jtop  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    try:
-        with jtop() as jet:
-            return {"power": jet.power, "nvpmodel": str(jet.nvpmodel), "reader": "jetson-stats"}
-    except Exception:  # the jtop service not running raises its own exception types
-        return None

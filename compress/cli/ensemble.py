@@ -48,7 +48,7 @@ def search(
             table.add_row(" ".join(f"{w:.3f}" for w in cand.weights), f"{cand.oa * 100:.2f}{mark}")
         show_table(table)
         console.print("best weights: " + " ".join(f"{w:.3f}" for w in result.best.weights)
-                      + "  (use: --teacher-weights " + " ".join(f"{w:g}" for w in result.best.weights) + ")")
+                      + "  (use: " + " ".join(f"--teacher-weight {w:g}" for w in result.best.weights) + ")")
 
 
 def register(app: typer.Typer) -> None:

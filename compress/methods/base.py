@@ -4,7 +4,6 @@ Adding a method is adding a file with a ``Method`` subclass decorated ``@METHODS
 """
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Mapping
@@ -186,5 +185,3 @@ def build_method(name: str, student: nn.Module, teacher: nn.Module | None, param
                              image_size=image_size, in_chans=in_chans)
 
 
-def method_params_dict(method: Method) -> dict[str, Any]:
-    return dataclasses.asdict(method.params) if dataclasses.is_dataclass(method.params) else {}

@@ -1,4 +1,4 @@
-"""Imports point one way (DESIGN.md "Layers"): every module of compress, export, runtime and profiles is
+"""Imports point one way (ARCHITECTURE.md "Layers"): every module of compress, export, runtime and profiles is
 parsed with ``ast`` (all imports, also those inside functions); a cycle between files or an import
 against the direction fails, and no file may pass 400 lines."""
 from __future__ import annotations

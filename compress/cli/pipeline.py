@@ -70,6 +70,9 @@ def register(app: typer.Typer) -> None:
         show_table(summary_table(result.rows, result.targets))
         for line in value_lines(result.rows):
             console.print(line, markup=False)
+        for pick in result.recommendations:
+            console.print(f"ship on {pick['device']}: " + (f"{pick['model']} {pick['precision']}" if pick["model"] else "–")
+                          + f" ({pick['why']})", markup=False)
         for k, v in result.report.items():
             if k in ("markdown", "html"):
                 console.print(f"{k}: [bold]{escape(str(v))}[/bold]", markup=True)

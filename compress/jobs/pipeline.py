@@ -52,6 +52,7 @@ class PipelineResult:
     failed: list[str] = field(default_factory=list)  # checks a finished run did not pass (exported files' parity)
     rows: list[dict[str, Any]] = field(default_factory=list)  # the report's rows: one per model × precision
     targets: list[str] = field(default_factory=list)  # the device profiles the rows' estimates are for
+    recommendations: list[dict[str, Any]] = field(default_factory=list)  # what to ship per device (recommend.py)
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -89,9 +90,11 @@ def plan(r: Recipe) -> list[Step]:
         src = "teacher" if n == "teacher" else f"student:{n}"
         steps.append(Step(f"export:{n}", "export", {"export": to_jsonable(r.export)}, (src,), f"exports/{n}"))
     models = [f"export:{n}" for n in exported] + [f"student:{s.name}" for s in r.students if s.quantize]
-    steps.append(Step("profile", "profile", {"profile": to_jsonable(r.profile)}, tuple(models), "profile"))
-    steps.append(Step("report", "report", {}, ("teacher", *[s.name for s in steps if s.kind in ("baseline", "student")],
-                                               "profile"), "."))
+    profile = {k: v for k, v in to_jsonable(r.profile).items() if k != "budget"}  # the budget only changes the report
+    steps.append(Step("profile", "profile", {"profile": profile}, tuple(models), "profile"))
+    report = {"budget": r.profile.budget} if r.profile.budget else {}  # older runs (no budget) keep their key
+    steps.append(Step("report", "report", report, ("teacher", *[s.name for s in steps if s.kind in ("baseline", "student")],
+                                                   "profile"), "."))
     return steps
 
 
@@ -201,7 +204,10 @@ class Pipeline:
         from compress.jobs.pipeline_report import collect_rows
 
         rows, targets = collect_rows(self)
-        return PipelineResult(str(self.run), done, self.records["report"]["outputs"], failed, rows, targets)
+        from compress.jobs.recommend import recommend
+
+        picks = [x.to_dict() for x in recommend(rows, targets, self.recipe.profile.budget)]
+        return PipelineResult(str(self.run), done, self.records["report"]["outputs"], failed, rows, targets, picks)
 
 
 def _file_name(step: str) -> str:

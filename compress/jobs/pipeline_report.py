@@ -57,6 +57,7 @@ def collect_rows(p: Pipeline) -> tuple[list[dict[str, Any]], list[str]]:
             rows.append({"model": name, "method": method, "precision": precision, "oa": f["oa"], "kappa": f["kappa"],
                          "params_m": None if pr.get("params") is None else pr["params"] / 1e6, "macs": pr.get("macs"),
                          "file": f["file"], "file_bytes": pr.get("file_bytes"), "host_ms": pr.get("host_ms"),
+                         "peak_act_bytes": pr.get("peak_act_bytes"),
                          "estimates": pr.get("estimates", {}), "dir": str(Path(f["file"]).parent),
                          "run_dir": str(p.run / (f"students/{name}" if name != "teacher" else "teacher"))})
     return rows, targets
@@ -253,7 +254,11 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
     if failed:
         intro += (f" {len(failed)} file(s) FAILED their parity check against the PyTorch model (marked in the "
                   "precision column; see parity.json beside them): do not ship them as they are.")
-    md = ["# Pipeline report", "", intro, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    from compress.jobs.recommend import recommend
+
+    picks = [x.line() for x in recommend(rows, targets, p.recipe.profile.budget)]
+    md = ["# Pipeline report", "", "## What to ship", "", *[f"- {x}" for x in picks], "", intro, "",
+          "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     md += ["| " + " | ".join(cells + [", ".join(f"[{a}]({b})" for a, b in links) or "–"]) + " |" for cells, links in table]
     md += [""] + [f"![{k}]({v.name})" for k, v in plots.items()]
     searches = _searches(p)
@@ -267,6 +272,7 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Pipeline report</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
             "padding:3px 6px;font-size:13px}</style></head><body><h1>Pipeline report</h1>"
+            "<h2>What to ship</h2><ul>" + "".join(f"<li>{esc(x)}</li>" for x in picks) + "</ul>"
             f"<p>{esc(intro)}</p><table><tr>{''.join(f'<th>{esc(h)}</th>' for h in head)}</tr>{body}</table>"
             + "".join(f"<h3>{esc(k)}</h3><img src='{esc(v.name)}' width='640'>" for k, v in plots.items())
             + "".join(f"<h3>{esc(title)}</h3><table><tr>{''.join(f'<th>{esc(h)}</th>' for h in SEARCH_COLUMNS)}</tr>"

@@ -149,6 +149,7 @@ def _profile(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]
             a = t.analysis or {}
             lat = t.latency[0] if t.latency else {}
             rows[f].update(params=a.get("params"), macs=a.get("macs"), file_bytes=t.file_bytes,
+                           peak_act_bytes=a.get("peak_activation_bytes"),
                            host_ms=lat.get("mean_ms"), host_p90_ms=lat.get("p90_ms"),
                            host=(rep.device or {}).get("name"))
     for spec in pr.targets:
@@ -162,6 +163,7 @@ def _profile(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]
             rows[f].setdefault("params", (t.analysis or {}).get("params"))
             rows[f].setdefault("macs", (t.analysis or {}).get("macs"))
             rows[f].setdefault("file_bytes", t.file_bytes)
+            rows[f].setdefault("peak_act_bytes", (t.analysis or {}).get("peak_activation_bytes"))
     folder.mkdir(parents=True, exist_ok=True)
     from compress.io import write_json_atomic
 

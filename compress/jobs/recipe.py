@@ -57,6 +57,7 @@ class ProfileRecipe:
     warmup: int = 5
     iters: int = 30
     threads: int | None = None
+    budget: dict[str, Any] | None = None  # {latency_ms, memory_mb} or {DEVICE|host: {...}}: the report's pick
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,9 @@ def check_recipe(r: Recipe) -> None:
 
         name, mode = target_spec(spec)
         load_device_profile(name).mode(mode)
+    from compress.jobs.recommend import check_budget
+
+    check_budget(r.profile.budget, list(r.profile.targets))
 
 
 INIT_TEMPLATE = """\
@@ -227,6 +231,7 @@ export:
 profile:
   host: true               # measured here with ONNX Runtime
   targets: [jetson-orin-nano-8gb@15W, jetson-agx-orin-64gb@MAXN]   # estimated (compress profile --list-devices)
+# budget: {{latency_ms: 0.5, memory_mb: 20}}   # the report recommends the most accurate file within it, per device
   iters: 20
 """
 

@@ -55,6 +55,7 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     host, t_host = (float(c.split(" ×")[0]) for c in (kd[10], t[10]))
     assert float(kd[10].split(" ×")[1]) == pytest.approx(t_host / host, rel=0.04)  # ×N: N times faster (ms rounded)
     assert kd[9].endswith("%") and "Reference: the teacher's fp32" in report
+    assert "## What to ship" in report and "- jetson-orin-nano-8gb@15W: ship " in report and "- host: ship " in report
     assert "jetson-orin-nano-8gb@15W ms" in report and "(80 % band" not in report.split("\n")[0]
     assert (run / "pareto_jetson-orin-nano-8gb_15W.png").is_file() and (run / "report.html").is_file()
     card = (run / "exports" / "kd" / "README.md").read_text()
@@ -74,6 +75,8 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     ({"profile": {"targets": ["jetson-orin-nano"]}}, "ambiguous"),
     ({"export": {"int8": True, "trt": True, "int8_target": "cpu"}}, "trt-flavour file"),
     ({"students": [{"name": "a"}, {"name": "a"}]}, "appear twice"),
+    ({"profile": {"targets": ["jetson-orin-nano-8gb@15W"], "budget": {"orin": {"latency_ms": 1}}}},
+     "profile.budget: 'orin' is not a device of this recipe"),
     ({"students": [{"name": "o", "search": {"latency_ms": 1}}]}, "students.o.search: give the device as"),
     ({"students": [{"name": "o", "search": {"target": "jetson-nope"}}]}, "students.o.search: Unknown device profile"),
     ({"students": [{"name": "o", "search": {"target": "jetson-orin-nano-8gb", "precision": "fp8"}}]},

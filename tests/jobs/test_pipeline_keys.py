@@ -43,12 +43,21 @@ def _set(path, value):
     (_set(["data", "image_size"], 16), {"teacher", "student:kd", "student:dkd"}),
     (_set(["export", "calib_images"], 64), {"export:kd", "export:dkd"}),
     (_set(["profile", "iters"], 7), {"profile"}),
+    (_set(["profile", "budget"], {"latency_ms": 1.0}), {"report"}),  # a budget changes the pick, not the numbers
     (_set(["students", 0, "search"], {"target": "jetson-orin-nano-8gb"}), {"student:kd"}),
 ])
 def test_a_setting_moves_the_keys_of_the_steps_it_belongs_to(tmp_path, change, moved):
     before, after = _keys(tmp_path), _keys(tmp_path, change)
     assert list(before) == ["teacher", "student:kd", "student:dkd", "export:kd", "export:dkd", "profile", "report"]
     assert {n for n in before if before[n] != after[n]} == moved
+
+
+def test_without_a_budget_the_profile_and_report_steps_keep_the_settings_they_had_before_budgets(tmp_path):
+    r = copy.deepcopy(BASE)
+    r["out"] = str(tmp_path / "run")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(r))
+    steps = {s.name: s for s in plan(load_recipe(tmp_path / "r.yaml"))}
+    assert "budget" not in steps["profile"].settings["profile"] and steps["report"].settings == {}
 
 
 def test_a_student_without_a_search_keeps_the_settings_and_key_it_had_before_search_existed(tmp_path):

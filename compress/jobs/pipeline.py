@@ -201,12 +201,10 @@ class Pipeline:
             done.append(StepStatus(s.name, "ran", round(time.perf_counter() - t0, 1), rec["outputs"]))
         failed = [f"{s.name}: {s.outputs.get('message') or 'parity failed'}" for s in done
                   if s.name.startswith("export:") and s.outputs.get("outcome") == "parity-failed"]
-        from compress.jobs.pipeline_report import collect_rows
+        from compress.jobs.pipeline_report import collect_rows, recommendations
 
         rows, targets = collect_rows(self)
-        from compress.jobs.recommend import recommend
-
-        picks = [x.to_dict() for x in recommend(rows, targets, self.recipe.profile.budget)]
+        picks = [x.to_dict() for x in recommendations(self, rows, targets)]
         return PipelineResult(str(self.run), done, self.records["report"]["outputs"], failed, rows, targets, picks)
 
 

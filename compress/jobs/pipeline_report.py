@@ -63,6 +63,23 @@ def collect_rows(p: Pipeline) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, targets
 
 
+def n_test_images(p: Pipeline) -> int | None:
+    """How many test images the rows' accuracies were measured on (the teacher's split), if readable."""
+    from compress.io import read_json
+
+    try:
+        return len(read_json(p.outputs("teacher")["split"])["test"])
+    except (KeyError, OSError, ValueError, TypeError):
+        return None
+
+
+def recommendations(p: Pipeline, rows: list[dict[str, Any]], targets: list[str]):
+    """What to ship per device (:mod:`compress.jobs.recommend`) for the recipe's budget."""
+    from compress.jobs.recommend import recommend
+
+    return recommend(rows, targets, p.recipe.profile.budget, n_test_images(p))
+
+
 def teacher_reference(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The row every other is compared with: the teacher's FP32 file, else its checkpoint row."""
     mine = [r for r in rows if r["model"] == "teacher"]
@@ -254,9 +271,7 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
     if failed:
         intro += (f" {len(failed)} file(s) FAILED their parity check against the PyTorch model (marked in the "
                   "precision column; see parity.json beside them): do not ship them as they are.")
-    from compress.jobs.recommend import recommend
-
-    picks = [x.line() for x in recommend(rows, targets, p.recipe.profile.budget)]
+    picks = [x.line() for x in recommendations(p, rows, targets)]
     md = ["# Pipeline report", "", "## What to ship", "", *[f"- {x}" for x in picks], "", intro, "",
           "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     md += ["| " + " | ".join(cells + [", ".join(f"[{a}]({b})" for a, b in links) or "–"]) + " |" for cells, links in table]

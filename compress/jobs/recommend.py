@@ -2,7 +2,10 @@
 
 Per device — every estimated device profile of the recipe and the host the files were measured on — the
 most accurate exported file whose latency (ESTIMATED for a profile, measured on the host) and memory
-(file + peak activations) meet the recipe's ``profile.budget``; a tie in accuracy goes to the faster one.
+(file + peak activations) meet the recipe's ``profile.budget``; files whose test accuracies are within one
+standard error of a difference of the best (``keeps``, on the test split's size) are equal by the evidence,
+and the fastest of them wins. A Jetson runs TensorRT, so the CPU-flavour INT8 file (ONNX Runtime's
+asymmetric uint8) is a candidate on the host only.
 When none meets the budget, the fastest file, and the line says so. Without a budget for a device, the
 most accurate file, and the line says that no limit was given. Files that failed their parity check and
 checkpoint-only rows (no file to ship) are never recommended.
@@ -15,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from compress.engine.loop import keeps
 from compress.errors import UserInputError
 from compress.io import to_jsonable
 
@@ -87,13 +91,16 @@ def memory_mb(r: dict[str, Any]) -> float | None:
     return (r["file_bytes"] + (r.get("peak_act_bytes") or 0)) / 2**20
 
 
-def recommend(rows: list[dict[str, Any]], devices: list[str], budget: dict[str, Any] | None) -> list[Recommendation]:
-    """One recommendation per device in ``devices`` (and the host when rows were measured there)."""
+def recommend(rows: list[dict[str, Any]], devices: list[str], budget: dict[str, Any] | None,
+              n_test: int | None = None) -> list[Recommendation]:
+    """One recommendation per device in ``devices`` (and the host when rows were measured there); ``n_test``
+    is the number of test images the accuracies were measured on (None: strictly the most accurate)."""
     ship = [r for r in rows if r.get("file") and r.get("oa") is not None and "PARITY FAILED" not in r["precision"]]
     out = []
     for device in [*devices, *([HOST] if any(r.get("host_ms") for r in ship) else [])]:
         limits = limits_for(budget, device)
-        timed = [(r, *_latency(r, device)) for r in ship]
+        runs_here = [r for r in ship if device == HOST or not r["precision"].startswith("int8 (cpu")]
+        timed = [(r, *_latency(r, device)) for r in runs_here]
         timed = [(r, ms, band) for r, ms, band in timed if ms is not None]
         if not timed:
             out.append(Recommendation(device, None, None, None, None, None, None, False, "no file has a latency here"))
@@ -110,16 +117,20 @@ def recommend(rows: list[dict[str, Any]], devices: list[str], budget: dict[str, 
 
         fits = [(r, ms, band) for r, ms, band in timed if not over(r, ms)]
         if fits:
-            r, ms, band = max(fits, key=lambda x: (x[0]["oa"], -x[1]))
-            better = [(b, over(b, bms)) for b, bms, _ in timed if b["oa"] > r["oa"]]
+            top = max(x[0]["oa"] for x in fits)
+            tied = [x for x in fits if (keeps(x[0]["oa"], top, n_test) if n_test else x[0]["oa"] == top)]
+            r, ms, band = min(tied, key=lambda x: (x[1], -x[0]["oa"]))
+            better = [(b, over(b, bms)) for b, bms, _ in timed if b["oa"] > top]
+            noise = (f"the fastest of {len(tied)} files within one SE of the most accurate ({100 * top:.2f} % on "
+                     f"{n_test} test images)" if len(tied) > 1 else "the most accurate file")
             if not limits:
-                why = "the most accurate file; no limit given (profile.budget sets latency_ms / memory_mb)"
+                why = f"{noise}; no limit given (profile.budget sets latency_ms / memory_mb)"
             elif better:
                 b, reasons = max(better, key=lambda x: x[0]["oa"])
-                why = (f"the most accurate within the budget; {b['model']} {b['precision']} ({100 * b['oa']:.2f} %) "
+                why = (f"{noise} within the budget; {b['model']} {b['precision']} ({100 * b['oa']:.2f} %) "
                        f"is over it: {', '.join(reasons)}")
             else:
-                why = f"the most accurate file, and within the budget ({_limits_text(limits)})"
+                why = f"{noise}, and within the budget ({_limits_text(limits)})"
             out.append(Recommendation(device, r["model"], r["precision"], r["oa"], ms, band, memory_mb(r), True, why))
         else:
             r, ms, band = min(timed, key=lambda x: (x[1], -x[0]["oa"]))

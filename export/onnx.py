@@ -21,6 +21,7 @@ from torch import nn
 
 from compress.errors import ExportError, UserInputError
 from compress.registry import Registry
+from export.targets import DEFAULT_OPSET
 
 INPUT_NAME = "input"
 OUTPUT_NAMES = {"classify": "logits", "embedding": "embedding"}
@@ -72,7 +73,7 @@ class OnnxOptions:
     dynamic_batch: bool = False
     image_size: int = 224
     in_chans: int = 3
-    opset: int = 17
+    opset: int = DEFAULT_OPSET
     ir_version: int | None = None
     exporter: str = "torchscript"
     simplify: bool = True

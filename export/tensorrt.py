@@ -18,7 +18,7 @@ from typing import Any
 
 from compress.errors import ExportError, MissingDependencyError, UserInputError
 from compress.io import sha256_file, write_json_atomic, write_text_atomic
-from runtime.trtexec import TrtTarget
+from runtime.trtexec import PRECISIONS, TrtTarget
 from runtime.trtexec import trtexec_command as build_command
 
 ENGINE_NAME = "model.engine"
@@ -48,7 +48,7 @@ class TrtBuildConfig:
     workspace_mb: int = 1024
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "fp16", "int8"):
+        if self.precision not in PRECISIONS:
             raise UserInputError(f"Unknown precision '{self.precision}'. Known: fp32, fp16, int8.")
         if self.workspace_mb < 1:
             raise UserInputError(f"--workspace-mb must be >= 1, got {self.workspace_mb}.")

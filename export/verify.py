@@ -23,8 +23,8 @@ import numpy as np
 
 from compress.errors import UserInputError
 from runtime.base import Runner
+from runtime.trtexec import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from compress.errors import DeviceError, UserInputError
-from profiles.analysis import ModelAnalysis
 from profiles.targets import Target, analyze_target, resolve_profile_target
+from runtime.trtexec import PRECISIONS
 
 LOCAL_DEVICES = ("cpu", "cuda", "jetson")
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)

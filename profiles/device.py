@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import UserInputError
+from runtime.trtexec import PRECISIONS
 
 DEVICES_DIR = Path(__file__).parent / "devices"
 _SOURCED = ("architecture", "compute_capability", "sm_count", "cuda_cores", "tensor_cores", "gpu_max_mhz",
             "peak_fp32_tflops", "peak_fp16_tflops", "peak_int8_tops", "memory_gb", "memory_bandwidth_gbs",
             "memory_max_mhz", "dla_cores", "jetpack", "tensorrt", "cpu_max_mhz")
-PRECISIONS = ("fp32", "fp16", "int8")
 # unit and range of every sourced scalar: (kind, minimum); kind "text" for names and versions
 _UNITS = {"architecture": ("text", None), "jetpack": ("text", None), "tensorrt": ("text", None),
           "compute_capability": ("version", 1.0), "sm_count": ("count", 1), "cuda_cores": ("count", 0),

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from compress.errors import UserInputError
+from runtime.trtexec import PRECISIONS
 
 MEASUREMENT_COLUMNS = ("model", "input_size", "precision", "batch", "power_mode", "tensorrt", "measured_ms", "timed")
 STORE_ENV = "COMPRESS_CALIBRATION"
@@ -235,7 +236,7 @@ def calibrate_device(measurements: str | Path, target: str, store: str | Path | 
     from profiles.targets import analyze_target, architecture_of, resolve_profile_target
 
     device = load_device_profile(target.partition("@")[0])
-    rows = read_measurements(measurements, [p for p in ("fp32", "fp16", "int8") if p in DTYPE_BYTES], TIMINGS)
+    rows = read_measurements(measurements, [p for p in PRECISIONS if p in DTYPE_BYTES], TIMINGS)
     resolved = []
     for i, r in enumerate(rows, start=2):
         try:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from compress.errors import UserInputError
+from export.targets import DEFAULT_OPSET
 
 
 def timing_onnx(model: nn.Module, shape: tuple[int, ...], path: str | Path | None = None) -> bytes:
@@ -34,7 +35,7 @@ def timing_onnx(model: nn.Module, shape: tuple[int, ...], path: str | Path | Non
 
     buf = io.BytesIO()
     torch.onnx.export(copy.deepcopy(model).eval().cpu(), (torch.zeros(shape),), buf, input_names=["input"],
-                      output_names=["logits"], opset_version=17, dynamo=False)
+                      output_names=["logits"], opset_version=DEFAULT_OPSET, dynamo=False)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_bytes(buf.getvalue())

@@ -12,6 +12,7 @@ import torch
 from compress.engine.config import TrainConfig
 from compress.errors import UserInputError
 from compress.models.prune import PruneConfig, PruneStep
+from runtime.trtexec import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class PruneJobConfig:
         if self.baseline and not self.recover:
             raise UserInputError("--baseline is the pruned network fine-tuned without the teacher beside the "
                                  "recovery: add --recover.")
-        if self.precision not in ("fp32", "fp16", "int8"):
+        if self.precision not in PRECISIONS:
             raise UserInputError(f"--precision must be fp32, fp16 or int8, got '{self.precision}'.")
 
 

@@ -54,6 +54,7 @@ class ExportConfig:
     int8_exclude: tuple[str, ...] = ()
     int8_reduce_range: str = "auto"  # auto (from this CPU's features) | on | off
     int8_max_float: float = 0.5  # at most this share of the weighted layers may stay float
+    int8_bias_correction: bool = False  # empirical bias correction of each INT8 file (export/bias_correction.py)
     fallback_images: int = 1000  # judge the INT8 budget on this many images (validation, then training)
     trt: bool = False
     trt_version: str | None = None

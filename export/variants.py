@@ -25,6 +25,7 @@ class Int8Variant:
     flavour: str
     quantize: QuantizeInfo
     fallback: FallbackReport | None = None
+    bias_correction: Any = None  # export.bias_correction.BiasCorrection when it was applied
 
 
 def int8_flavours(target: str, trt: bool) -> list[str]:
@@ -71,13 +72,23 @@ def write_int8(tmp: Path, cfg: Any, ir_version: int, calib_x: np.ndarray, judge_
         else:
             info, report = quantize_int8(src, dst, calib_x, cfg.calib_method, flavour, batch=batch,
                                          float_nodes=exclude, calibration_cache=cache), None
+        corrected = None
+        if getattr(cfg, "int8_bias_correction", False):
+            from export.bias_correction import correct_biases
+
+            if progress:
+                progress(f"bias correction ({name})")
+            corrected = correct_biases(src, dst, calib_x, batch=batch)
         q = onnx.load(str(dst))
         q.ir_version = ir_version  # keep the target's IR version
         set_metadata(q, {"precision": "int8", "int8_flavour": name, "int8_scheme": flavour.describe(),
                          "calibration": f"{cfg.calib_method}:{info.calib_images}",
-                         "float_nodes": ",".join(info.float_nodes)})
+                         "float_nodes": ",".join(info.float_nodes),
+                         "bias_correction": "off" if corrected is None else
+                         f"{corrected.layers} layers, mean shift {corrected.shift_before:.3g} -> {corrected.shift_after:.3g}"})
         onnx.save(q, str(dst))
-        out.append(Int8Variant(file=INT8_FILES[name], flavour=name, quantize=info, fallback=report))
+        out.append(Int8Variant(file=INT8_FILES[name], flavour=name, quantize=info, fallback=report,
+                               bias_correction=corrected))
     for hidden in tmp.glob(".model_pre*"):
         hidden.unlink()
     return out

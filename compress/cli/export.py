@@ -42,6 +42,9 @@ OPTIONS = Group("export", (
         help="Quantise every layer; no sensitivity fallback."),
     opt("int8_exclude", "--int8-exclude", type=Optional[List[str]], show_default=False,
         help="Keep this layer in float (node name or module path, e.g. layer1.0.conv1; repeatable)."),
+    opt("int8_bias_correction", "--int8-bias-correction", type=Flag, default=False,
+        help="Move each INT8 layer's bias so its mean output on the calibration images matches FP32 (Nagel et "
+             "al. 2019); the file stays plain Q/DQ."),
     opt("int8_reduce_range", "--int8-reduce-range", default="auto",
         help="7-bit INT8 weights for x86 CPUs without VNNI: auto (from this CPU), on or off."),
     opt("trt", "--trt", type=Flag, default=False, help="Build a TensorRT engine (here if possible) + build_engine.sh."),
@@ -141,6 +144,7 @@ def register(app: typer.Typer) -> None:
                            calib_method=g["calib_method"], int8_target=g["int8_target"],
                            int8_budget=budget,
                            int8_exclude=tuple(g["int8_exclude"] or ()), int8_reduce_range=g["int8_reduce_range"],
+                           int8_bias_correction=g["int8_bias_correction"],
                            trt=g["trt"], trt_version=g["trt_version"], dla=g["dla"],
                            workspace_mb=g["workspace_mb"], remote=g["remote"], criteria=criteria,
                            parity_samples=g["samples"], force=g["force"])

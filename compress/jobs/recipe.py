@@ -48,6 +48,7 @@ class ExportRecipe:
     calib_images: int = 256
     trt: bool = True  # write the trtexec script (and build the engine where TensorRT is installed)
     teacher: bool = True  # export (and profile) the teacher too: the reference every row is compared with
+    int8_bias_correction: bool = False  # empirical bias correction of each INT8 file
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ def export_config(e: ExportRecipe):
 
     return ExportConfig(fp16=e.fp16, int8=e.int8, int8_target=e.int8_target if e.int8 else "auto",
                         int8_budget=e.int8_budget, calib_images=e.calib_images, trt=e.trt, force=True,
+                        int8_bias_correction=e.int8_bias_correction,
                         criteria=ParityCriteria().for_int8_budget(e.int8_budget))
 
 

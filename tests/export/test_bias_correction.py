@@ -1,0 +1,86 @@
+"""Empirical bias correction: the INT8 layer's mean output moves onto the FP32 one on the calibration
+images, the file stays plain Q/DQ (TensorRT flavour: zero points 0) and passes ONNX's checker."""
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from compress.errors import ExportError
+
+
+def _files(tmp_path):
+    from compress.jobs.device_measure import timing_onnx
+    from export.int8 import quantize_int8, trt_flavour
+    from runtime.onnx_simplify import simplify_model
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU(),  # depthwise: few weights
+                        nn.Conv2d(8, 16, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5))
+    for m in net.modules():  # BatchNorm statistics that fold into uneven per-channel scales
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_var.uniform_(0.05, 4.0)
+            m.running_mean.uniform_(-1, 1)
+    fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    onnx.save(simplify_model(onnx.load_from_string(timing_onnx(net.eval(), (1, 3, 16, 16))))[0], fp32)
+    images = np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)
+    quantize_int8(fp32, int8, images, flavour=trt_flavour())
+    return fp32, int8, images
+
+
+def test_correction_moves_each_layers_mean_output_onto_fp32_and_keeps_the_file_plain_qdq(tmp_path):
+    from export.bias_correction import _means, correct_biases, corrected_layers
+
+    fp32, int8, images = _files(tmp_path)
+    before = {i.name: numpy_helper.to_array(i).copy() for i in onnx.load(int8).graph.initializer}
+    res = correct_biases(fp32, int8, images)
+    assert res.layers == 4 and res.images == 16  # three convs and the classifier
+    assert res.shift_after < res.shift_before / 5
+    q = onnx.load(int8)
+    onnx.checker.check_model(q)
+    layers = corrected_layers(q)
+    after = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    changed = {k for k in after if not np.array_equal(after[k], before[k])}
+    assert changed and changed <= {b for b, _ in layers.values()}  # only int32 biases move; weights, scales stay
+    zero_points = [after[n.input[2]] for n in q.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
+    assert zero_points and all(not z.any() for z in zero_points)  # TensorRT flavour: symmetric
+    names = list(layers)
+    ref, got = _means(onnx.load(fp32), names, images, "input", 1), _means(q, names, images, "input", 1)
+    for n in names:  # within half a bias step (plus what rounding the next layer's input leaves) of FP32
+        step = after[layers[n][1]]
+        assert np.all(np.abs(got[n] - ref[n]) <= 0.5 * step + 1e-3), n
+
+
+def test_a_file_without_int32_biases_is_one_line(tmp_path):
+    from export.bias_correction import correct_biases
+
+    fp32, _, images = _files(tmp_path)
+    with pytest.raises(ExportError, match="no Conv/Gemm with an int32 bias"):
+        correct_biases(fp32, fp32, images)
+
+
+def test_export_with_bias_correction_stamps_the_int8_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from compress.cli import app
+    from export.onnx import read_metadata
+
+    runner = CliRunner()
+    ckpt = tmp_path / "t"
+    r = runner.invoke(app, ["train", "--model", "cifar_resnet8", "--image-size", "16", "--epochs", "1", "--batch-size",
+                            "256", "--out", str(ckpt)])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "e"
+    r = runner.invoke(app, ["export", str(ckpt), "-o", str(out), "--int8", "--int8-target", "trt", "--no-int8-fallback",
+                            "--int8-bias-correction", "--calib-images", "64", "--samples", "64"])
+    assert r.exit_code in (0, 1), r.output  # a 1-epoch model may fail INT8 parity; the file is written either way
+    meta = read_metadata(out / "model_int8_trt.onnx")
+    import re
+
+    m = re.fullmatch(r"(\d+) layers, mean shift (\S+) -> (\S+)", meta["bias_correction"])
+    assert m and int(m.group(1)) >= 8 and float(m.group(3)) < float(m.group(2))  # cifar_resnet8: 9 convs + the head
+    r = runner.invoke(app, ["export", str(ckpt), "-o", str(tmp_path / "plain"), "--int8", "--int8-target", "trt",
+                            "--no-int8-fallback", "--calib-images", "64", "--samples", "64"])
+    assert read_metadata(tmp_path / "plain" / "model_int8_trt.onnx")["bias_correction"] == "off"

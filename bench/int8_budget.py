@@ -19,12 +19,13 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 
-def bench_checkpoint(ckpt: str, out: Path) -> list[dict]:
+def bench_checkpoint(ckpt: str, out: Path, bias_correction: bool = False) -> list[dict]:
     from export.evaluate import evaluate_onnx
     from export.pipeline import ExportConfig, export_checkpoint
 
     if not (out / "export.json").is_file():
-        export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_target="both", force=True))
+        export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_target="both", force=True,
+                                                  int8_bias_correction=bias_correction))
     meta = json.loads((out / "export.json").read_text())["result"]
     parity = json.loads((out / "parity.json").read_text())
     fallback = {v["file"]: v["fallback"] for v in meta["int8"]}
@@ -34,7 +35,7 @@ def bench_checkpoint(ckpt: str, out: Path) -> list[dict]:
     for r in parity["rows"][1:]:
         fb = fallback.get(r["file"]) or {}
         chosen = fb.get("chosen") or {}
-        rows.append({"checkpoint": ckpt, "row": r["name"], "file": r["file"], "parity_passed": r["passed"],
+        rows.append({"checkpoint": ckpt, "variant": "bias-corrected" if bias_correction else "plain", "row": r["name"], "file": r["file"], "parity_passed": r["passed"],
                      "why": r.get("why", ""), "parity_agreement": r["top1_agreement"],
                      "parity_samples": parity["num_samples"], "float_layers": len(chosen.get("float_nodes", [])),
                      "fallback_disagreement": chosen.get("disagreement"), "fallback_images": fb.get("images"),
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--out", default="bench/out/int8-budget")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--variants", nargs="+", default=["plain", "bias-corrected"], choices=["plain", "bias-corrected"],
+                    help="export each checkpoint as shipped (plain) and with --int8-bias-correction")
     a = ap.parse_args(argv)
 
     from rich.console import Console
@@ -55,14 +58,16 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for i, ck in enumerate(a.checkpoints):
-        rows += bench_checkpoint(ck, Path(a.out) / f"{i}-{Path(ck).name}")
+        for v in a.variants:
+            rows += bench_checkpoint(ck, Path(a.out) / f"{i}-{v}", bias_correction=v == "bias-corrected")
     t = Table(title="Export checks against the whole test split (budget 1.0)")
-    for col in ("checkpoint", "row", "parity", "agree %", "float", "fallback changed %", "judged drop [95 %]",
+    for col in ("checkpoint", "variant", "row", "parity", "agree %", "float", "fallback changed %", "judged drop [95 %]",
                 "test OA %", "test drop pt"):
         t.add_column(col)
     for r in rows:
         iv = r["judge_interval"]
-        t.add_row(Path(r["checkpoint"]).name, r["row"], "pass" if r["parity_passed"] else f"FAIL: {r['why']}",
+        name = next((q for q in reversed(Path(r["checkpoint"]).parts) if q not in ("best", "last", "checkpoints")), "?")
+        t.add_row(name, r["variant"], r["row"], "pass" if r["parity_passed"] else f"FAIL: {r['why']}",
                   f"{100 * r['parity_agreement']:.2f}", str(r["float_layers"]),
                   "-" if r["fallback_disagreement"] is None else f"{r['fallback_disagreement']:.2f} of {r['fallback_images']}",
                   "-" if iv is None else f"{r['judge_drop']:+.2f} [{iv[0]:+.2f}, {iv[1]:+.2f}]",

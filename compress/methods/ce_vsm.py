@@ -23,11 +23,9 @@ class CEVSMParams(VSMConfig):
     """The VSM units of ERKT-Net Table 1 (see :class:`compress.data.vsm.VSMConfig`)."""
 
 
-@METHODS.register("ce-vsm")
-class CrossEntropyVSM(Method):
-    """Cross-entropy on VSM + CutMix views of the batch; no teacher."""
-
-    Params = CEVSMParams
+class VSMViews(Method):
+    """A method whose params are a ``VSMConfig``: its training images are the VSM's per-sample views
+    (``train_transform``) and ``self.vsm`` mixes its batches (CutMix); shared by ``ce-vsm`` and ``erkt``."""
 
     def __init__(self, student, teacher=None, params=None, **kw) -> None:
         super().__init__(student, teacher, params, **kw)
@@ -35,6 +33,13 @@ class CrossEntropyVSM(Method):
 
     def train_transform(self, image_size: int, bands: int):
         return VarianceSuppression(self.params, image_size, bands)
+
+
+@METHODS.register("ce-vsm")
+class CrossEntropyVSM(VSMViews):
+    """Cross-entropy on VSM + CutMix views of the batch; no teacher."""
+
+    Params = CEVSMParams
 
     def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
         mb = self.vsm.mix_batch(images, targets)

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
-from compress.data.vsm import VarianceSuppression, VSMConfig
+from compress.data.vsm import VSMConfig
 from compress.errors import UserInputError
 from compress.losses.functional import dist_loss
-from compress.methods.base import METHODS, Method, StepOutput
+from compress.methods.base import METHODS, StepOutput
+from compress.methods.ce_vsm import VSMViews
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,10 @@ class ERKTParams(VSMConfig):
 
 
 @METHODS.register("erkt")
-class ERKTNet(Method):
+class ERKTNet(VSMViews):
     requires_teacher = True
     relates_batch = True  # DIST over the gathered global batch; CutMix partners are drawn per rank
     Params = ERKTParams
-
-    def __init__(self, student, teacher=None, params=None, **kw) -> None:
-        super().__init__(student, teacher, params, **kw)
-        self.vsm = VarianceSuppression(self.params, self.image_size, self.in_chans)
-
-    def train_transform(self, image_size: int, bands: int):
-        return VarianceSuppression(self.params, image_size, bands)
 
     def training_step(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
         p = self.params

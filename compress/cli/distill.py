@@ -13,6 +13,9 @@ STUDENT = model_option("student", ("--student",), "Model-zoo name (see `compress
 BUDGET = Group("student budget", (
     opt("budget", "--budget", key="budget.macs", type=Float, show_default="0.5",
         help="Without --student: the share of the teacher's MACs the pruned student keeps."),
+    opt("prune_mode", "--prune-mode", key="budget.mode", show_default="width",
+        help="Without --student: how the teacher is cut to --budget: width (channels of every layer) or depth "
+             "(whole residual blocks with an identity shortcut, least-contributing first)."),
     opt("target", "--target", key="budget.target", show_default=False,
         help="Without --student: the device to choose the student for, NAME or NAME@MODE (compress profile "
              "--list-devices): the teacher pruned in width, in depth, both, or at a lower resolution, whichever "

@@ -35,11 +35,19 @@ class StudentBudget:
     target: str | None = None
     precision: str = "fp16"  # of the latency estimate
     remote: str | None = None  # [user@]host[:port] of the target device: the search measures there
+    mode: str = "width"  # how the MACs budget is met: width (channels) | depth (identity-shortcut blocks)
 
     def __post_init__(self) -> None:
         if not 0 < self.macs < 1:
             raise UserInputError(f"--budget is the share of the teacher's MACs the student keeps, in (0, 1) (e.g. "
                                  f"0.5); got {self.macs}.")
+        from compress.models.prune import PRUNE_MODES
+
+        if self.mode not in PRUNE_MODES:
+            raise UserInputError(f"--prune-mode '{self.mode}' is not one of {', '.join(PRUNE_MODES.names())}.")
+        if self.mode != "width" and self.target:
+            raise UserInputError("--prune-mode sizes the student for --budget; with --target the search tries width, "
+                                 "depth and both itself: drop one of them.")
         if self.latency_ms is not None and (self.latency_ms <= 0 or not self.target):
             raise UserInputError("--latency-ms needs a positive budget and --target DEVICE (see "
                                  "`compress profile --list-devices`).")
@@ -88,14 +96,16 @@ class StudentBudget:
     def prune_config(self, checkpoint: str, out: str):
         """The ``compress prune`` job the MACs budget means for ``checkpoint`` (a ``target`` searches instead)."""
         from compress.jobs.prune_budget import PruneJobConfig
+        from compress.models.prune import PruneConfig
 
-        return PruneJobConfig(checkpoint=checkpoint, out=out, macs=self.macs)
+        return PruneJobConfig(checkpoint=checkpoint, out=out, macs=self.macs, prune=PruneConfig(mode=self.mode))
 
     def describe(self) -> str:
         if self.target:
             ms = f"--latency-ms {self.latency_ms:g}" if self.latency_ms is not None else "half the teacher's latency"
             return f"{ms} --target {self.target} ({self.precision})"
-        return f"--budget {self.macs:g}" + (" (the default)" if self.macs == StudentBudget.macs else "")
+        mode = "" if self.mode == "width" else f" --prune-mode {self.mode}"
+        return f"--budget {self.macs:g}{mode}" + (" (the default)" if (self.macs, self.mode) == (0.5, "width") else "")
 
 
 def check_reachable(budget: StudentBudget, model: nn.Module, shape: tuple[int, ...], architecture: str) -> None:
@@ -127,7 +137,7 @@ def pruned_student(budget: StudentBudget, teacher: str, run: Path, resume: bool)
     and the others wait, then all read the same file."""
     from compress.checkpoint import read_manifest, save_checkpoint
     from compress.io import read_json, write_json_atomic
-    from compress.jobs.prune_budget import prune_to_budget, pruned_manifest
+    from compress.jobs.prune_budget import calibration_batches, prune_to_budget, pruned_manifest
     from compress.models.checkpoint import load_checkpoint
     from compress.parallel import barrier, is_main
 
@@ -139,8 +149,9 @@ def pruned_student(budget: StudentBudget, teacher: str, run: Path, resume: bool)
         ckpt = load_checkpoint(teacher)
         man = ckpt.manifest
         shape = (1, man.in_chans, man.image_size, man.image_size)
-        _, before, after, label, _ = prune_to_budget(ckpt.model, shape, budget.prune_config(teacher, ""),
-                                                     man.architecture)
+        cfg = budget.prune_config(teacher, "")
+        calib = calibration_batches(ckpt, cfg.prune.calib_batches) if cfg.prune.mode == "depth" else None
+        _, before, after, label, _ = prune_to_budget(ckpt.model, shape, cfg, man.architecture, calib)
         save_checkpoint(folder / "checkpoints" / "best", ckpt.model,
                         pruned_manifest(man, ckpt.model, str(ckpt.path), label, after))
         write_json_atomic(record, {"teacher": str(ckpt.path), "budget": label, "before": before, "after": after})
@@ -152,7 +163,8 @@ def pruned_student(budget: StudentBudget, teacher: str, run: Path, resume: bool)
 
 def why_line(budget: StudentBudget, architecture: str, before: dict, after: dict) -> str:
     """One line for the table: what the student is, how it was sized, and how to get another."""
-    return (f"student: the teacher ({architecture}) pruned in width to {after['macs'] / before['macs']:.0%} of its "
+    how = "in width" if budget.mode == "width" else "in depth (identity-shortcut blocks removed)"
+    return (f"student: the teacher ({architecture}) pruned {how} to {after['macs'] / before['macs']:.0%} of its "
             f"MACs ({after['macs'] / 1e6:.2f} M of {before['macs'] / 1e6:.2f} M; {after['params'] / 1e6:.3f} M params"
             f") for {budget.describe()}, its weights inherited and recovered by distillation from the teacher; "
             "the baseline is the same pruned network fine-tuned without it. --student NAME trains a zoo network "

@@ -14,7 +14,7 @@ from typing import Any
 
 from compress.engine.progress import ProgressSink
 from compress.io import to_jsonable, write_json_atomic
-from compress.jobs.prune_budget import PruneJobConfig, prune_to_budget, pruned_manifest
+from compress.jobs.prune_budget import PruneJobConfig, calibration_batches, prune_to_budget, pruned_manifest
 from compress.jobs.rundir import open_run
 from compress.models.prune import PruneStep
 
@@ -35,15 +35,6 @@ class PruneResult:
         return to_jsonable(self)
 
 
-def _calibration(ckpt, batches: int):
-    from torch.utils.data import DataLoader
-
-    from compress.data.sources import checkpoint_dataset
-
-    ds = checkpoint_dataset(ckpt.path, ckpt.manifest, part="train").dataset
-    return [(x, y) for (x, y), _ in zip(DataLoader(ds, batch_size=32, shuffle=False), range(batches))]
-
-
 def run_prune(cfg: PruneJobConfig, progress: ProgressSink | None = None) -> PruneResult:
     """Prune ``cfg.checkpoint`` to the budget into ``cfg.out``; with ``recover`` distil it from the original."""
     from compress.checkpoint import save_checkpoint
@@ -57,7 +48,7 @@ def run_prune(cfg: PruneJobConfig, progress: ProgressSink | None = None) -> Prun
     resolved = to_jsonable(cfg)
     with open_run(cfg.out, "prune", cfg.resume, resolved, device=cfg.train.device) as run:
         # Taylor importance and depth pruning (each block's contribution) look at real training images
-        calib = _calibration(ckpt, cfg.prune.calib_batches) if cfg.prune.importance == "taylor" or \
+        calib = calibration_batches(ckpt, cfg.prune.calib_batches) if cfg.prune.importance == "taylor" or \
             cfg.prune.mode == "depth" else None
         steps, base, final, label, margin = prune_to_budget(model, shape, cfg, man.architecture, calib)
         pruned_man = pruned_manifest(man, model, str(ckpt.path), label, final)

@@ -148,3 +148,14 @@ def pruned_manifest(man, model: torch.nn.Module, source: str, label: str, final:
     kwargs = {**man.model_kwargs, "pruned": structure_of(model, reference)}
     return man.replace(model_kwargs=kwargs, role="pruned", method="prune",
                        metrics={"pruned_from": source, "budget": label, **final})
+
+
+def calibration_batches(ckpt, batches: int) -> list:
+    """The first ``batches`` batches of 32 training images of ``ckpt``'s own split (depth pruning's block
+    contributions, Taylor importance)."""
+    from torch.utils.data import DataLoader
+
+    from compress.data.sources import checkpoint_dataset
+
+    ds = checkpoint_dataset(ckpt.path, ckpt.manifest, part="train").dataset
+    return [(x, y) for (x, y), _ in zip(DataLoader(ds, batch_size=32, shuffle=False), range(batches))]

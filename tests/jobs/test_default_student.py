@@ -64,6 +64,22 @@ def test_the_choice_line_is_printed_under_the_table(teacher, tmp_path):
     assert _macs(tmp_path / "d" / "pruned" / "checkpoints" / "best") <= 0.3 * _macs(teacher / "checkpoints" / "best")
 
 
+def test_a_depth_student_drops_whole_blocks_to_the_budget(teacher, tmp_path):
+    from compress.checkpoint import read_manifest
+
+    r = runner.invoke(app, ["distill", "--teacher", str(teacher), *TINY, "--prune-mode", "depth", "--no-baseline",
+                            "--out", str(tmp_path / "d"), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    pruned = tmp_path / "d" / "pruned" / "checkpoints" / "best"
+    t_macs, s_macs = _macs(teacher / "checkpoints" / "best"), _macs(pruned)
+    assert s_macs <= 0.5 * t_macs
+    structure = json.dumps(read_manifest(pruned).model_kwargs)
+    assert '"identity": true' in structure  # blocks replaced by their identity shortcut, channels untouched
+    assert "pruned in depth (identity-shortcut blocks removed)" in res["chosen"]
+    assert "--budget 0.5 --prune-mode depth" in res["chosen"]
+
+
 def test_resume_keeps_the_pruned_student_it_started_with(teacher, distilled):
     out, _ = distilled
     weights = out / "pruned" / "checkpoints" / "best" / "model.safetensors"
@@ -77,7 +93,9 @@ def test_resume_keeps_the_pruned_student_it_started_with(teacher, distilled):
                                       ({"macs": 0.0}, "in \\(0, 1\\)"),
                                       ({"latency_ms": 2.0}, "needs a positive budget and --target"),
                                       ({"precision": "int8"}, "add --target DEVICE"),
-                                      ({"target": "jetson-orin-nano-8gb", "precision": "bf16"}, "fp16 or int8")])
+                                      ({"target": "jetson-orin-nano-8gb", "precision": "bf16"}, "fp16 or int8"),
+                                      ({"mode": "nope"}, "--prune-mode 'nope' is not one of depth, width"),
+                                      ({"mode": "depth", "target": "jetson-orin-nano-8gb"}, "drop one of them")])
 def test_bad_budgets_get_one_line(kw, match):
     with pytest.raises(UserInputError, match=match):
         StudentBudget(**kw)

@@ -209,24 +209,18 @@ def _load_file(path: Path) -> DeviceProfile:
     return parse_device_profile(data, str(path))
 
 
+# FP32 FLOP per cycle per core: 2 FMA units × lanes × 2 (AVX-512 16 lanes, AVX2 8, NEON 4; SVE taken as NEON)
+FP32_FLOP_PER_CYCLE = {"AVX-512": 64, "AVX2": 32, "SVE": 16, "NEON": 16}
+
+
 def host_cpu_profile() -> DeviceProfile:
-    """This machine's CPU, read from /proc/cpuinfo; no peak is claimed unless the clock is known."""
-    model, mhz, flags = platform.processor() or "unknown CPU", None, ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            key, _, val = line.partition(":")
-            key, val = key.strip(), val.strip()
-            if key == "model name" and model in ("unknown CPU", platform.processor()):
-                model = val
-            elif key == "cpu MHz" and mhz is None:
-                mhz = float(val)
-            elif key == "flags" and not flags:
-                flags = val
-    except OSError:
-        pass
-    cores = os.cpu_count() or 1
-    simd = 64 if "avx512f" in flags.split() else 32 if "avx2" in flags.split() else 8
+    """This machine's CPU (:func:`compress.hardware.cpu_info`: x86 ``flags`` or ARM ``Features``); no peak is
+    claimed unless the clock is known."""
+    from compress.hardware import cpu_info
+
+    cpu = cpu_info()
+    model, mhz, cores = cpu.model or platform.processor() or "unknown CPU", cpu.mhz, cpu.cores
+    simd = FP32_FLOP_PER_CYCLE.get(cpu.simd, 8)
     peak = cores * mhz * 1e6 * simd / 1e12 if mhz else None
     src = "read from /proc/cpuinfo and os.cpu_count() on this machine"
     values = {k: None for k in _SOURCED}

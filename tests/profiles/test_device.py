@@ -149,3 +149,23 @@ def test_no_peak_or_bandwidth_is_negative_or_infinite_with_a_user_profile(tmp_pa
         ops = p.peak_ops(prec)
         assert ops is None or 0 < ops < float("inf")
     assert 0 < p.bandwidth() < float("inf")
+
+
+@pytest.mark.parametrize("fixture, isa, flop", [("arm_cortex_a57.txt", "aarch64", 16), ("intel_avx2.txt", "x86_64", 32),
+                                                ("intel_spr_amx.txt", "x86_64", 64)])
+def test_the_host_profile_reads_the_cpu_the_way_the_rest_of_the_toolkit_does(monkeypatch, fixture, isa, flop):
+    """One /proc/cpuinfo parser (compress.hardware): a Jetson's ARM ``Features`` give NEON, not the scalar 8."""
+    from pathlib import Path
+
+    import compress.hardware as hw
+    from profiles.device import host_cpu_profile
+
+    text = (Path(__file__).parents[1] / "fixtures" / "cpuinfo" / fixture).read_text()
+    import dataclasses
+
+    cpu = dataclasses.replace(hw.parse_cpuinfo(text, isa=isa, cores=4), mhz=1500.0)  # ARM cpuinfo has no clock
+    monkeypatch.setattr(hw, "cpu_info", lambda: cpu)
+    p = host_cpu_profile()
+    assert f"4 cores x 1500.0 MHz x {flop} FP32 FLOP/cycle" in p.sources["peak_fp32_tflops"]
+    assert p.values["peak_fp32_tflops"] == pytest.approx(4 * 1500e6 * flop / 1e12)
+    assert p.display_name == f"host CPU ({cpu.model}, 4 cores)"

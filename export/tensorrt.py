@@ -18,19 +18,13 @@ from typing import Any
 
 from compress.errors import ExportError, MissingDependencyError, UserInputError
 from compress.io import sha256_file, write_json_atomic, write_text_atomic
-from runtime.trtexec import PRECISIONS, TrtTarget
+from runtime.trtexec import PRECISIONS, TrtTarget, sidecar_path
 from runtime.trtexec import trtexec_command as build_command
 
 ENGINE_NAME = "model.engine"
 TIMING_CACHE = "timing.cache"
 BUILD_LOG = "build.log"
 SCRIPT_NAME = "build_engine.sh"
-
-
-def sidecar_path(engine: str | Path) -> Path:
-    """``model.engine`` → ``model.engine.json``."""
-    engine = Path(engine)
-    return engine.with_name(engine.name + ".json")
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,9 @@ def resolve_profile_target(spec: str, num_classes: int | None = None, input_size
     if p.suffix.lower() in (".engine", ".plan"):
         if not p.is_file():
             raise UserInputError(f"Engine file '{spec}' does not exist.")
-        side = p.with_name(p.name + ".json")
+        from runtime.trtexec import sidecar_path
+
+        side = sidecar_path(p)
         meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else {}
         shape = meta.get("input_shape") or [1, 3, 224, 224]
         acc, src = _sibling_accuracy(p, str(meta.get("precision", "fp32")), "tensorrt")

@@ -15,6 +15,7 @@ import numpy as np
 
 from compress.errors import DeviceError, UserInputError, require
 from runtime.base import Runner, TensorSpec
+from runtime.trtexec import sidecar_path
 
 
 class TrtRunner(Runner):
@@ -109,7 +110,7 @@ class TrtRunner(Runner):
 
     def describe(self) -> dict[str, Any]:
         out = {**super().describe(), "engine": str(self.engine_path), "device": f"cuda:{self.device}"}
-        sidecar = self.engine_path.with_name(self.engine_path.name + ".json")
+        sidecar = sidecar_path(self.engine_path)
         if sidecar.is_file():
             import json
 

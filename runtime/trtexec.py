@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from compress.errors import UserInputError
@@ -108,3 +109,9 @@ def trtexec_command(*, onnx: str | None = None, engine: str | None = None, save_
     if spin_wait:
         cmd.append("--useSpinWait")
     return cmd
+
+
+def sidecar_path(engine: str | Path) -> Path:
+    """``model.engine`` → ``model.engine.json``: the metadata an engine carries beside it."""
+    engine = Path(engine)
+    return engine.with_name(engine.name + ".json")

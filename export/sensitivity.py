@@ -21,8 +21,6 @@ Calibration runs once (the ranges are cached), so every trial only re-quantises.
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -85,17 +83,11 @@ def within(step: FallbackStep, budget: float) -> bool:
 
 
 def latency(model: str | Path, feed: np.ndarray, threads: int | None, repeats: int = 30) -> float:
+    """Median ms of ``model`` on ``feed`` with ONNX Runtime on this CPU."""
+    from runtime.latency import measure_latency
     from runtime.onnxrt import OnnxrtRunner
 
-    with OnnxrtRunner(model, providers="cpu", threads=threads) as r:
-        for i in range(5):
-            r.infer({"input": feed}, check_inputs=i == 0)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            r.infer({"input": feed}, check_inputs=False)
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return measure_latency(OnnxrtRunner(model, providers="cpu", threads=threads), {"input": feed}, 5, repeats).p50_ms
 
 
 def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, method: str,

@@ -14,8 +14,6 @@ in ``why``.
 """
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -158,15 +156,11 @@ def latency_feed(x: np.ndarray, batch: int) -> np.ndarray:
 
 def median_latency_ms(runner: Runner, feed: np.ndarray, repeats: int = 10, warmup: int = 2,
                       input_name: str = "input") -> float:
-    """Median wall time of ``infer`` (host in → host out) over ``repeats`` calls after ``warmup``."""
-    times = []
-    for i in range(warmup + repeats):  # the first call checks the feed; the others skip the checks
-        t0 = time.perf_counter()
-        runner.infer({input_name: feed}, check_inputs=i == 0)
-        runner.synchronize()
-        if i >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    """Median wall time of ``infer`` (host in → host out) over ``repeats`` calls after ``warmup``
+    (:func:`runtime.latency.measure_latency`, the one timing loop)."""
+    from runtime.latency import measure_latency
+
+    return measure_latency(runner, {input_name: feed}, warmup, repeats).p50_ms
 
 
 def _accuracy(pred: np.ndarray, labels: np.ndarray | None) -> float | None:

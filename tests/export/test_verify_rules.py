@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import export.verify as verify
 from compress.errors import UserInputError
 from export.verify import (ParityCriteria, check_parity, compare_arrays, latency_feed, median_latency_ms, rejudge,
                            run_batched)
@@ -22,6 +21,13 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def _fake_time(monkeypatch, clock: Clock) -> None:
+    """The one timing loop (runtime.latency) reads this clock (ns)."""
+    import runtime.latency as latency
+
+    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter_ns=lambda: int(round(clock() * 1e9))))
 
 
 class Fake(Runner):
@@ -68,7 +74,7 @@ def test_an_element_on_the_tolerance_passes():
 
 def test_median_latency_skips_the_warm_up_and_checks_only_the_first_call(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(verify, "time", SimpleNamespace(perf_counter=clock))
+    _fake_time(monkeypatch, clock)
     r = Fake(ident, clock=clock, costs_ms=(100.0, 90.0, 1.0, 2.0, 50.0, 3.0, 4.0))
     checked = []
     orig = r.infer
@@ -81,7 +87,7 @@ def test_median_latency_skips_the_warm_up_and_checks_only_the_first_call(monkeyp
 
 def _classify_runs(monkeypatch, costs: dict[str, float], backends: dict[str, str]):
     clock = Clock()
-    monkeypatch.setattr(verify, "time", SimpleNamespace(perf_counter=clock))
+    _fake_time(monkeypatch, clock)
     x = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 2]], np.float32)
     ref = Fake(ident, "torch", clock, (costs["ref"],))
     cands = [(n, Fake(ident, backends.get(n, "onnxrt"), clock, (costs[n],)), p)
@@ -256,7 +262,7 @@ class Queued(Fake):
 
 def test_latency_waits_for_queued_device_work(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(verify, "time", SimpleNamespace(perf_counter=clock))
+    _fake_time(monkeypatch, clock)
     with Queued(ident, clock=clock, costs_ms=(7.0,)) as r:
         assert median_latency_ms(r, np.zeros((2, 3), np.float32), repeats=3, warmup=1) == pytest.approx(7.0)
 

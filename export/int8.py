@@ -55,6 +55,14 @@ class Int8Flavour:
 INT8_FLAVOURS: Registry = Registry("INT8 flavour")
 
 
+def reduce_range_choice(text: str) -> bool | None:
+    """``--int8-reduce-range auto|on|off`` → None (decide from this CPU), True or False; anything else is one line."""
+    choices = {"auto": None, "on": True, "off": False}
+    if text not in choices:
+        raise UserInputError(f"--int8-reduce-range must be auto, on or off, got '{text}'.")
+    return choices[text]
+
+
 def cpu_flavour(reduce_range: bool | None = None) -> Int8Flavour:
     """The ONNX Runtime CPU flavour; ``reduce_range`` None decides from this machine's CPU features."""
     if reduce_range is None:

@@ -20,7 +20,7 @@ import numpy as np
 from compress.errors import UserInputError
 from compress.io import read_json, write_json_atomic, write_text_atomic
 from export.onnx import EXPORTERS, OUTPUT_NAMES, OnnxInfo, OnnxOptions, export_module, export_onnx, metadata_props
-from export.int8 import CALIB_METHODS, MIN_CALIB_IMAGES
+from export.int8 import CALIB_METHODS, MIN_CALIB_IMAGES, reduce_range_choice
 from export.samples import budget_images, inputs_of
 from export.variants import INT8_FILES, INT8_TARGETS, Int8Variant, write_fp16, write_int8
 from export.targets import TrtTarget, choose_ir_version, choose_opset
@@ -121,8 +121,7 @@ def validate_export_config(cfg: ExportConfig) -> None:
     if cfg.int8 and cfg.trt and cfg.int8_target == "cpu":
         raise UserInputError("an INT8 TensorRT engine is built from the TensorRT-flavour file; with --trt use "
                              "--int8-target trt or both (cpu makes only the ONNX Runtime file).")
-    if cfg.int8_reduce_range not in ("auto", "on", "off"):
-        raise UserInputError(f"--int8-reduce-range must be auto, on or off, got '{cfg.int8_reduce_range}'.")
+    reduce_range_choice(cfg.int8_reduce_range)
     if cfg.int8_budget is not None and cfg.int8_budget < 0:
         raise UserInputError(f"--int8-budget is in points (percent of images) and must be ≥ 0, got {cfg.int8_budget}.")
     if not 0 < cfg.int8_max_float <= 1:

@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from export.int8 import INT8_FLAVOURS, QuantizeInfo, match_nodes, pre_process, quantize_int8, weighted_nodes
+from export.int8 import (INT8_FLAVOURS, QuantizeInfo, match_nodes, pre_process, quantize_int8, reduce_range_choice,
+                         weighted_nodes)
 from export.onnx import set_metadata
 from export.sensitivity import FallbackReport, fallback_to_budget
 
@@ -56,7 +57,7 @@ def write_int8(tmp: Path, cfg: Any, ir_version: int, calib_x: np.ndarray, judge_
     import onnx
 
     batch = 1 if cfg.dynamic_batch else cfg.batch
-    reduce = {"auto": None, "on": True, "off": False}[cfg.int8_reduce_range]
+    reduce = reduce_range_choice(cfg.int8_reduce_range)
     out = []
     for name in int8_flavours(cfg.int8_target, cfg.trt):
         flavour = INT8_FLAVOURS.get(name)(reduce)

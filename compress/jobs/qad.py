@@ -55,8 +55,9 @@ class QuantizeConfig:
             raise UserInputError("quantize needs the checkpoint to quantise (CKPT).")
         if self.flavour not in ("cpu", "trt"):
             raise UserInputError(f"--int8-target must be cpu or trt here, got '{self.flavour}'.")
-        if self.reduce_range not in ("auto", "on", "off"):
-            raise UserInputError(f"--int8-reduce-range must be auto, on or off, got '{self.reduce_range}'.")
+        from export.int8 import reduce_range_choice
+
+        reduce_range_choice(self.reduce_range)
 
 
 @dataclass
@@ -121,13 +122,13 @@ def run_quantize(cfg: QuantizeConfig, progress: ProgressSink | None = None) -> Q
     """Post-training INT8 of ``cfg.checkpoint`` and, with ``qat``, quantisation-aware distillation."""
     from compress.data.samples import load_samples
     from compress.models.checkpoint import load_checkpoint
-    from export.int8 import INT8_FLAVOURS, pre_process, quantize_int8
+    from export.int8 import INT8_FLAVOURS, pre_process, quantize_int8, reduce_range_choice
     from export.onnx import set_metadata
 
     ckpt = load_checkpoint(cfg.checkpoint)
     if ckpt.manifest.task != "classification":
         raise UserInputError("quantisation-aware distillation trains classifiers; this checkpoint is an embedding model.")
-    flavour = INT8_FLAVOURS.get(cfg.flavour)({"auto": None, "on": True, "off": False}[cfg.reduce_range])
+    flavour = INT8_FLAVOURS.get(cfg.flavour)(reduce_range_choice(cfg.reduce_range))
     resolved = to_jsonable(cfg)
     with open_run(cfg.out, "quantize", cfg.resume, resolved, device=cfg.train.device) as run:
         exp = run / "export"

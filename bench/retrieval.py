@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from compress.jobs.metric_learning import MetricLearningConfig, run_metric_learning
 
     skip = set(filter(None, args.skip.split(",")))
-    from compress.cli.params import parse_params
+    from compress.config import parse_params
 
     hr_params = parse_params(args.hr_param)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import typer
 from compress.cli.groups import (DATA, DEVICE, INIT, METHOD, OUTPUT, TEACHER, TRAIN, UNLABELED, Group, method_option,
                                  model_option)
 from compress.cli.options import Flag, Float, Given, command, opt
-from compress.cli.params import parse_params
+from compress.config import parse_params
 
 STUDENT = model_option("student", ("--student",), "Model-zoo name (see `compress models`) or checkpoint of the "
                        "student.", "the teacher pruned to --budget, its weights inherited")

@@ -8,7 +8,7 @@ import typer
 from compress.cli.common import console, print_json, show_table
 from compress.cli.groups import DEVICE, METHOD, OUTPUT, Group, method_option, train_group
 from compress.cli.options import Flag, Given, Strs, arg, command, opt
-from compress.cli.params import parse_params
+from compress.config import parse_params
 
 OPTIONS = Group("quantize", (
     arg("checkpoint", "Checkpoint (or run folder) to quantise."),

@@ -8,7 +8,7 @@ import typer
 from compress.cli.common import print_json, show_table
 from compress.cli.groups import DATA, DEVICE, INIT, METHOD, OUTPUT, TRAIN, Group, method_option
 from compress.cli.options import Float, Given, Int, command, opt
-from compress.cli.params import parse_params
+from compress.config import parse_params
 
 METRIC = Group("evaluation", (opt("metric", "--metric", key="eval_metric", show_default="euclidean",
                                   help="Retrieval/kNN distance: euclidean, l1, cosine or correlation."),))

@@ -5,7 +5,7 @@ import typer
 
 from compress.cli.groups import DATA, DEVICE, INIT, METHOD, OUTPUT, TRAIN, UNLABELED, method_option, model_option
 from compress.cli.options import Given, command
-from compress.cli.params import parse_params
+from compress.config import parse_params
 
 MODEL = model_option("model", ("--model",), "Model-zoo name to train (see `compress models`).",
                      "resnet18 on folders, cifar_resnet20 on the digits", deprecated=("--student",))

@@ -39,7 +39,7 @@ def layer_of(module: str) -> str:
         return "core"
     for prefix, layer in ((("compress.cli", "compress.__main__"), "cli"), (LAYER2, "layer2"),
                           (("compress.methods",), "methods"), (("compress.engine",), "engine"),
-                          (("compress.jobs",), "jobs"), (("runtime",), "runtime"), (("profiles",), "profiles"),
+                          (("compress.jobs", "compress.api"), "jobs"), (("runtime",), "runtime"), (("profiles",), "profiles"),
                           (("export",), "export")):
         if any(module == p or module.startswith(p + ".") for p in prefix):
             return layer

@@ -81,6 +81,8 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     ({"students": [{"name": "o", "search": {"target": "jetson-nope"}}]}, "students.o.search: Unknown device profile"),
     ({"students": [{"name": "o", "search": {"target": "jetson-orin-nano-8gb", "precision": "fp8"}}]},
      "students.o.search: --precision is"),
+    ({"students": [{"name": "o", "search": {"target": "jetson-orin-nano-8gb", "remote": "a b"}}]},
+     "students.o.search: --remote 'a b' is not a host"),
     ({"students": [{"name": "o", "prune": {"macs": 0.5}, "search": {"target": "jetson-orin-nano-8gb"}}]},
      "one of prune, quantize and search"),
     ({"students": [{"name": "kd", "method": "kd", "params": {"bogus": 1}}]}, "students.kd.params: Unknown key(s) bogus"),

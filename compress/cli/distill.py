@@ -14,8 +14,9 @@ BUDGET = Group("student budget", (
     opt("budget", "--budget", key="budget.macs", type=Float, show_default="0.5",
         help="Without --student: the share of the teacher's MACs the pruned student keeps."),
     opt("prune_mode", "--prune-mode", key="budget.mode", show_default="width",
-        help="Without --student: how the teacher is cut to --budget: width (channels of every layer) or depth "
-             "(whole residual blocks with an identity shortcut, least-contributing first)."),
+        help="Without --student: how the teacher is cut to --budget: width (channels of every layer), depth "
+             "(whole residual blocks with an identity shortcut, least-contributing first) or depth+width (blocks "
+             "as far as they go, then channels)."),
     opt("target", "--target", key="budget.target", show_default=False,
         help="Without --student: the device to choose the student for, NAME or NAME@MODE (compress profile "
              "--list-devices): the teacher pruned in width, in depth, both, or at a lower resolution, whichever "

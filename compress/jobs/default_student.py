@@ -21,6 +21,8 @@ from torch import nn
 from compress.errors import UserInputError
 
 PRUNED_DIR = "pruned"  # inside the distill run folder
+# how a MACs budget is met: channels, whole identity-shortcut blocks, or blocks as far as they go then channels
+MODES = ("width", "depth", "depth+width")
 
 
 @dataclass(frozen=True)
@@ -35,16 +37,14 @@ class StudentBudget:
     target: str | None = None
     precision: str = "fp16"  # of the latency estimate
     remote: str | None = None  # [user@]host[:port] of the target device: the search measures there
-    mode: str = "width"  # how the MACs budget is met: width (channels) | depth (identity-shortcut blocks)
+    mode: str = "width"  # how the MACs budget is met: width (channels) | depth (blocks) | depth+width (MODES)
 
     def __post_init__(self) -> None:
         if not 0 < self.macs < 1:
             raise UserInputError(f"--budget is the share of the teacher's MACs the student keeps, in (0, 1) (e.g. "
                                  f"0.5); got {self.macs}.")
-        from compress.models.prune import PRUNE_MODES
-
-        if self.mode not in PRUNE_MODES:
-            raise UserInputError(f"--prune-mode '{self.mode}' is not one of {', '.join(PRUNE_MODES.names())}.")
+        if self.mode not in MODES:
+            raise UserInputError(f"--prune-mode '{self.mode}' is not one of {', '.join(MODES)}.")
         if self.mode != "width" and self.target:
             raise UserInputError("--prune-mode sizes the student for --budget; with --target the search tries width, "
                                  "depth and both itself: drop one of them.")
@@ -98,7 +98,8 @@ class StudentBudget:
         from compress.jobs.prune_budget import PruneJobConfig
         from compress.models.prune import PruneConfig
 
-        return PruneJobConfig(checkpoint=checkpoint, out=out, macs=self.macs, prune=PruneConfig(mode=self.mode))
+        mode = "width" if self.mode == "depth+width" else self.mode  # the composite's last cut
+        return PruneJobConfig(checkpoint=checkpoint, out=out, macs=self.macs, prune=PruneConfig(mode=mode))
 
     def describe(self) -> str:
         if self.target:
@@ -114,14 +115,38 @@ def check_reachable(budget: StudentBudget, model: nn.Module, shape: tuple[int, .
     the same structure whatever the weights, so an untrained copy answers for the trained teacher."""
     import copy
 
-    from compress.jobs.prune_budget import prune_to_budget
-
-    cfg = budget.prune_config("", "")
     try:
-        prune_to_budget(copy.deepcopy(model).eval(), shape, cfg, architecture)
+        cut_to_budget(copy.deepcopy(model).eval(), shape, budget, architecture, None)
     except UserInputError as exc:
         raise UserInputError(f"the default student (the teacher pruned to {budget.describe()}): {exc} Or name a "
                              "zoo student with --student NAME.") from None
+
+
+def cut_to_budget(model: nn.Module, shape: tuple[int, ...], budget: StudentBudget, architecture: str,
+                  calib: list | None) -> tuple[dict, dict, str]:
+    """Prune ``model`` in place to ``budget.macs`` of its MACs the budget's way: ``(before, after, label)``
+    (``{"params", "macs"}`` each). ``depth+width`` removes blocks as far as the budget or the blocks go (the
+    least-contributing first, on ``calib``), then channels for the rest."""
+    import dataclasses as dc
+
+    from compress.jobs.prune_budget import Budget, prune_to_budget
+    from compress.models.prune import PruneConfig
+
+    cfg = budget.prune_config("", "")
+    if budget.mode != "depth+width":
+        _, before, after, label, _ = prune_to_budget(model, shape, cfg, architecture, calib)
+        return before, after, label
+    before = Budget(cfg, shape).measure(model)
+    try:
+        _, _, after, label, _ = prune_to_budget(model, shape, dc.replace(cfg, prune=PruneConfig(mode="depth")),
+                                                architecture, calib)
+        return before, after, label
+    except UserInputError:
+        pass  # the blocks alone do not reach the budget (or there are none): the model keeps what they removed
+    now = Budget(cfg, shape).measure(model)["macs"]
+    _, _, after, _, _ = prune_to_budget(model, shape, dc.replace(cfg, macs=budget.macs * before["macs"] / now),
+                                        architecture, calib)
+    return before, after, f"MACs ≤ {budget.macs:g} × {before['macs'] / 1e6:.2f} M"
 
 
 def teacher_to_prune(paths: tuple[str, ...], weights: tuple[float, ...]) -> str:
@@ -137,8 +162,9 @@ def pruned_student(budget: StudentBudget, teacher: str, run: Path, resume: bool)
     and the others wait, then all read the same file."""
     from compress.checkpoint import read_manifest, save_checkpoint
     from compress.io import read_json, write_json_atomic
-    from compress.jobs.prune_budget import calibration_batches, prune_to_budget, pruned_manifest
+    from compress.jobs.prune_budget import calibration_batches, pruned_manifest
     from compress.models.checkpoint import load_checkpoint
+    from compress.models.prune import PruneConfig
     from compress.parallel import barrier, is_main
 
     folder = run / PRUNED_DIR
@@ -149,9 +175,8 @@ def pruned_student(budget: StudentBudget, teacher: str, run: Path, resume: bool)
         ckpt = load_checkpoint(teacher)
         man = ckpt.manifest
         shape = (1, man.in_chans, man.image_size, man.image_size)
-        cfg = budget.prune_config(teacher, "")
-        calib = calibration_batches(ckpt, cfg.prune.calib_batches) if cfg.prune.mode == "depth" else None
-        _, before, after, label, _ = prune_to_budget(ckpt.model, shape, cfg, man.architecture, calib)
+        calib = calibration_batches(ckpt, PruneConfig().calib_batches) if "depth" in budget.mode else None
+        before, after, label = cut_to_budget(ckpt.model, shape, budget, man.architecture, calib)
         save_checkpoint(folder / "checkpoints" / "best", ckpt.model,
                         pruned_manifest(man, ckpt.model, str(ckpt.path), label, after))
         write_json_atomic(record, {"teacher": str(ckpt.path), "budget": label, "before": before, "after": after})
@@ -163,7 +188,8 @@ def pruned_student(budget: StudentBudget, teacher: str, run: Path, resume: bool)
 
 def why_line(budget: StudentBudget, architecture: str, before: dict, after: dict) -> str:
     """One line for the table: what the student is, how it was sized, and how to get another."""
-    how = "in width" if budget.mode == "width" else "in depth (identity-shortcut blocks removed)"
+    how = {"width": "in width", "depth": "in depth (identity-shortcut blocks removed)",
+           "depth+width": "in depth (identity-shortcut blocks removed) and, past what blocks give, in width"}[budget.mode]
     return (f"student: the teacher ({architecture}) pruned {how} to {after['macs'] / before['macs']:.0%} of its "
             f"MACs ({after['macs'] / 1e6:.2f} M of {before['macs'] / 1e6:.2f} M; {after['params'] / 1e6:.3f} M params"
             f") for {budget.describe()}, its weights inherited and recovered by distillation from the teacher; "

@@ -80,6 +80,28 @@ def test_a_depth_student_drops_whole_blocks_to_the_budget(teacher, tmp_path):
     assert "--budget 0.5 --prune-mode depth" in res["chosen"]
 
 
+def test_depth_then_width_reaches_a_budget_blocks_alone_cannot():
+    from compress.jobs.default_student import cut_to_budget
+    from compress.models import create_model
+
+    torch.manual_seed(0)
+    shape = (1, 1, 8, 8)
+    with pytest.raises(UserInputError, match="cannot be met by removing every residual block"):  # blocks: 18.5 %
+        cut_to_budget(create_model("cifar_resnet20", 10, 1).eval(), shape, StudentBudget(macs=0.1, mode="depth"),
+                      "cifar_resnet20", None)
+    model = create_model("cifar_resnet20", 10, 1).eval()
+    n_blocks = sum(1 for _ in model.modules())
+    before, after, label = cut_to_budget(model, shape, StudentBudget(macs=0.1, mode="depth+width"), "cifar_resnet20",
+                                         None)
+    assert after["macs"] <= 0.1 * before["macs"] and label.startswith("MACs ≤ 0.1 × ")
+    assert sum(1 for _ in model.modules()) < n_blocks  # blocks went first (then channels)
+    assert any(m.out_channels not in (16, 32, 64) for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    model = create_model("cifar_resnet20", 10, 1).eval()
+    b2, a2, _ = cut_to_budget(model, shape, StudentBudget(macs=0.6, mode="depth+width"), "cifar_resnet20", None)
+    assert a2["macs"] <= 0.6 * b2["macs"]  # blocks alone reach 60 %: no channel is cut
+    assert all(m.out_channels in (16, 32, 64) for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
 def test_resume_keeps_the_pruned_student_it_started_with(teacher, distilled):
     out, _ = distilled
     weights = out / "pruned" / "checkpoints" / "best" / "model.safetensors"
@@ -94,7 +116,7 @@ def test_resume_keeps_the_pruned_student_it_started_with(teacher, distilled):
                                       ({"latency_ms": 2.0}, "needs a positive budget and --target"),
                                       ({"precision": "int8"}, "add --target DEVICE"),
                                       ({"target": "jetson-orin-nano-8gb", "precision": "bf16"}, "fp16 or int8"),
-                                      ({"mode": "nope"}, "--prune-mode 'nope' is not one of depth, width"),
+                                      ({"mode": "nope"}, "--prune-mode 'nope' is not one of width, depth, depth\\+width"),
                                       ({"mode": "depth", "target": "jetson-orin-nano-8gb"}, "drop one of them")])
 def test_bad_budgets_get_one_line(kw, match):
     with pytest.raises(UserInputError, match=match):

@@ -13,7 +13,7 @@ STUDENT = model_option("student", ("--student",), "Model-zoo name (see `compress
 BUDGET = Group("student budget", (
     opt("budget", "--budget", key="budget.macs", type=Float, show_default="0.5",
         help="Without --student: the share of the teacher's MACs the pruned student keeps."),
-    opt("prune_mode", "--prune-mode", key="budget.mode", show_default="width",
+    opt("prune_mode", "--prune-mode", key="budget.mode", show_default="depth+width",
         help="Without --student: how the teacher is cut to --budget: width (channels of every layer), depth "
              "(whole residual blocks with an identity shortcut, least-contributing first) or depth+width (blocks "
              "as far as they go, then channels)."),

@@ -51,7 +51,8 @@ def test_the_default_student_is_the_teacher_pruned_within_the_budget(teacher, di
     for role in ("baseline", "student"):  # both start from the pruned weights: the comparison is like with like
         man = json.loads((out / role / "checkpoints" / "best" / "manifest.json").read_text())
         assert man["model_kwargs"]["pruned"] and str(pruned) in json.dumps(man["init"])
-    assert res["chosen"].startswith("student: the teacher (cifar_resnet20) pruned in width to ")
+    assert res["chosen"].startswith("student: the teacher (cifar_resnet20) pruned in depth (identity-shortcut blocks "
+                                    "removed) to ")  # the default: blocks first (RESULTS §Issue 28, AID 30 classes)
     assert f"{s_macs / t_macs:.0%} of its MACs" in res["chosen"] and "--budget 0.5 (the default)" in res["chosen"]
 
 
@@ -91,14 +92,14 @@ def test_depth_then_width_reaches_a_budget_blocks_alone_cannot():
                       "cifar_resnet20", None)
     model = create_model("cifar_resnet20", 10, 1).eval()
     n_blocks = sum(1 for _ in model.modules())
-    before, after, label = cut_to_budget(model, shape, StudentBudget(macs=0.1, mode="depth+width"), "cifar_resnet20",
-                                         None)
-    assert after["macs"] <= 0.1 * before["macs"] and label.startswith("MACs ≤ 0.1 × ")
+    before, after, label, how = cut_to_budget(model, shape, StudentBudget(macs=0.1, mode="depth+width"),
+                                              "cifar_resnet20", None)
+    assert after["macs"] <= 0.1 * before["macs"] and label.startswith("MACs ≤ 0.1 × ") and how == "depth+width"
     assert sum(1 for _ in model.modules()) < n_blocks  # blocks went first (then channels)
     assert any(m.out_channels not in (16, 32, 64) for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     model = create_model("cifar_resnet20", 10, 1).eval()
-    b2, a2, _ = cut_to_budget(model, shape, StudentBudget(macs=0.6, mode="depth+width"), "cifar_resnet20", None)
-    assert a2["macs"] <= 0.6 * b2["macs"]  # blocks alone reach 60 %: no channel is cut
+    b2, a2, _, how = cut_to_budget(model, shape, StudentBudget(macs=0.6, mode="depth+width"), "cifar_resnet20", None)
+    assert a2["macs"] <= 0.6 * b2["macs"] and how == "depth"  # blocks alone reach 60 %: no channel is cut
     assert all(m.out_channels in (16, 32, 64) for m in model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
@@ -117,7 +118,7 @@ def test_resume_keeps_the_pruned_student_it_started_with(teacher, distilled):
                                       ({"precision": "int8"}, "add --target DEVICE"),
                                       ({"target": "jetson-orin-nano-8gb", "precision": "bf16"}, "fp16 or int8"),
                                       ({"mode": "nope"}, "--prune-mode 'nope' is not one of width, depth, depth\\+width"),
-                                      ({"mode": "depth", "target": "jetson-orin-nano-8gb"}, "drop one of them")])
+                                      ({"mode": "width", "target": "jetson-orin-nano-8gb"}, "drop one of them")])
 def test_bad_budgets_get_one_line(kw, match):
     with pytest.raises(UserInputError, match=match):
         StudentBudget(**kw)

@@ -118,7 +118,7 @@ def test_the_default_student_is_the_teacher_pruned_with_its_own_baseline(tmp_pat
     assert list(steps) == ["teacher", "student:kd", "export:kd", "profile", "report"]  # no zoo baseline step
     run = tmp_path / "run"
     out = json.loads((run / ".pipeline" / "student__kd.json").read_text())["outputs"]
-    assert out["row"]["role"] == "student (the teacher pruned)" and "pruned in width" in out["chosen"]
+    assert out["row"]["role"] == "student (the teacher pruned)" and "pruned in depth" in out["chosen"]
     assert out["baseline_row"]["params_m"] == out["row"]["params_m"] < 0.2722  # same pruned network, smaller
     assert "| baseline:kd | ce (no teacher) |" in (run / "report.md").read_text()
 

@@ -121,30 +121,41 @@ def point_label(r: dict[str, Any]) -> str:
     return f"{r['model']} {precision.replace(' (', '-').rstrip(')')}"
 
 
-def label_offsets(xy: list[tuple[float, float]], near: float = 0.04, step: float = 9.0) -> list[float]:
-    """Vertical label offsets (points) so that labels of points closer than ``near`` of both axis ranges stack
-    instead of printing over each other."""
+def label_offsets(xy: list[tuple[float, float]], near: float = 0.04, wide: float = 0.25, step: float = 9.0,
+                  span: tuple[float, float] | None = None) -> list[float]:
+    """Vertical label offsets (points) so that labels of points closer than ``wide`` of the x span (a label is
+    wide) and ``near`` of the y span stack instead of printing over each other; ``span`` (x, y) is the axes'
+    width and height in data units (default: the points' own ranges)."""
     if not xy:
         return []
     xs, ys = [x for x, _ in xy], [y for _, y in xy]
-    wx, wy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    wx, wy = span or ((max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0)
     out: list[float] = []
     for i, (x, y) in enumerate(xy):
-        crowd = sum(abs(x - x2) < near * wx and abs(y - y2) < near * wy for x2, y2 in xy[:i])
+        crowd = sum(abs(x - x2) < wide * wx and abs(y - y2) < near * wy for x2, y2 in xy[:i])
         out.append(3.0 + step * crowd)
     return out
 
 
-def _plot(rows: list[dict[str, Any]], latency_of, title: str, xlabel: str, path: Path) -> Path | None:
+def _plot(rows: list[dict[str, Any]], latency_of, title: str, xlabel: str, path: Path, band_of=None) -> Path | None:
+    """Accuracy against latency, one point per row; ``band_of(row)`` → (low, high) ms draws an estimate's
+    80 % band as a horizontal error bar."""
     from compress.metrics.plotting import new_figure, save_figure
 
-    pts = [(r, latency_of(r)) for r in rows if r.get("oa") is not None and latency_of(r) is not None]
+    on_device = band_of is not None  # a Jetson runs TensorRT: the ONNX Runtime-flavour INT8 file is not a point
+    pts = [(r, latency_of(r)) for r in rows if r.get("oa") is not None and latency_of(r) is not None
+           and not (on_device and r["precision"].startswith("int8 (cpu"))]
     if not pts:
         return None
     xy = [(lat, 100 * r["oa"]) for r, lat in pts]
     front = pareto(xy)
     fig = new_figure(7, 4.6)
     ax = fig.subplots()
+    if band_of is not None:
+        bands = [band_of(r) or (x, x) for (r, _), (x, _) in zip(pts, xy)]
+        ax.errorbar([x for x, _ in xy], [y for _, y in xy], fmt="none", ecolor="0.6", elinewidth=0.8, capsize=2,
+                    xerr=[[x - lo for (x, _), (lo, _) in zip(xy, bands)], [hi - x for (x, _), (_, hi) in zip(xy, bands)]],
+                    label="ESTIMATE, 80 % band")
     is_teacher = [r["model"] == "teacher" for r, _ in pts]
     ax.scatter([x for (x, _), t in zip(xy, is_teacher) if not t], [y for (_, y), t in zip(xy, is_teacher) if not t],
                s=40, color="C0", label="students, baselines")
@@ -153,7 +164,8 @@ def _plot(rows: list[dict[str, Any]], latency_of, title: str, xlabel: str, path:
                    s=110, marker="*", color="C2", label="teacher (reference)")
     ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], color="C3", lw=1.2, marker="o", mfc="none", ms=11,
             label="Pareto front")
-    for (r, _), (x, y), dy in zip(pts, xy, label_offsets(xy)):
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    for (r, _), (x, y), dy in zip(pts, xy, label_offsets(xy, span=(x1 - x0, y1 - y0))):
         ax.annotate(point_label(r), (x, y), textcoords="offset points", xytext=(5, dy), fontsize=7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test OA (%)")
@@ -239,8 +251,9 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
     plots = {}
     for t in targets:
         slug = t.replace("@", "_").replace("/", "_")
+        band = lambda r, t=t: (lambda e: (e["low_ms"], e["high_ms"]) if e else None)(r["estimates"].get(t))  # noqa: E731
         png = _plot(rows, lambda r, t=t: (r["estimates"].get(t) or {}).get("ms"), f"accuracy vs latency: {t} (ESTIMATE)",
-                    "estimated GPU latency, batch 1 (ms)", root / f"pareto_{slug}.png")
+                    "estimated GPU latency, batch 1 (ms)", root / f"pareto_{slug}.png", band)
         if png:
             plots[t] = png
     png = _plot(rows, lambda r: r.get("host_ms"), f"accuracy vs latency: {host.split(' (')[0]} (measured)",

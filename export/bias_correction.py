@@ -9,6 +9,11 @@ difference. The bias of an ONNX Runtime Q/DQ file is an int32 tensor dequantized
 TensorRT and ONNX Runtime read unchanged (zero points untouched). Upstream corrections change downstream
 inputs, so layers are corrected one at a time in graph order, each measured on the inputs its corrected
 predecessors produce (one pass over the calibration images per layer).
+
+In the CPU flavour ONNX Runtime drops a ReLU/Clip after a Conv into the next quantiser's range and gives the
+Conv the activation's output name, so the INT8 layer's output is the pre-activation tensor while the same name
+in the FP32 graph is post-activation: the FP32 reference is then the activation's input
+(:func:`fp32_reference`), never the name alone.
 """
 from __future__ import annotations
 
@@ -53,6 +58,24 @@ def corrected_layers(model: Any) -> dict[str, tuple[str, str]]:
     return out
 
 
+def fp32_references(fp32: Any, names: list[str]) -> dict[str, str]:
+    """INT8 Conv/Gemm output name → the FP32 tensor it must match: the same name when a Conv/Gemm produces it
+    in ``fp32``; the input of a ReLU/Clip when the name is that activation's output (the quantiser absorbed
+    the activation, so the INT8 layer's output is pre-activation); the graph output's name when ONNX Runtime
+    renamed a quantised graph output ``<name>_QuantizeLinear_Input``. Layers matching none are left out."""
+    producer = {o: n for n in fp32.graph.node for o in n.output}
+    out = {}
+    for name in names:
+        ref = name.removesuffix("_QuantizeLinear_Input") if name not in producer else name
+        node = producer.get(ref)
+        if node is not None and node.op_type in ("Relu", "Clip"):
+            ref = node.input[0]
+            node = producer.get(ref)
+        if node is not None and node.op_type in ("Conv", "Gemm"):
+            out[name] = ref
+    return out
+
+
 def _means(model: Any, names: list[str], images: np.ndarray, input_name: str, batch: int) -> dict[str, np.ndarray]:
     """Per-channel (axis 1) mean of each tensor in ``names`` over ``images``."""
     import onnx
@@ -89,15 +112,16 @@ def correct_biases(fp32_path: str | Path, int8_path: str | Path, images: np.ndar
     q = onnx.load(str(int8_path))
     fp = onnx.load(str(fp32_path))
     layers = corrected_layers(q)
-    fp_names = {o for n in fp.graph.node for o in n.output}
-    names = [n for n in layers if n in fp_names]
+    refs = fp32_references(fp, list(layers))
+    names = list(refs)
     if not names:
         raise ExportError(f"{int8_path}: no Conv/Gemm with an int32 bias shared with the FP32 graph; nothing to "
                           "correct (was it written by `compress export --int8`?).")
     images = np.ascontiguousarray(images, dtype=np.float32)
     dim0 = next((i.type.tensor_type.shape.dim[0] for i in fp.graph.input if i.name == input_name), None)
     batch = dim0.dim_value if dim0 is not None and dim0.dim_value > 0 else batch  # a fixed batch is the model's
-    ref = _means(fp, names, images, input_name, batch)
+    fp_means = _means(fp, sorted(set(refs.values())), images, input_name, batch)
+    ref = {n: fp_means[refs[n]] for n in names}
     inits = {i.name: i for i in q.graph.initializer}
 
     def shifts(only: list[str]) -> dict[str, np.ndarray]:

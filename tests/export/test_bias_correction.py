@@ -10,14 +10,14 @@ from torch import nn
 from compress.errors import ExportError
 
 
-def _files(tmp_path):
+def _files(tmp_path, flavour="trt"):
     from compress.jobs.device_measure import timing_onnx
-    from export.int8 import quantize_int8, trt_flavour
+    from export.int8 import INT8_FLAVOURS, quantize_int8
     from runtime.onnx_simplify import simplify_model
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                        nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU(),  # depthwise: few weights
+                        nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU6(),  # depthwise: few weights
                         nn.Conv2d(8, 16, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5))
     for m in net.modules():  # BatchNorm statistics that fold into uneven per-channel scales
         if isinstance(m, nn.BatchNorm2d):
@@ -26,14 +26,15 @@ def _files(tmp_path):
     fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
     onnx.save(simplify_model(onnx.load_from_string(timing_onnx(net.eval(), (1, 3, 16, 16))))[0], fp32)
     images = np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)
-    quantize_int8(fp32, int8, images, flavour=trt_flavour())
+    quantize_int8(fp32, int8, images, flavour=INT8_FLAVOURS.get(flavour)(reduce_range=False))
     return fp32, int8, images
 
 
-def test_correction_moves_each_layers_mean_output_onto_fp32_and_keeps_the_file_plain_qdq(tmp_path):
-    from export.bias_correction import _means, correct_biases, corrected_layers
+@pytest.mark.parametrize("flavour", ["trt", "cpu"], ids=["tensorrt-flavour", "cpu-flavour"])
+def test_correction_moves_each_layers_mean_output_onto_fp32_and_keeps_the_file_plain_qdq(tmp_path, flavour):
+    from export.bias_correction import _means, correct_biases, corrected_layers, fp32_references
 
-    fp32, int8, images = _files(tmp_path)
+    fp32, int8, images = _files(tmp_path, flavour)
     before = {i.name: numpy_helper.to_array(i).copy() for i in onnx.load(int8).graph.initializer}
     res = correct_biases(fp32, int8, images)
     assert res.layers == 4 and res.images == 16  # three convs and the classifier
@@ -45,12 +46,35 @@ def test_correction_moves_each_layers_mean_output_onto_fp32_and_keeps_the_file_p
     changed = {k for k in after if not np.array_equal(after[k], before[k])}
     assert changed and changed <= {b for b, _ in layers.values()}  # only int32 biases move; weights, scales stay
     zero_points = [after[n.input[2]] for n in q.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
-    assert zero_points and all(not z.any() for z in zero_points)  # TensorRT flavour: symmetric
-    names = list(layers)
-    ref, got = _means(onnx.load(fp32), names, images, "input", 1), _means(q, names, images, "input", 1)
+    if flavour == "trt":
+        assert zero_points and all(not z.any() for z in zero_points)  # TensorRT flavour: symmetric
+    refs = fp32_references(onnx.load(fp32), list(layers))
+    assert len(refs) == 4
+    names = list(refs)
+    fp_means = _means(onnx.load(fp32), list(refs.values()), images, "input", 1)
+    got = _means(q, names, images, "input", 1)
     for n in names:  # within half a bias step (plus what rounding the next layer's input leaves) of FP32
         step = after[layers[n][1]]
-        assert np.all(np.abs(got[n] - ref[n]) <= 0.5 * step + 1e-3), n
+        assert np.all(np.abs(got[n] - fp_means[refs[n]]) <= 0.5 * step + 1e-3), n
+
+
+@pytest.mark.parametrize("flavour", ["trt", "cpu"], ids=["tensorrt-flavour", "cpu-flavour"])
+def test_correction_brings_the_logits_closer_to_fp32(tmp_path, flavour):
+    """The CPU flavour renames a Conv's output to the absorbed ReLU's: matched by name alone the correction
+    pulled pre-activation means onto post-activation ones and cost AID students 46-70 pt."""
+    from export.bias_correction import correct_biases
+
+    fp32, int8, images = _files(tmp_path, flavour)
+    import onnxruntime as ort
+
+    def run(path):  # [16, 5] logits, one image at a time (the file's batch is fixed at 1)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return np.concatenate([sess.run(None, {"input": images[i:i + 1]})[0] for i in range(len(images))])
+
+    ref = run(fp32)
+    err_before = np.abs(run(int8) - ref).mean()
+    correct_biases(fp32, int8, images)
+    assert np.abs(run(int8) - ref).mean() < err_before
 
 
 def test_a_file_without_int32_biases_is_one_line(tmp_path):

@@ -19,13 +19,16 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 
-def bench_checkpoint(ckpt: str, out: Path, bias_correction: bool = False) -> list[dict]:
+VARIANTS = {"plain": "off", "bias-corrected": "on", "auto": "auto"}  # → --int8-bias-correction
+
+
+def bench_checkpoint(ckpt: str, out: Path, variant: str = "plain") -> list[dict]:
     from export.evaluate import evaluate_onnx
     from export.pipeline import ExportConfig, export_checkpoint
 
     if not (out / "export.json").is_file():
         export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_target="both", force=True,
-                                                  int8_bias_correction=bias_correction))
+                                                  int8_bias_correction=VARIANTS[variant]))
     meta = json.loads((out / "export.json").read_text())["result"]
     parity = json.loads((out / "parity.json").read_text())
     fallback = {v["file"]: v["fallback"] for v in meta["int8"]}
@@ -35,7 +38,7 @@ def bench_checkpoint(ckpt: str, out: Path, bias_correction: bool = False) -> lis
     for r in parity["rows"][1:]:
         fb = fallback.get(r["file"]) or {}
         chosen = fb.get("chosen") or {}
-        rows.append({"checkpoint": ckpt, "variant": "bias-corrected" if bias_correction else "plain", "row": r["name"], "file": r["file"], "parity_passed": r["passed"],
+        rows.append({"checkpoint": ckpt, "variant": variant, "row": r["name"], "file": r["file"], "parity_passed": r["passed"],
                      "why": r.get("why", ""), "parity_agreement": r["top1_agreement"],
                      "parity_samples": parity["num_samples"], "float_layers": len(chosen.get("float_nodes", [])),
                      "fallback_disagreement": chosen.get("disagreement"), "fallback_images": fb.get("images"),
@@ -49,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--out", default="bench/out/int8-budget")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--variants", nargs="+", default=["plain", "bias-corrected"], choices=["plain", "bias-corrected"],
-                    help="export each checkpoint as shipped (plain) and with --int8-bias-correction")
+    ap.add_argument("--variants", nargs="+", default=["plain", "bias-corrected"], choices=list(VARIANTS),
+                    help="export each checkpoint with --int8-bias-correction off (plain), on (bias-corrected), auto")
     a = ap.parse_args(argv)
 
     from rich.console import Console
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for i, ck in enumerate(a.checkpoints):
         for v in a.variants:
-            rows += bench_checkpoint(ck, Path(a.out) / f"{i}-{v}", bias_correction=v == "bias-corrected")
+            rows += bench_checkpoint(ck, Path(a.out) / f"{i}-{v}", v)
     t = Table(title="Export checks against the whole test split (budget 1.0)")
     for col in ("checkpoint", "variant", "row", "parity", "agree %", "float", "fallback changed %", "judged drop [95 %]",
                 "test OA %", "test drop pt"):

@@ -10,11 +10,16 @@ agreement alone would keep half the network in float and pay its latency for not
 are memorised better than unseen ones, so their flips fall more often on correct predictions and the
 drop measured on them errs on the safe side.
 
-1. Quantise every weighted layer; measure. Within budget: done.
+1. Quantise every weighted layer; measure. Then each cheap fix (``fixes``: bias correction today), applied to
+   that file and measured on the same images; a fix is kept when it judges strictly better (OA drop when
+   labelled, else agreement), never otherwise — so the fixes cannot make the file worse on these images.
+   Within budget: done.
 2. Sensitivity: for each weighted layer, quantise all but that one and measure the disagreement it removes.
 3. Greedy fallback: keep layers in float in order of sensitivity (ties: graph order, so the choice is
    deterministic), re-measuring after each, with ONNX Runtime CPU latency, until within the budget — or
    until ``max_float`` of the layers are float; then the budget is reported unreachable with the best found.
+   The fixes kept in step 1 are applied to every one of these trials (not to the sensitivity sweep, whose
+   ranking they would barely change at one correction pass per layer).
 
 Calibration runs once (the ranges are cached), so every trial only re-quantises.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -43,6 +48,7 @@ class FallbackStep:
     drop_interval: tuple[float, float] | None = None
     latency_ms: float | None = None
     added: str | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)  # fix name → what it did to this trial's file
 
 
 @dataclass
@@ -57,6 +63,19 @@ class FallbackReport:
     chosen: FallbackStep | None = None
     fp32_latency_ms: float | None = None
     note: str = ""
+    fixes: dict[str, FallbackStep] = field(default_factory=dict)  # fix name → its trial on the all-INT8 file
+    applied: list[str] = field(default_factory=list)  # the fixes kept (judged better than without)
+
+
+Fix = tuple[str, Callable[[Path], Any]]  # (name, applied in place to a quantised file; returns what it did)
+
+
+def better(a: FallbackStep, b: FallbackStep, budget: float) -> bool:
+    """Whether trial ``a`` is strictly better than ``b``: within budget first, then the smaller OA drop when
+    labelled, then the smaller disagreement."""
+    def key(s: FallbackStep) -> tuple:
+        return (within(s, budget), -(s.drop if s.drop is not None else 0.0), -s.disagreement)
+    return key(a) > key(b)
 
 
 def top1(model: str | Path, x: np.ndarray, batch: int, dynamic: bool, threads: int | None,
@@ -90,13 +109,27 @@ def latency(model: str | Path, feed: np.ndarray, threads: int | None, repeats: i
     return measure_latency(OnnxrtRunner(model, providers="cpu", threads=threads), {"input": feed}, 5, repeats).p50_ms
 
 
+def describe_fixes(report: FallbackReport) -> list[str]:
+    """One line per fix tried: kept or not, and what it changed on the judged images against the plain file."""
+    plain = report.steps[0]
+
+    def said(st: FallbackStep) -> str:
+        drop = "" if st.drop is None else f", OA drop {st.drop:+.2f} pt"
+        return f"{st.disagreement:.2f} % of top-1 changed{drop}"
+
+    return [f"{name} {'kept' if name in report.applied else 'not kept'}: {said(st)} against {said(plain)} without it"
+            for name, st in report.fixes.items()]
+
+
 def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, method: str,
                        calib: np.ndarray | None, cache: str | Path, images: np.ndarray,
                        labels: np.ndarray | None = None, *, budget: float, batch: int, dynamic: bool,
                        exclude: Sequence[str] = (), max_float: float = 0.5, threads: int | None = None,
+                       fixes: Sequence[Fix] = (),
                        progress: Callable[[str], None] | None = None) -> tuple[QuantizeInfo, FallbackReport]:
     """Quantise ``fp32`` into ``out`` keeping the fewest weighted layers float for the budget (points):
-    ``images`` ``[N, C, H, W]`` judge agreement, their ``labels`` ``[N]`` (when known) the accuracy drop."""
+    ``images`` ``[N, C, H, W]`` judge agreement, their ``labels`` ``[N]`` (when known) the accuracy drop;
+    ``fixes`` are tried on the all-INT8 file first and kept when they judge better."""
     out = Path(out)
     trial = out.with_name(out.stem + ".trial.onnx")
     nodes = weighted_nodes(fp32)
@@ -107,12 +140,18 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
                             reference_accuracy=None if ref_ok is None else float(ref_ok.mean() * 100.0), steps=[],
                             fp32_latency_ms=latency(fp32, latency_feed(x, batch), threads))
 
-    def run(float_nodes: list[str], path: Path, timed: bool = False) -> tuple[QuantizeInfo, FallbackStep]:
+    def run(float_nodes: list[str], path: Path, timed: bool = False,
+            apply: Sequence[Fix] = ()) -> tuple[QuantizeInfo, FallbackStep]:
         info = quantize_int8(fp32, path, calib, method, flavour, batch=batch, float_nodes=float_nodes,
                              calibration_cache=cache)
+        done = {}
+        for name, fix in apply:
+            if progress:
+                progress(name)
+            done[name] = fix(path)
         pred = top1(path, x, batch, dynamic, threads, scored_as_written(flavour.name))
         step = FallbackStep(list(float_nodes), float((pred != ref).mean() * 100.0),
-                            latency_ms=latency(path, latency_feed(x, batch), threads) if timed else None)
+                            latency_ms=latency(path, latency_feed(x, batch), threads) if timed else None, fixed=done)
         if ref_ok is not None:
             ok = pred == labels
             step.accuracy = float(ok.mean() * 100.0)
@@ -122,7 +161,20 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
     base = [n for n in nodes if n in set(exclude)]
     info, step = run(base, out, timed=True)
     report.steps.append(step)
+    kept: list[Fix] = []
+    for fix in fixes:
+        f_info, f_step = run(base, trial, timed=True, apply=[*kept, fix])
+        f_step.added = fix[0]
+        report.fixes[fix[0]] = f_step
+        if better(f_step, step, budget):
+            kept.append(fix)
+            info, step = f_info, f_step
+            trial.replace(out)
+            info.path = out
+            report.steps.append(step)
+    report.applied = [name for name, _ in kept]
     if within(step, budget):
+        trial.unlink(missing_ok=True)
         report.chosen = step
         return info, report
     candidates = [n for n in nodes if n not in base]
@@ -138,7 +190,7 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
         if len(chosen) >= limit:
             break
         chosen.append(node)
-        info, step = run(chosen, trial, timed=True)
+        info, step = run(chosen, trial, timed=True, apply=kept)
         step.added = node
         report.steps.append(step)
         if (within(step, budget), -step.disagreement) > (within(best, budget), -best.disagreement):

@@ -42,9 +42,10 @@ OPTIONS = Group("export", (
         help="Quantise every layer; no sensitivity fallback."),
     opt("int8_exclude", "--int8-exclude", type=Optional[List[str]], show_default=False,
         help="Keep this layer in float (node name or module path, e.g. layer1.0.conv1; repeatable)."),
-    opt("int8_bias_correction", "--int8-bias-correction", type=Flag, default=False,
+    opt("int8_bias_correction", "--int8-bias-correction", default="auto",
         help="Move each INT8 layer's bias so its mean output on the calibration images matches FP32 (Nagel et "
-             "al. 2019); the file stays plain Q/DQ."),
+             "al. 2019; the file stays plain Q/DQ): auto (tried by the INT8 budget, kept when it judges better), "
+             "on or off."),
     opt("int8_reduce_range", "--int8-reduce-range", default="auto",
         help="7-bit INT8 weights for x86 CPUs without VNNI: auto (from this CPU), on or off."),
     opt("trt", "--trt", type=Flag, default=False, help="Build a TensorRT engine (here if possible) + build_engine.sh."),
@@ -153,9 +154,13 @@ def register(app: typer.Typer) -> None:
             print_json(result)
         else:
             render_parity(result.parity)
+            from export.sensitivity import describe_fixes
+
             for v in result.int8:
                 if v.fallback is not None and len(v.fallback.steps) > 1:
                     render_fallback(v)
+                for line in describe_fixes(v.fallback) if v.fallback is not None else []:
+                    console.print(f"{v.file}: {escape(line)}", markup=True)
             console.print(f"wrote {', '.join(result.files)} to {result.out_dir}")
         for note in result.notes:
             err_console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True, markup=True)

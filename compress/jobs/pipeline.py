@@ -88,8 +88,7 @@ def plan(r: Recipe) -> list[Step]:
     exported = [s.name for s in r.students if s.quantize is None] + (["teacher"] if r.export.teacher else [])
     for n in exported:
         src = "teacher" if n == "teacher" else f"student:{n}"
-        export = {k: v for k, v in to_jsonable(r.export).items() if v or k != "int8_bias_correction"}  # keys as before
-        steps.append(Step(f"export:{n}", "export", {"export": export}, (src,), f"exports/{n}"))
+        steps.append(Step(f"export:{n}", "export", {"export": to_jsonable(r.export)}, (src,), f"exports/{n}"))
     models = [f"export:{n}" for n in exported] + [f"student:{s.name}" for s in r.students if s.quantize]
     profile = {k: v for k, v in to_jsonable(r.profile).items() if k != "budget"}  # the budget only changes the report
     steps.append(Step("profile", "profile", {"profile": profile}, tuple(models), "profile"))

@@ -98,7 +98,7 @@ def test_export_with_bias_correction_stamps_the_int8_file(tmp_path):
     assert r.exit_code == 0, r.output
     out = tmp_path / "e"
     r = runner.invoke(app, ["export", str(ckpt), "-o", str(out), "--int8", "--int8-target", "trt", "--no-int8-fallback",
-                            "--int8-bias-correction", "--calib-images", "64", "--samples", "64"])
+                            "--int8-bias-correction", "on", "--calib-images", "64", "--samples", "64"])
     assert r.exit_code in (0, 1), r.output  # a 1-epoch model may fail INT8 parity; the file is written either way
     meta = read_metadata(out / "model_int8_trt.onnx")
     import re
@@ -108,3 +108,61 @@ def test_export_with_bias_correction_stamps_the_int8_file(tmp_path):
     r = runner.invoke(app, ["export", str(ckpt), "-o", str(tmp_path / "plain"), "--int8", "--int8-target", "trt",
                             "--no-int8-fallback", "--calib-images", "64", "--samples", "64"])
     assert read_metadata(tmp_path / "plain" / "model_int8_trt.onnx")["bias_correction"] == "off"
+
+
+def _budget(tmp_path, fixes, budget):
+    from export.int8 import trt_flavour
+    from export.sensitivity import fallback_to_budget
+
+    tmp_path.mkdir()
+    fp32, _, _ = _files(tmp_path)
+    images = np.random.default_rng(1).standard_normal((64, 3, 16, 16)).astype(np.float32)
+    out = tmp_path / "budget.onnx"
+    _, report = fallback_to_budget(fp32, out, trt_flavour(), "minmax", images, tmp_path / "cal.json", images,
+                                   budget=budget, batch=1, dynamic=False, fixes=fixes, max_float=0.25)
+    return fp32, out, report
+
+
+def test_a_fix_that_judges_worse_is_not_kept_and_the_file_is_the_plain_one(tmp_path):
+    def breaks(path):  # every int32 bias ×50: a "fix" that ruins the layer means
+        q = onnx.load(path)
+        for i in q.graph.initializer:
+            if i.data_type == onnx.TensorProto.INT32:
+                i.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(i) * 50, i.name))
+        onnx.save(q, path)
+        return "broken"
+
+    _, plain, plain_report = _budget(tmp_path / "a", [], budget=100.0)
+    _, out, report = _budget(tmp_path / "b", [("breaks", breaks)], budget=100.0)
+    assert report.fixes["breaks"].disagreement > report.steps[0].disagreement
+    assert report.applied == [] and report.chosen.fixed == {} and len(report.steps) == 1
+    assert plain.read_bytes() == out.read_bytes() and not (tmp_path / "b" / "budget.trial.onnx").exists()
+
+
+def test_a_fix_that_judges_better_is_kept_before_any_layer_goes_float(tmp_path):
+    def exact(path):  # the FP32 file in place of the INT8 one: no top-1 changes
+        path.write_bytes((tmp_path / "c" / "fp32.onnx").read_bytes())
+        return "fp32"
+
+    _, _, plain = _budget(tmp_path / "a", [], budget=0.0)
+    assert plain.steps[0].disagreement > 0 and plain.steps[-1].float_nodes  # without the fix: layers go float
+    fp32, out, report = _budget(tmp_path / "c", [("exact", exact)], budget=0.0)
+    assert report.applied == ["exact"] and [s.added for s in report.steps] == [None, "exact"]
+    assert report.met and report.chosen.fixed == {"exact": "fp32"} and report.chosen.float_nodes == []
+    assert out.read_bytes() == fp32.read_bytes() and report.sensitivity == {}
+
+
+def test_a_kept_fix_is_applied_to_every_float_layer_trial(tmp_path, monkeypatch):
+    import export.sensitivity as sensitivity
+
+    calls = []
+
+    def noop(path):
+        calls.append(path.name)
+        return len(calls)
+
+    monkeypatch.setattr(sensitivity, "better", lambda a, b, budget: a.added == "noop" or a.disagreement < b.disagreement)
+    _, _, report = _budget(tmp_path / "a", [("noop", noop)], budget=0.0)
+    assert report.applied == ["noop"] and len(report.steps) > 2  # plain, the fix, then layers kept float
+    assert all(s.fixed.get("noop") for s in report.steps[1:])
+    assert report.sensitivity and len(calls) == len(report.steps) - 1  # the sweep itself runs unfixed

@@ -94,4 +94,6 @@ def test_option_errors(app, digits_ckpt, tmp_path):
     assert res.exit_code == 1 and "at most 13" in res.output
     res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--atol", "fp16=abc")
     assert res.exit_code == 1 and "is not PRECISION=VALUE" in res.output
+    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--int8", "--int8-bias-correction", "yes")
+    assert res.exit_code == 1 and "--int8-bias-correction must be auto, on or off, got 'yes'" in res.output
     assert not (tmp_path / "o").exists()

@@ -88,11 +88,20 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     ({"students": [{"name": "kd", "method": "kd", "params": {"bogus": 1}}]}, "students.kd.params: Unknown key(s) bogus"),
     ({"students": [{"name": "teacher", "student": "cifar_resnet8"}], "export": {"teacher": True}},
      "student name 'teacher' is the recipe's own"),
+    ({"export": {"int8_bias_correction": "sometimes"}}, "must be auto, on or off, got 'sometimes'"),
 ])
 def test_bad_recipes_fail_before_any_step(tmp_path, change, message):
     res = runner.invoke(app, ["pipeline", str(_recipe(tmp_path, **change))])
     assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("written,meant", [("on", "on"), (True, "on"), ("off", "off"), (False, "off"), ("auto", "auto")])
+def test_bias_correction_in_a_recipe_reads_yaml_booleans_as_on_and_off(tmp_path, written, meant):
+    (tmp_path / "r.yaml").write_text(f"export: {{int8_bias_correction: {str(written).lower()}}}\n")
+    from compress.jobs.recipe import export_config
+
+    assert export_config(load_recipe(tmp_path / "r.yaml").export).int8_bias_correction == meant
 
 
 def test_init_writes_a_recipe_that_loads_and_is_not_overwritten(tmp_path):

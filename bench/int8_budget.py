@@ -19,7 +19,9 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 
-VARIANTS = {"plain": "off", "bias-corrected": "on", "auto": "auto"}  # → --int8-bias-correction
+# variant → (--int8-adaround, --int8-bias-correction)
+VARIANTS = {"plain": ("off", "off"), "bias-corrected": ("off", "on"), "adaround": ("on", "off"),
+            "adaround+bc": ("on", "on"), "auto": ("auto", "auto")}
 
 
 def bench_checkpoint(ckpt: str, out: Path, variant: str = "plain") -> list[dict]:
@@ -28,7 +30,8 @@ def bench_checkpoint(ckpt: str, out: Path, variant: str = "plain") -> list[dict]
 
     if not (out / "export.json").is_file():
         export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_target="both", force=True,
-                                                  int8_bias_correction=VARIANTS[variant]))
+                                                  int8_adaround=VARIANTS[variant][0],
+                                                  int8_bias_correction=VARIANTS[variant][1]))
     meta = json.loads((out / "export.json").read_text())["result"]
     parity = json.loads((out / "parity.json").read_text())
     fallback = {v["file"]: v["fallback"] for v in meta["int8"]}
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="bench/out/int8-budget")
     ap.add_argument("--json", default=None)
     ap.add_argument("--variants", nargs="+", default=["plain", "bias-corrected"], choices=list(VARIANTS),
-                    help="export each checkpoint with --int8-bias-correction off (plain), on (bias-corrected), auto")
+                    help="export each checkpoint with the INT8 fixes off (plain), one or both on, or auto (the default)")
     a = ap.parse_args(argv)
 
     from rich.console import Console

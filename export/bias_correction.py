@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from compress.errors import ExportError
+from export.graph_probe import fixed_batch, probe_batches
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class BiasCorrection:
     shift_before: float
     shift_after: float
     per_layer: dict[str, float] = field(default_factory=dict)  # output → mean |shift| after
+
+    def describe(self) -> str:
+        return f"{self.layers} layers, mean shift {self.shift_before:.3g} -> {self.shift_after:.3g}"
 
 
 def corrected_layers(model: Any) -> dict[str, tuple[str, str]]:
@@ -78,22 +82,10 @@ def fp32_references(fp32: Any, names: list[str]) -> dict[str, str]:
 
 def _means(model: Any, names: list[str], images: np.ndarray, input_name: str, batch: int) -> dict[str, np.ndarray]:
     """Per-channel (axis 1) mean of each tensor in ``names`` over ``images``."""
-    import onnx
-    import onnxruntime as ort
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in have)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the file as written
-    sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
-    for i in range(0, len(images), batch):
-        outs = sess.run(names, {input_name: images[i:i + batch]})
-        for n, y in zip(names, outs):  # each tensor's own count: [N, C, H, W] and [N, C] differ
+    for outs in probe_batches(model, names, images, input_name, batch):
+        for n, y in outs.items():  # each tensor's own count: [N, C, H, W] and [N, C] differ
             axes = tuple(a for a in range(y.ndim) if a != 1)
             sums[n] = sums.get(n, 0) + y.astype(np.float64).sum(axis=axes)
             counts[n] = counts.get(n, 0) + y.size // y.shape[1]
@@ -118,8 +110,7 @@ def correct_biases(fp32_path: str | Path, int8_path: str | Path, images: np.ndar
         raise ExportError(f"{int8_path}: no Conv/Gemm with an int32 bias shared with the FP32 graph; nothing to "
                           "correct (was it written by `compress export --int8`?).")
     images = np.ascontiguousarray(images, dtype=np.float32)
-    dim0 = next((i.type.tensor_type.shape.dim[0] for i in fp.graph.input if i.name == input_name), None)
-    batch = dim0.dim_value if dim0 is not None and dim0.dim_value > 0 else batch  # a fixed batch is the model's
+    batch = fixed_batch(fp, input_name, batch)
     fp_means = _means(fp, sorted(set(refs.values())), images, input_name, batch)
     ref = {n: fp_means[refs[n]] for n in names}
     inits = {i.name: i for i in q.graph.initializer}

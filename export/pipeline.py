@@ -22,7 +22,8 @@ from compress.io import read_json, write_json_atomic, write_text_atomic
 from export.onnx import EXPORTERS, OUTPUT_NAMES, OnnxInfo, OnnxOptions, export_module, export_onnx, metadata_props
 from export.int8 import CALIB_METHODS, MIN_CALIB_IMAGES, reduce_range_choice
 from export.samples import budget_images, inputs_of
-from export.variants import INT8_FILES, INT8_TARGETS, Int8Variant, bias_correction_choice, write_fp16, write_int8
+from export.int8_fixes import fix_modes
+from export.variants import INT8_FILES, INT8_TARGETS, Int8Variant, write_fp16, write_int8
 from export.targets import TrtTarget, choose_ir_version, choose_opset
 from runtime.trtexec import resolve_trt_target
 from export.verify import ParityCriteria, ParityReport, check_parity
@@ -54,7 +55,8 @@ class ExportConfig:
     int8_exclude: tuple[str, ...] = ()
     int8_reduce_range: str = "auto"  # auto (from this CPU's features) | on | off
     int8_max_float: float = 0.5  # at most this share of the weighted layers may stay float
-    int8_bias_correction: str = "auto"  # auto (tried by the INT8 budget, kept when judged better) | on | off
+    int8_adaround: str = "auto"  # auto (tried by the INT8 budget, kept when judged better) | on | off
+    int8_bias_correction: str = "auto"  # the same, after AdaRound (export/int8_fixes.py)
     fallback_images: int = 1000  # judge the INT8 budget on this many images (validation, then training)
     trt: bool = False
     trt_version: str | None = None
@@ -122,7 +124,7 @@ def validate_export_config(cfg: ExportConfig) -> None:
         raise UserInputError("an INT8 TensorRT engine is built from the TensorRT-flavour file; with --trt use "
                              "--int8-target trt or both (cpu makes only the ONNX Runtime file).")
     reduce_range_choice(cfg.int8_reduce_range)
-    bias_correction_choice(cfg.int8_bias_correction)
+    fix_modes(cfg)
     if cfg.int8_budget is not None and cfg.int8_budget < 0:
         raise UserInputError(f"--int8-budget is in points (percent of images) and must be ≥ 0, got {cfg.int8_budget}.")
     if not 0 < cfg.int8_max_float <= 1:

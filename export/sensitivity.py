@@ -125,11 +125,12 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
                        calib: np.ndarray | None, cache: str | Path, images: np.ndarray,
                        labels: np.ndarray | None = None, *, budget: float, batch: int, dynamic: bool,
                        exclude: Sequence[str] = (), max_float: float = 0.5, threads: int | None = None,
-                       fixes: Sequence[Fix] = (),
+                       fixes: Sequence[Fix] = (), forced: Sequence[str] = (),
                        progress: Callable[[str], None] | None = None) -> tuple[QuantizeInfo, FallbackReport]:
     """Quantise ``fp32`` into ``out`` keeping the fewest weighted layers float for the budget (points):
     ``images`` ``[N, C, H, W]`` judge agreement, their ``labels`` ``[N]`` (when known) the accuracy drop;
-    ``fixes`` are tried on the all-INT8 file first and kept when they judge better."""
+    ``fixes`` are tried on the all-INT8 file first, in order, and kept when they judge better (those named in
+    ``forced`` are kept whatever they judge: the user asked for them)."""
     out = Path(out)
     trial = out.with_name(out.stem + ".trial.onnx")
     nodes = weighted_nodes(fp32)
@@ -166,7 +167,7 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
         f_info, f_step = run(base, trial, timed=True, apply=[*kept, fix])
         f_step.added = fix[0]
         report.fixes[fix[0]] = f_step
-        if better(f_step, step, budget):
+        if fix[0] in forced or better(f_step, step, budget):
             kept.append(fix)
             info, step = f_info, f_step
             trial.replace(out)

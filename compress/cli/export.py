@@ -42,6 +42,10 @@ OPTIONS = Group("export", (
         help="Quantise every layer; no sensitivity fallback."),
     opt("int8_exclude", "--int8-exclude", type=Optional[List[str]], show_default=False,
         help="Keep this layer in float (node name or module path, e.g. layer1.0.conv1; repeatable)."),
+    opt("int8_adaround", "--int8-adaround", default="auto",
+        help="Learn each INT8 weight's rounding (up or down) on the calibration images (AdaRound, Nagel et al. "
+             "2020; the file stays plain Q/DQ): auto (tried by the INT8 budget, kept when it judges better), on "
+             "or off."),
     opt("int8_bias_correction", "--int8-bias-correction", default="auto",
         help="Move each INT8 layer's bias so its mean output on the calibration images matches FP32 (Nagel et "
              "al. 2019; the file stays plain Q/DQ): auto (tried by the INT8 budget, kept when it judges better), "
@@ -145,7 +149,7 @@ def register(app: typer.Typer) -> None:
                            calib_method=g["calib_method"], int8_target=g["int8_target"],
                            int8_budget=budget,
                            int8_exclude=tuple(g["int8_exclude"] or ()), int8_reduce_range=g["int8_reduce_range"],
-                           int8_bias_correction=g["int8_bias_correction"],
+                           int8_adaround=g["int8_adaround"], int8_bias_correction=g["int8_bias_correction"],
                            trt=g["trt"], trt_version=g["trt_version"], dla=g["dla"],
                            workspace_mb=g["workspace_mb"], remote=g["remote"], criteria=criteria,
                            parity_samples=g["samples"], force=g["force"])

@@ -13,7 +13,7 @@ AUTO_LR_TEXT = "0.05 × batch/64 from scratch, 0.01 × batch/64 from trained wei
 AUTO_WARMUP_TEXT = "min(1, epochs/10)"
 # Epochs when --epochs is not given: 10, or more on a small training set so that every run takes at least
 # AUTO_MIN_STEPS optimizer steps (a few hundred images in batches of 64 are 5 steps an epoch: 10 epochs
-# left teachers and students far from converged; bench/RESULTS.md §Issue 28 "auto epochs").
+# left teachers and students far from converged; bench/history/diary.md §Issue 28 "auto epochs").
 AUTO_EPOCHS, AUTO_MIN_STEPS, AUTO_MAX_EPOCHS = 10, 300, 100
 AUTO_EPOCHS_TEXT = f"{AUTO_EPOCHS}, or enough for {AUTO_MIN_STEPS} optimizer steps on a small set (≤ {AUTO_MAX_EPOCHS})"
 

@@ -34,7 +34,7 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 def channels_last(memory_format: str, device: torch.device, amp: torch.dtype | None, model: nn.Module) -> bool:
     """Whether to train in NHWC: convolutional nets on CUDA, and on CPUs with AMX under bf16 autocast
-    (oneDNN's AMX kernels want NHWC); elsewhere on CPU NHWC was measured slower (bench/RESULTS.md,
+    (oneDNN's AMX kernels want NHWC); elsewhere on CPU NHWC was measured slower (bench/history/diary.md,
     AVX-512 without AMX). ``channels_last`` / ``contiguous`` decide explicitly."""
     if memory_format not in ("auto", "channels_last", "contiguous"):
         raise UserInputError(f"memory_format must be auto, channels_last or contiguous, got '{memory_format}'.")

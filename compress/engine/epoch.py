@@ -28,7 +28,7 @@ def loader_seed(seed: int, epoch: int) -> int:
 
 def auto_workers(device: torch.device) -> int:
     """Loader worker processes when ``--workers`` is not given: none on a 2-core machine (they would
-    compete with the model for the cores; measured in bench/RESULTS.md), else the cores left per rank."""
+    compete with the model for the cores; measured in bench/history/diary.md), else the cores left per rank."""
     cores = os.cpu_count() or 1
     return 0 if cores <= 2 else min(8, max(0, cores // max(1, world_size()) - 1))
 

@@ -7,7 +7,7 @@ starts from the teacher's features instead of from noise. So the default student
 pruned to ``macs`` (share of its MACs, 0.5 by default), its weights inherited: whole residual blocks with an
 identity shortcut first (least contribution first), channels only for what blocks cannot give — on AID
 (30 classes, 20 %, 96 px, Lite0) the block-pruned student at 45 % of the MACs scored 84.6 % against 79.1 %
-for the width-pruned one at 50 % and 83.9 % for the teacher (bench/RESULTS.md §Issue 28) — or, for a
+for the width-pruned one at 50 % and 83.9 % for the teacher (bench/history/diary.md §Issue 28) — or, for a
 device profile (``--target``), the best of the candidates :mod:`compress.jobs.student_search` builds
 (width, depth, both, lower resolution); the baseline of the same run is that pruned network fine-tuned without
 the teacher, so the table compares like with like. ``--student NAME`` still trains a zoo network.

@@ -48,7 +48,8 @@ class ExportRecipe:
     calib_images: int = 256
     trt: bool = True  # write the trtexec script (and build the engine where TensorRT is installed)
     teacher: bool = True  # export (and profile) the teacher too: the reference every row is compared with
-    int8_bias_correction: bool | str = "auto"  # auto: tried by the INT8 budget, kept when judged better | on | off
+    int8_adaround: bool | str = "auto"  # auto: tried by the INT8 budget, kept when judged better | on | off
+    int8_bias_correction: bool | str = "auto"  # the same, after AdaRound
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,13 @@ def search_budget(s: StudentRecipe):
 def export_config(e: ExportRecipe):
     """The ``ExportConfig`` an ``export:`` section means (``int8_target`` shapes an INT8 file only)."""
     from export.pipeline import ExportConfig
-    from export.variants import bias_correction_choice
+    from export.int8_fixes import fix_choice
     from export.verify import ParityCriteria
 
     return ExportConfig(fp16=e.fp16, int8=e.int8, int8_target=e.int8_target if e.int8 else "auto",
                         int8_budget=e.int8_budget, calib_images=e.calib_images, trt=e.trt, force=True,
-                        int8_bias_correction=bias_correction_choice(e.int8_bias_correction),
+                        int8_adaround=fix_choice(e.int8_adaround, "export.int8_adaround"),
+                        int8_bias_correction=fix_choice(e.int8_bias_correction, "export.int8_bias_correction"),
                         criteria=ParityCriteria().for_int8_budget(e.int8_budget))
 
 

@@ -78,7 +78,7 @@ class HRParams:
     scale_tau: float | None = None  # τ; None → the model's own (embed-cosine default 0.05)
     hr_weight: float = 1.0  # λ of Eq. 7
     # batch: −‖P‖_*/B, whose balance with the margin term does not change with the batch size; the paper's
-    # Eq. 5 as printed (none) swamps the margin term at B = 64 (RESULTS §4, §16.7); preset hr-s2dml keeps it
+    # Eq. 5 as printed (none) swamps the margin term at B = 64 (bench/history/diary.md §4, §16.7); preset hr-s2dml keeps it
     hr_normalization: str = "batch"  # batch | none (paper Eq. 5) | singular-mean
     theta_overflow: str = "none"
     unlabeled_batch_size: int | None = None  # None → the labelled batch size
@@ -183,7 +183,7 @@ class KDHRParams:
     temperature: float = 4.0
     alpha: float = 0.9  # weight of KD; 1 − alpha weighs CE on the labelled batch
     hr_weight: float = 1.0
-    hr_normalization: str = "batch"  # as hr-s2dml's; none let the term swamp KD (−14.8 pt, RESULTS §4)
+    hr_normalization: str = "batch"  # as hr-s2dml's; none let the term swamp KD (−14.8 pt, diary §4)
     kd_on_unlabeled: bool = True
     unlabeled_batch_size: int | None = None
 

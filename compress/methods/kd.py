@@ -16,7 +16,7 @@ class KDParams:
     temperature: float = 4.0
     # weight of the distillation term; 1 − alpha weighs the hard-label CE. 0.5 rather than the 0.9 of
     # CIFAR recipes: with a teacher far from perfect, or a few epochs, 0.9 left students below the
-    # no-teacher baseline (bench/RESULTS.md §Issue 16.4).
+    # no-teacher baseline (bench/history/diary.md §Issue 16.4).
     alpha: float = 0.5
     label_smoothing: float = 0.0
 

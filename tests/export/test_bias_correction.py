@@ -110,7 +110,7 @@ def test_export_with_bias_correction_stamps_the_int8_file(tmp_path):
     assert read_metadata(tmp_path / "plain" / "model_int8_trt.onnx")["bias_correction"] == "off"
 
 
-def _budget(tmp_path, fixes, budget):
+def _budget(tmp_path, fixes, budget, forced=()):
     from export.int8 import trt_flavour
     from export.sensitivity import fallback_to_budget
 
@@ -119,7 +119,8 @@ def _budget(tmp_path, fixes, budget):
     images = np.random.default_rng(1).standard_normal((64, 3, 16, 16)).astype(np.float32)
     out = tmp_path / "budget.onnx"
     _, report = fallback_to_budget(fp32, out, trt_flavour(), "minmax", images, tmp_path / "cal.json", images,
-                                   budget=budget, batch=1, dynamic=False, fixes=fixes, max_float=0.25)
+                                   budget=budget, batch=1, dynamic=False, fixes=fixes, max_float=0.25,
+                                   forced=forced)
     return fp32, out, report
 
 
@@ -137,6 +138,8 @@ def test_a_fix_that_judges_worse_is_not_kept_and_the_file_is_the_plain_one(tmp_p
     assert report.fixes["breaks"].disagreement > report.steps[0].disagreement
     assert report.applied == [] and report.chosen.fixed == {} and len(report.steps) == 1
     assert plain.read_bytes() == out.read_bytes() and not (tmp_path / "b" / "budget.trial.onnx").exists()
+    _, _, asked = _budget(tmp_path / "c", [("breaks", breaks)], budget=100.0, forced=["breaks"])
+    assert asked.applied == ["breaks"] and asked.chosen.fixed == {"breaks": "broken"}  # asked for (on): kept anyway
 
 
 def test_a_fix_that_judges_better_is_kept_before_any_layer_goes_float(tmp_path):

@@ -52,7 +52,7 @@ def test_the_default_student_is_the_teacher_pruned_within_the_budget(teacher, di
         man = json.loads((out / role / "checkpoints" / "best" / "manifest.json").read_text())
         assert man["model_kwargs"]["pruned"] and str(pruned) in json.dumps(man["init"])
     assert res["chosen"].startswith("student: the teacher (cifar_resnet20) pruned in depth (identity-shortcut blocks "
-                                    "removed) to ")  # the default: blocks first (RESULTS §Issue 28, AID 30 classes)
+                                    "removed) to ")  # the default: blocks first (bench/history/diary.md §Issue 28, AID 30 classes)
     assert f"{s_macs / t_macs:.0%} of its MACs" in res["chosen"] and "--budget 0.5 (the default)" in res["chosen"]
 
 

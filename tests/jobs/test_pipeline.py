@@ -88,7 +88,7 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     ({"students": [{"name": "kd", "method": "kd", "params": {"bogus": 1}}]}, "students.kd.params: Unknown key(s) bogus"),
     ({"students": [{"name": "teacher", "student": "cifar_resnet8"}], "export": {"teacher": True}},
      "student name 'teacher' is the recipe's own"),
-    ({"export": {"int8_bias_correction": "sometimes"}}, "must be auto, on or off, got 'sometimes'"),
+    ({"export": {"int8_bias_correction": "sometimes"}}, "export.int8_bias_correction must be auto, on or off, got 'sometimes'"),
 ])
 def test_bad_recipes_fail_before_any_step(tmp_path, change, message):
     res = runner.invoke(app, ["pipeline", str(_recipe(tmp_path, **change))])

@@ -55,5 +55,5 @@ def test_qad_that_does_not_beat_post_training_int8_keeps_it(tmp_path, trained):
 
 def test_qad_parity_rule_follows_onnxruntimes_own_agreement():
     assert qad_parity_criteria(1.0).int8_min_top1_agreement == 0.99  # the plain INT8 rule when ORT is consistent
-    rule = qad_parity_criteria(0.98828125)  # 1012/1024: ORT as written vs fused, pruned Lite0 (bench/RESULTS.md)
+    rule = qad_parity_criteria(0.98828125)  # 1012/1024: ORT as written vs fused, pruned Lite0 (bench/history/diary.md)
     assert rule.int8_min_top1_agreement == pytest.approx(0.98328125) and rule.int8_max_accuracy_drop == 0.5

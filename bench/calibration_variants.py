@@ -1,4 +1,4 @@
-"""Leave-one-device-out error of the Jetson estimator's fit under the variants RESULTS §15 compares.
+"""Leave-one-device-out error of the Jetson estimator's fit under the variants the diary (bench/history/diary.md) §15 compares.
 
     python bench/calibration_variants.py                 # every variant (about 6 min on the 2-core AMD EPYC Zen 4 of 2026-12-03)
     python bench/calibration_variants.py --only capped no-arch

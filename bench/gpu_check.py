@@ -3,7 +3,7 @@ time limit, writing ``gpu_check.json`` and ``gpu_check.md`` (and ``gpu_check.log
 to ``--out`` after every section, so a run stopped at its limit keeps what it measured.
 
 On a lent GPU machine (the project is not installed there: the repository root is put on the path; the
-few packages its image lacks travel as wheels, see bench/RESULTS.md §Issue 29):
+few packages its image lacks travel as wheels, see bench/history/diary.md §Issue 29):
 
     python bench/gpu_check.py --data gpu_data/aid96 --out $OUT --time-limit 420
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     missing = missing_packages()
     if missing:
         print(f"gpu_check: missing Python packages: {', '.join(missing)}; install them or carry their wheels "
-              "(bench/RESULTS.md §Issue 29 says how).", file=sys.stderr)
+              "(bench/history/diary.md §Issue 29 says how).", file=sys.stderr)
         return 2
     import gpu_sections
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONAL = ("torchdistill", "torch_pruning", "onnxruntime", "onnxsim", "accelerate")
 # CPU and GPU fp32 runs part at float rounding and drift apart step by step: the first epoch's mean loss
-# stays within 2 %; the final accuracies differ as two seeds do (bench/RESULTS.md §Issue 29).
+# stays within 2 %; the final accuracies differ as two seeds do (bench/history/diary.md §Issue 29).
 LOSS_RTOL = 0.02
 OA_MIN_TOL = 0.03
 

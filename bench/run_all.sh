@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark in bench/RESULTS.md, in the order they were run (2-core CPU, no GPU).
+# Every benchmark in bench/history/diary.md, in the order they were run (2-core CPU, no GPU).
 # Needs ../shared/data/AID_150px. Outputs land in bench/out/ (git-ignored); each step is skipped
 # when its JSON already exists, so the script can be re-run after an interruption.
 set -euo pipefail

@@ -43,7 +43,7 @@ FIT_BOUNDS = {"conv": (1e-3, 1.0), "pointwise": (1e-3, 1.0), "depthwise": (1e-4,
 # it when the devices that pin it were held out (2.3 ms with AGX Orin held out; SOURCES.md)
 # soft-L1: a residual beyond ~0.2 in log units (~22 %, about how far two sources timing one model and
 # module disagree) counts linearly, not squared, so rows no kernel model explains (torch2trt's AGX Xavier
-# DenseNets at 2-3x the fit) pull every factor less; held-out Xavier NX 59.6 -> 45.5 % (RESULTS §15)
+# DenseNets at 2-3x the fit) pull every factor less; held-out Xavier NX 59.6 -> 45.5 % (bench/history/diary.md §15)
 FIT_LOSS, FIT_F_SCALE = "soft_l1", 0.2
 PRIOR_WEIGHT = 0.05  # per factor, in log units: negligible wherever points constrain a factor
 

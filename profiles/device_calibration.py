@@ -38,7 +38,7 @@ from runtime.trtexec import PRECISIONS
 MEASUREMENT_COLUMNS = ("model", "input_size", "precision", "batch", "power_mode", "tensorrt", "measured_ms", "timed")
 STORE_ENV = "COMPRESS_CALIBRATION"
 # 10th-90th percentile of measured / corrected estimate over the same-family anchor/other pairs of the
-# published setups, the anchor one measurement: `python bench/one_point.py` (bench/RESULTS.md §Issue 34)
+# published setups, the anchor one measurement: `python bench/one_point.py` (bench/history/diary.md §Issue 34)
 ONE_POINT_BAND = (0.834, 1.199)
 
 

@@ -11,13 +11,9 @@ written: the stored fit stays what ``python -m profiles.calibration`` made.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
 from dataclasses import replace
-from pathlib import Path
 
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 # name -> (bounds to override, start values, row filter, cross-validate[, more fit_efficiency arguments])
 VARIANTS = {

@@ -20,8 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 JOB = """
 import atexit, os, torch

@@ -25,7 +25,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 SETTINGS = {
     "current": [],

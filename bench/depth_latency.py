@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
-from pathlib import Path
-
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
 def main() -> None:

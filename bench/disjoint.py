@@ -23,8 +23,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 
 def class_sets(data: Path, sets: int, seed: int, out: Path) -> list[Path]:
     """``sets`` class-disjoint class-per-folder views (symlinks) of ``data``."""

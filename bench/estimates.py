@@ -9,11 +9,7 @@ from the leave-one-device-out fit in brackets. Nothing here is measured.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 ROWS = (("jetson-agx-orin-64gb", "MAXN", ("fp16", "int8")), ("jetson-agx-xavier", "MAXN", ("fp16", "int8")),
         ("jetson-nano", "MAXN", ("fp16",)), ("jetson-orin-nano-8gb", "15W", ("fp16", "int8")),

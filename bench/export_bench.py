@@ -16,11 +16,6 @@ import tempfile
 from pathlib import Path
 
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the
-# ``export`` package; drop that entry.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", type=Path)

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 from pathlib import Path
-
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 
 def main(argv: list[str] | None = None) -> int:

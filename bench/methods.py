@@ -16,11 +16,9 @@ import argparse
 import csv
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 DISTILL_METHODS = ["kd", "dkd", "dist", "at", "sp", "rkd", "fitnet", "pskd", "erkt"]
 

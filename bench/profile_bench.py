@@ -17,9 +17,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-# as a script this folder comes first on sys.path; drop it so sibling bench files cannot shadow packages
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

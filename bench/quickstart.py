@@ -18,8 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 
 def cell(ratio: float, budget: float, seed: int, out: Path) -> dict[str, float] | str:
     """Test OA (%) of teacher, baseline and student for one cell, or the error line of a failed run."""

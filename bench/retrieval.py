@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 JOC_VARIANTS = (("softmax", "joc-softmax"), ("triplet+softmax", "joc-triplet-softmax"), ("JOC", "joc"))
 SEMI_METHODS = (("NSL", "nsl"), ("HR-S2DML", "hr-s2dml"))

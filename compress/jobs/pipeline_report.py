@@ -57,7 +57,7 @@ def collect_rows(p: Pipeline) -> tuple[list[dict[str, Any]], list[str]]:
             rows.append({"model": name, "method": method, "precision": precision, "oa": f["oa"], "kappa": f["kappa"],
                          "params_m": None if pr.get("params") is None else pr["params"] / 1e6, "macs": pr.get("macs"),
                          "file": f["file"], "file_bytes": pr.get("file_bytes"), "host_ms": pr.get("host_ms"),
-                         "peak_act_bytes": pr.get("peak_act_bytes"),
+                         "peak_act_bytes": pr.get("peak_act_bytes"), "int8_fixes": f.get("int8_fixes"),
                          "estimates": pr.get("estimates", {}), "dir": str(Path(f["file"]).parent),
                          "run_dir": str(p.run / (f"students/{name}" if name != "teacher" else "teacher"))})
     return rows, targets
@@ -104,6 +104,22 @@ def versus(r: dict[str, Any], ref: dict[str, Any] | None, targets: list[str]) ->
         if mine and theirs:
             out[k] = f" ×{theirs / mine:.2f}"
     return out
+
+
+def int8_fix_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown: what the INT8 budget did to each INT8 file — AdaRound, bias correction, layers kept in float."""
+    names = {"adaround": "AdaRound", "bias_correction": "bias correction"}
+    out = []
+    for r in rows:
+        fixes = r.get("int8_fixes")
+        if fixes is None:
+            continue
+        said = [f"{names[k]}: {fixes.get(k, 'off')}" for k in names]
+        floats = fixes.get("float_nodes", "")
+        said.append(f"{len(floats.split(','))} layer(s) kept in float" if floats else "no layer kept in float")
+        out.append(f"- {r['model']} {r['precision']}: " + "; ".join(said))
+    return ["", "## INT8 fixes (tried before any layer is kept in float; kept only when judged better)", "", *out] \
+        if out else []
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:
@@ -288,6 +304,8 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
     md = ["# Pipeline report", "", "## What to ship", "", *[f"- {x}" for x in picks], "", intro, "",
           "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     md += ["| " + " | ".join(cells + [", ".join(f"[{a}]({b})" for a, b in links) or "–"]) + " |" for cells, links in table]
+    fixes = int8_fix_lines(rows)
+    md += fixes
     md += [""] + [f"![{k}]({v.name})" for k, v in plots.items()]
     searches = _searches(p)
     for title, rows, why in searches:
@@ -302,6 +320,8 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
             "padding:3px 6px;font-size:13px}</style></head><body><h1>Pipeline report</h1>"
             "<h2>What to ship</h2><ul>" + "".join(f"<li>{esc(x)}</li>" for x in picks) + "</ul>"
             f"<p>{esc(intro)}</p><table><tr>{''.join(f'<th>{esc(h)}</th>' for h in head)}</tr>{body}</table>"
+            + (f"<h2>{esc(fixes[1].lstrip('# '))}</h2><ul>" + "".join(f"<li>{esc(x[2:])}</li>" for x in fixes[3:])
+               + "</ul>" if fixes else "")
             + "".join(f"<h3>{esc(k)}</h3><img src='{esc(v.name)}' width='640'>" for k, v in plots.items())
             + "".join(f"<h3>{esc(title)}</h3><table><tr>{''.join(f'<th>{esc(h)}</th>' for h in SEARCH_COLUMNS)}</tr>"
                       + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)

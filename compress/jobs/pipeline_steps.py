@@ -116,8 +116,10 @@ def _scored(p: Pipeline, files: list[str]) -> list[dict[str, Any]]:
         precision = meta.get("precision", "fp32")
         flavour = meta.get("int8_flavour")
         m = evaluate_onnx(f).metrics
+        fixes = {k: meta[k] for k in ("adaround", "bias_correction", "float_nodes") if meta.get(k)}
         out.append({"file": str(f), "precision": precision + (f" ({flavour})" if flavour else ""),
-                    "oa": m.get("oa"), "kappa": m.get("kappa"), "macro_f1": m.get("macro_f1")})
+                    "oa": m.get("oa"), "kappa": m.get("kappa"), "macro_f1": m.get("macro_f1"),
+                    **({"int8_fixes": fixes} if precision == "int8" else {})})
     return out
 
 

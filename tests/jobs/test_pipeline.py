@@ -56,6 +56,11 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     assert float(kd[10].split(" ×")[1]) == pytest.approx(t_host / host, rel=0.04)  # ×N: N times faster (ms rounded)
     assert kd[9].endswith("%") and "Reference: the teacher's fp32" in report
     assert "## What to ship" in report and "- jetson-orin-nano-8gb@15W: ship " in report and "- host: ship " in report
+    fixes = [ln for ln in report.split("## INT8 fixes")[1].splitlines() if ln.startswith("- ")]
+    assert [ln.split(":")[0] for ln in fixes] == ["- kd int8 (cpu)", "- kd int8 (trt)", "- kd-qad int8 (cpu)",
+                                                 "- teacher int8 (cpu)", "- teacher int8 (trt)"]
+    assert all("AdaRound: " in ln and "bias correction: " in ln and "in float" in ln for ln in fixes)
+    assert "<h2>INT8 fixes" in (run / "report.html").read_text()
     assert "jetson-orin-nano-8gb@15W ms" in report and "(80 % band" not in report.split("\n")[0]
     assert (run / "pareto_jetson-orin-nano-8gb_15W.png").is_file() and (run / "report.html").is_file()
     card = (run / "exports" / "kd" / "README.md").read_text()

@@ -164,7 +164,7 @@ def test_a_kept_fix_is_applied_to_every_float_layer_trial(tmp_path, monkeypatch)
         calls.append(path.name)
         return len(calls)
 
-    monkeypatch.setattr(sensitivity, "better", lambda a, b, budget: a.added == "noop" or a.disagreement < b.disagreement)
+    monkeypatch.setattr(sensitivity, "better", lambda a, b, budget, images: a.added == "noop" or a.disagreement < b.disagreement)
     _, _, report = _budget(tmp_path / "a", [("noop", noop)], budget=0.0)
     assert report.applied == ["noop"] and len(report.steps) > 2  # plain, the fix, then layers kept float
     assert all(s.fixed.get("noop") for s in report.steps[1:])

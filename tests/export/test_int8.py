@@ -240,6 +240,21 @@ def test_the_budget_is_met_by_few_changed_predictions_or_by_a_small_labelled_dro
     assert not within(FallbackStep([], 7.3, 56.0, 1.1, (-0.7, 2.9)), 1.0)
 
 
+def test_a_fix_is_judged_by_changed_predictions_unless_the_drop_differs_beyond_chance():
+    from export.sensitivity import FallbackStep, better
+
+    plain = FallbackStep([], 1.1, 84.0, 0.0)  # measured on AID: 11 of 1,000 changed, no net loss
+    assert better(FallbackStep([], 0.7, 83.9, 0.1), plain, 1.0, 1000)  # 7 changed, 1 image net: chance
+    assert not better(plain, FallbackStep([], 0.7, 83.9, 0.1), 1.0, 1000)
+    # 9 changed, every one of them lost: 9 images net > 1.96 √20 = 8.8 — the drop decides
+    assert not better(FallbackStep([], 0.9, 83.1, 0.9), plain, 1.0, 1000)
+    assert better(FallbackStep([], 1.5, 85.2, -1.2), plain, 1.0, 1000)  # a real gain (12 > 1.96 √26) wins
+    assert better(FallbackStep([], 0.9), FallbackStep([], 1.1), 1.0, 1000)  # no labels: agreement alone
+    assert not better(FallbackStep([], 1.1), FallbackStep([], 1.1), 1.0, 1000)  # strictly
+    # within budget first: 3 % changed but only 0.5 pt lost beats 1.5 % changed with 1.5 pt lost
+    assert better(FallbackStep([], 3.0, 83.5, 0.5), FallbackStep([], 1.5, 82.5, 1.5), 1.0, 1000)
+
+
 def test_labels_meet_the_budget_where_agreement_alone_would_keep_layers_float(two_paths, tmp_path, monkeypatch):
     import export.sensitivity as sens
 

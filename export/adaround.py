@@ -168,10 +168,11 @@ def learn_rounding(w: np.ndarray, scale: np.ndarray, rows: np.ndarray, qmax: int
 
 def adaround(fp32_path: str | Path, int8_path: str | Path, images: np.ndarray, input_name: str = "input",
              qmax: int = 127, iters: int = 1000, rows: int = 8192, batch: int = 32, seed: int = 0,
-             cache: dict[str, np.ndarray] | None = None) -> AdaRoundResult:
+             cache: dict[str, tuple[np.ndarray, float, float]] | None = None) -> AdaRoundResult:
     """Re-round the int8 weights of ``int8_path`` in place, learning on ``images`` ``[N, ...]`` (calibration
     images as the model takes them); ``qmax`` 127 (64 with 7-bit reduce_range). ``cache`` (weight name →
-    int8 tensor) reuses roundings learned on an earlier trial of the same model."""
+    int8 tensor and its MSE nearest / learned) reuses roundings learned on an earlier trial of the same model,
+    and their MSEs, so a replayed file reports what its rounding did."""
     import onnx
     from onnx import numpy_helper
 
@@ -197,14 +198,14 @@ def adaround(fp32_path: str | Path, int8_path: str | Path, images: np.ndarray, i
     per_layer, flips, total = {}, 0, 0
     for ly in layers:
         if cache is not None and ly.q_name in cache:
-            new = cache[ly.q_name]
+            new, near, ada = cache[ly.q_name]
         else:
             scale = numpy_helper.to_array(inits[ly.scale_name]).astype(np.float32)
             new, near, ada = learn_rounding(ly.fp32_weight, scale, np.concatenate(sampled.pop(ly.q_name)), qmax,
                                             iters=iters, seed=seed)
-            per_layer[ly.q_name] = (near, ada)
             if cache is not None:
-                cache[ly.q_name] = new
+                cache[ly.q_name] = (new, near, ada)
+        per_layer[ly.q_name] = (near, ada)
         old = numpy_helper.to_array(inits[ly.q_name])
         flips += int((old != new).sum())
         total += old.size

@@ -50,7 +50,7 @@ def fix_functions(src: Path, calib_x: np.ndarray, batch: int, reduce_range: bool
     from export.adaround import adaround
     from export.bias_correction import correct_biases
 
-    learned: dict[str, np.ndarray] = {}
+    learned: dict[str, tuple[np.ndarray, float, float]] = {}
     return {"AdaRound": lambda path: adaround(src, path, calib_x, qmax=64 if reduce_range else 127, batch=batch,
                                               cache=learned),
             "bias correction": lambda path: correct_biases(src, path, calib_x, batch=batch)}

@@ -84,6 +84,8 @@ def summary_table(rows: list[dict], targets: list[str]):
     """The report's rows in the terminal: accuracy, size, latency here and the first device's estimate."""
     from rich.table import Table
 
+    from compress.jobs import formats as fmt
+
     est = targets[0] if targets else None
     t = Table(title="models (test split; latency batch 1" + (f", {est} ESTIMATED" if est else "") + ")")
     heads = ["model", "precision", "OA %", "params (M)", "MACs (M)", "file (MB)", "host ms"]
@@ -91,14 +93,11 @@ def summary_table(rows: list[dict], targets: list[str]):
     for i, h in enumerate(heads):
         t.add_column(h, justify="left" if i < 2 else "right")
 
-    def num(v, scale=1.0, fmt="{:.3f}"):
-        return "–" if v is None else fmt.format(v / scale)
-
     for r in rows:
-        cells = [r["model"], r["precision"], num(r["oa"], 0.01, "{:.2f}"), num(r.get("params_m")),
-                 num(r.get("macs"), 1e6, "{:.2f}"), num(r.get("file_bytes"), 2**20, "{:.2f}"), num(r.get("host_ms"))]
+        cells = [r["model"], r["precision"], fmt.pct(r["oa"]), fmt.num(r.get("params_m")), fmt.num(r.get("macs"), 1e6, 2),
+                 fmt.num(r.get("file_bytes"), 2**20, 2), fmt.ms(r.get("host_ms"))]
         if est:
-            cells.append(num((r["estimates"].get(est) or {}).get("ms")))
+            cells.append(fmt.ms((r["estimates"].get(est) or {}).get("ms")))
         t.add_row(*cells)
     return t
 

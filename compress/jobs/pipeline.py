@@ -21,19 +21,11 @@ from typing import Any, Callable
 from compress.engine.progress import ProgressSink
 from compress.errors import UserInputError
 from compress.io import read_json, to_jsonable, write_json_atomic, write_text_atomic
+from compress.jobs.pipeline_outputs import OUTPUT_TYPES, Step, StepOutputs, outputs_json, read_outputs
 from compress.jobs.recipe import Recipe, StudentRecipe, check_recipe
 from compress.lock import lock_folder, release_folder
 
 STATE_DIR = ".pipeline"
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    kind: str  # teacher | baseline | student | export | profile | report
-    settings: dict[str, Any]
-    reads: tuple[str, ...] = ()
-    folder: str = ""  # relative to the run folder
 
 
 @dataclass
@@ -123,8 +115,10 @@ class Pipeline:
     def _record_file(self, name: str) -> Path:
         return self.run / STATE_DIR / f"{_file_name(name)}.json"
 
-    def outputs(self, name: str) -> dict[str, Any]:
-        return self.records[name]["outputs"]
+    def outputs(self, name: str) -> StepOutputs:
+        """What step ``name`` handed on, as its kind's dataclass (read from its record)."""
+        kind = next(s.kind for s in self.steps if s.name == name)
+        return read_outputs(kind, self.records[name]["outputs"])
 
     def status(self, redo: tuple[str, ...] = ()) -> list[StepStatus]:
         """What a run would do now, without doing it."""
@@ -183,6 +177,9 @@ class Pipeline:
             t0 = time.perf_counter()
             try:
                 outputs = STEP_KINDS[s.kind](self, s, folder, resume)
+                if not isinstance(outputs, OUTPUT_TYPES[s.kind]):
+                    raise TypeError(f"step {s.name} returned {type(outputs).__name__}, not "
+                                    f"{OUTPUT_TYPES[s.kind].__name__}")
             except BaseException:
                 if aside is not None:  # the finished results come back; the failed attempt goes
                     shutil.rmtree(folder, ignore_errors=True)
@@ -191,7 +188,7 @@ class Pipeline:
                     if old is not None:
                         write_text_atomic(old_record, old)
                 raise
-            rec = {"key": key, "run_id": uuid.uuid4().hex, "outputs": to_jsonable(outputs),
+            rec = {"key": key, "run_id": uuid.uuid4().hex, "outputs": outputs_json(outputs),
                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
             write_json_atomic(self._record_file(s.name), rec)
             started.unlink(missing_ok=True)
@@ -201,7 +198,7 @@ class Pipeline:
             done.append(StepStatus(s.name, "ran", round(time.perf_counter() - t0, 1), rec["outputs"]))
         failed = [f"{s.name}: {s.outputs.get('message') or 'parity failed'}" for s in done
                   if s.name.startswith("export:") and s.outputs.get("outcome") == "parity-failed"]
-        from compress.jobs.pipeline_report import collect_rows, recommendations
+        from compress.jobs.pipeline_rows import collect_rows, recommendations
 
         rows, targets = collect_rows(self)
         picks = [x.to_dict() for x in recommendations(self, rows, targets)]
@@ -233,4 +230,4 @@ def run_pipeline(recipe_path: str | Path, redo: tuple[str, ...] = (), dry_run: b
     return Pipeline(recipe, str(recipe_path), progress).run_all(tuple(redo), only_check=dry_run)
 
 
-StepFn = Callable[[Pipeline, Step, Path, bool], dict[str, Any]]
+StepFn = Callable[[Pipeline, Step, Path, bool], StepOutputs]

@@ -1,5 +1,6 @@
-"""The pipeline's report (``report.md``, ``report.html``), accuracy-vs-latency plots per device with the
-Pareto front, and a model card (``README.md``) beside every exported model."""
+"""The pipeline's renderer: the report (``report.md``, ``report.html``), accuracy-vs-latency plots per device
+with the Pareto front, and a model card (``README.md``) beside every exported model. It renders the rows of
+:mod:`compress.jobs.pipeline_rows`; numbers are formatted by :mod:`compress.jobs.formats` only."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -8,102 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from compress.io import write_text_atomic
+from compress.jobs.formats import estimate, ms, num, pct
+from compress.jobs.pipeline_outputs import ExportOutputs, PipelineView, StudentOutputs
+from compress.jobs.pipeline_rows import collect_rows, recommendations, teacher_reference, versus
 from compress.jobs.student_search import SEARCH_COLUMNS, search_table
-
-Pipeline = Any  # compress.jobs.pipeline.Pipeline (not imported: no cycle)
-
-
-def _pct(v: Any) -> str:
-    return "–" if v is None else f"{100 * v:.2f}"
-
-
-def _num(v: Any, scale: float = 1.0, digits: int = 3) -> str:
-    return "–" if v is None else f"{v / scale:.{digits}f}"
-
-
-def collect_rows(p: Pipeline) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per model × precision: the teacher and baselines (their checkpoints), every exported file."""
-    targets = list(p.recipe.profile.targets)
-    prof = p.outputs("profile")["files"]
-    rows: list[dict[str, Any]] = []
-    t = p.outputs("teacher")
-    teacher_row = t.get("row") or next((p.outputs(s.name).get("teacher_row") for s in p.steps
-                                        if s.kind == "student" and p.outputs(s.name).get("teacher_row")), None)
-    exported = {s.name.split(":", 1)[1] for s in p.steps if s.kind == "export"}
-    if teacher_row and "teacher" not in exported:
-        rows.append({"model": "teacher", "method": teacher_row["method"], "precision": "fp32 (checkpoint)",
-                     "oa": teacher_row["test_oa"], "kappa": teacher_row["test_kappa"], "params_m": teacher_row["params_m"],
-                     "dir": str(Path(teacher_row["checkpoint"]).parents[1]), "estimates": {}})
-    for s in p.steps:
-        if s.kind == "baseline":
-            r = p.outputs(s.name)["row"]
-            rows.append({"model": s.name, "method": "ce (no teacher)", "precision": "fp32 (checkpoint)", "oa": r["test_oa"],
-                         "kappa": r["test_kappa"], "params_m": r["params_m"], "dir": str(p.run / s.folder), "estimates": {}})
-        elif s.kind == "student" and (r := p.outputs(s.name).get("baseline_row")):
-            rows.append({"model": f"baseline:{s.name.split(':', 1)[1]}", "method": "ce (no teacher)", "precision": "fp32 (checkpoint)",
-                         "oa": r["test_oa"], "kappa": r["test_kappa"], "params_m": r["params_m"],
-                         "dir": str(Path(r["checkpoint"]).parents[1]), "estimates": {}})
-    names = [st.name for st in p.recipe.students] + ["teacher"]
-    for name in names:  # the recipe's order: each student's files, then the exported teacher's
-        step = f"export:{name}" if f"export:{name}" in p.records else f"student:{name}"
-        out = p.records.get(step, {}).get("outputs", {})
-        if not out.get("files"):
-            continue
-        src = p.outputs(f"student:{name}") if name != "teacher" else {}
-        method = (src.get("row") or {}).get("method", "ce")
-        for f in out["files"]:
-            pr = prof.get(f["file"], {})
-            precision = f["precision"] + (f" — PARITY FAILED ({f['parity_failed']})" if f.get("parity_failed") else "")
-            rows.append({"model": name, "method": method, "precision": precision, "oa": f["oa"], "kappa": f["kappa"],
-                         "params_m": None if pr.get("params") is None else pr["params"] / 1e6, "macs": pr.get("macs"),
-                         "file": f["file"], "file_bytes": pr.get("file_bytes"), "host_ms": pr.get("host_ms"),
-                         "peak_act_bytes": pr.get("peak_act_bytes"), "int8_fixes": f.get("int8_fixes"),
-                         "estimates": pr.get("estimates", {}), "dir": str(Path(f["file"]).parent),
-                         "run_dir": str(p.run / (f"students/{name}" if name != "teacher" else "teacher"))})
-    return rows, targets
-
-
-def n_test_images(p: Pipeline) -> int | None:
-    """How many test images the rows' accuracies were measured on (the teacher's split), if readable."""
-    from compress.io import read_json
-
-    try:
-        return len(read_json(p.outputs("teacher")["split"])["test"])
-    except (KeyError, OSError, ValueError, TypeError):
-        return None
-
-
-def recommendations(p: Pipeline, rows: list[dict[str, Any]], targets: list[str]):
-    """What to ship per device (:mod:`compress.jobs.recommend`) for the recipe's budget."""
-    from compress.jobs.recommend import recommend
-
-    return recommend(rows, targets, p.recipe.profile.budget, n_test_images(p))
-
-
-def teacher_reference(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The row every other is compared with: the teacher's FP32 file, else its checkpoint row."""
-    mine = [r for r in rows if r["model"] == "teacher"]
-    return next((r for r in mine if r.get("file") and r["precision"].startswith("fp32")), mine[0] if mine else None)
-
-
-def versus(r: dict[str, Any], ref: dict[str, Any] | None, targets: list[str]) -> dict[str, str]:
-    """Cells comparing row ``r`` with the teacher's reference row: ``oa`` (Δ points), ``size`` (share of its file,
-    else of its parameters), ``host`` and each target (" ×N": N times faster); '–' where either side lacks it."""
-    out = {"oa": "–", "size": "–"}
-    if ref is None:
-        return out
-    if r.get("oa") is not None and ref.get("oa") is not None:
-        out["oa"] = f"{100 * (r['oa'] - ref['oa']):+.2f}"
-    for key in ("file_bytes", "params_m"):
-        if r.get(key) and ref.get(key):
-            out["size"] = f"{r[key] / ref[key]:.0%}" + (" of params" if key == "params_m" else "")
-            break
-    speed = {"host": (r.get("host_ms"), ref.get("host_ms"))}
-    speed.update({t: ((r["estimates"].get(t) or {}).get("ms"), (ref["estimates"].get(t) or {}).get("ms")) for t in targets})
-    for k, (mine, theirs) in speed.items():
-        if mine and theirs:
-            out[k] = f" ×{theirs / mine:.2f}"
-    return out
 
 
 def int8_fix_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -160,7 +69,7 @@ def _plot(rows: list[dict[str, Any]], latency_of, title: str, xlabel: str, path:
 
     on_device = band_of is not None  # a Jetson runs TensorRT: the ONNX Runtime-flavour INT8 file is not a point
     pts = [(r, latency_of(r)) for r in rows if r.get("oa") is not None and latency_of(r) is not None
-           and not (on_device and r["precision"].startswith("int8 (cpu"))]
+           and not (on_device and r.get("flavour") == "cpu")]
     if not pts:
         return None
     xy = [(lat, 100 * r["oa"]) for r, lat in pts]
@@ -206,11 +115,13 @@ def _links(r: dict[str, Any], root: Path) -> list[tuple[str, str]]:
     return links
 
 
-def model_card(p: Pipeline, name: str, rows: list[dict[str, Any]], targets: list[str]) -> str:
+def model_card(p: PipelineView, name: str, rows: list[dict[str, Any]], targets: list[str]) -> str:
     from compress.checkpoint import read_manifest
 
     export = p.outputs(f"export:{name}") if f"export:{name}" in p.records else p.outputs(f"student:{name}")
-    man = read_manifest(export["checkpoint"])
+    assert isinstance(export, (ExportOutputs, StudentOutputs))
+    engine = export.engine_status if isinstance(export, ExportOutputs) else None
+    man = read_manifest(export.checkpoint)
     mine = [r for r in rows if r["model"] == name]
     cfg = man.config or {}
     train = cfg.get("train", {})
@@ -228,17 +139,16 @@ def model_card(p: Pipeline, name: str, rows: list[dict[str, Any]], targets: list
              "| file | precision | OA % | kappa | size MB | host CPU ms | " + " | ".join(f"{t} ms (ESTIMATE)" for t in targets)
              + " |", "| --- | --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(targets)]
     for r in mine:
-        est = [(f"{r['estimates'][t]['ms']:.3g} ({r['estimates'][t]['low_ms']:.3g}–{r['estimates'][t]['high_ms']:.3g})"
-                if t in r["estimates"] else "–") for t in targets]
-        lines.append(f"| {Path(r['file']).name} | {r['precision']} | {_pct(r['oa'])} | {_num(r['kappa'], 1, 4)} | "
-                     f"{_num(r.get('file_bytes'), 2**20, 2)} | {_num(r.get('host_ms'))} | " + " | ".join(est) + " |")
+        est = [estimate(r["estimates"].get(t)) for t in targets]
+        lines.append(f"| {Path(r['file']).name} | {r['precision']} | {pct(r['oa'])} | {num(r['kappa'], 1, 4)} | "
+                     f"{num(r.get('file_bytes'), 2**20, 2)} | {ms(r.get('host_ms'))} | " + " | ".join(est) + " |")
     lines += ["", "## How it was made", "",
               f"- method `{man.method}`, role {man.role}, {man.epoch} epoch(s); lr {train.get('lr')}, batch "
               f"{train.get('batch_size')}, optimizer {train.get('optimizer')}",
               f"- teacher: {', '.join(cfg.get('teacher') or []) or 'none'}",
               f"- initial weights: {(man.init or {}).get('file') or 'random'}",
-              f"- TensorRT: {export.get('engine_status', 'not requested')} (build_engine.sh beside the files builds it "
-              "on the target)" if export.get("engine_status") else "- TensorRT: not requested", "",
+              f"- TensorRT: {engine} (build_engine.sh beside the files builds it on the target)" if engine
+              else "- TensorRT: not requested", "",
               "## Limits", "",
               "- Jetson latencies are ESTIMATES (per-kernel model, 80 % band in brackets), never measurements; the host "
               "latency was measured here with ONNX Runtime on the CPU.",
@@ -246,19 +156,19 @@ def model_card(p: Pipeline, name: str, rows: list[dict[str, Any]], targets: list
     return "\n".join(lines) + "\n"
 
 
-def _searches(p: Pipeline) -> list[tuple[str, list[list[str]], str]]:
+def _searches(p: PipelineView) -> list[tuple[str, list[list[str]], str]]:
     """The candidates table of every student searched for a device, titled with the student's name, and the
     line that says what was chosen and why."""
     out = []
     for s in p.steps:
-        found = p.outputs(s.name) if s.kind == "student" else {}
-        if found.get("search"):
-            title, rows = search_table(found["search"])
-            out.append((f"{s.name.split(':', 1)[1]}: {title}", rows, found.get("chosen") or ""))
+        found = p.outputs(s.name) if s.kind == "student" else None
+        if isinstance(found, StudentOutputs) and found.search:
+            title, rows = search_table(found.search)
+            out.append((f"{s.name.split(':', 1)[1]}: {title}", rows, found.chosen or ""))
     return out
 
 
-def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
+def write_pipeline_report(p: PipelineView) -> dict[str, Path]:
     rows, targets = collect_rows(p)
     root = p.run
     from compress.hardware import cpu_info
@@ -286,17 +196,16 @@ def write_pipeline_report(p: Pipeline) -> dict[str, Path]:
     table = []
     for r in rows:
         v = versus(r, ref, targets)
-        est = [(f"{r['estimates'][t]['ms']:.3g} ({r['estimates'][t]['low_ms']:.2g}–{r['estimates'][t]['high_ms']:.2g})"
-                + v.get(t, "") if t in r["estimates"] else "–") for t in targets]
-        table.append(([r["model"], r["method"], r["precision"], _pct(r["oa"]), v["oa"], _num(r["kappa"], 1, 4),
-                       _num(r.get("params_m"), 1, 3), _num(r.get("macs"), 1e9, 4), _num(r.get("file_bytes"), 2**20, 2),
-                       v["size"], _num(r.get("host_ms")) + v.get("host", "")] + est, _links(r, root)))
+        est = [estimate(r["estimates"][t]) + v.get(t, "") if t in r["estimates"] else "–" for t in targets]
+        table.append(([r["model"], r["method"], r["precision"], pct(r["oa"]), v["oa"], num(r["kappa"], 1, 4),
+                       num(r.get("params_m"), 1, 3), num(r.get("macs"), 1e9, 4), num(r.get("file_bytes"), 2**20, 2),
+                       v["size"], ms(r.get("host_ms")) + v.get("host", "")] + est, _links(r, root)))
     intro = (f"Recipe `{p.recipe_path}`; {len(rows)} rows. Accuracy: test split. Host latency measured on {host} "
              "(ONNX Runtime, batch 1). Device columns are ESTIMATES of TensorRT GPU time (80 % band in brackets). "
-             + (f"Reference: the teacher's {ref['precision']} ({_pct(ref['oa'])} %): Δ OA in points, size as a share "
+             + (f"Reference: the teacher's {ref['precision']} ({pct(ref['oa'])} %): Δ OA in points, size as a share "
                 "of its file (or parameters), and ×N = N times faster than it in the same column." if ref else
                 "No teacher row to compare with (export.teacher: true adds it)."))
-    failed = [r for r in rows if "PARITY FAILED" in r["precision"]]
+    failed = [r for r in rows if r.get("parity_failed")]
     if failed:
         intro += (f" {len(failed)} file(s) FAILED their parity check against the PyTorch model (marked in the "
                   "precision column; see parity.json beside them): do not ship them as they are.")

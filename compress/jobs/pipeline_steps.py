@@ -1,54 +1,54 @@
 """What each ``compress pipeline`` step does; every one calls the job behind a single command.
 
 Each function gets the pipeline, its step, its folder and whether to resume a half-finished run of
-the same settings, and returns the outputs later steps read (JSON-able).
+the same settings, and returns the outputs later steps read: its kind's dataclass from
+:mod:`compress.jobs.pipeline_outputs`.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 from compress.data.bundle import DataConfig
-Pipeline = Step = Any  # compress.jobs.pipeline.Pipeline / Step (imported there, not here: no cycle)
-from compress.jobs.default_student import StudentBudget
 from compress.jobs.candidates import target_spec
+from compress.jobs.default_student import StudentBudget
+from compress.jobs.pipeline_outputs import (BaselineOutputs, DeviceEstimate, ExportOutputs, PipelineView,
+                                            ProfileOutputs, ProfileRow, ReportOutputs, ScoredFile, Step,
+                                            StudentOutputs, TeacherOutputs)
 from compress.jobs.recipe import StudentRecipe, search_budget
 
 
-def _data(p: Pipeline) -> DataConfig:
+def _data(p: PipelineView) -> DataConfig:
     """The recipe's data, on the teacher's split (every stage trains and tests on the same images)."""
-    split = p.outputs("teacher").get("split")
+    split = p.outputs("teacher").split
     return dataclasses.replace(p.recipe.data, split=split) if split and Path(split).is_file() else p.recipe.data
 
 
-def _teacher(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+def _teacher(p: PipelineView, s: Step, folder: Path, resume: bool) -> TeacherOutputs:
     from compress.data.split import find_split_file
     from compress.jobs.classification import JobConfig, run_train
 
     t = p.recipe.teacher
     if t.checkpoint:
         split = find_split_file(t.checkpoint[0])
-        return {"checkpoints": list(t.checkpoint), "weights": list(t.weights), "split": str(split) if split else None,
-                "row": None}
+        return TeacherOutputs(tuple(t.checkpoint), tuple(t.weights), str(split) if split else None)
     train = dataclasses.replace(p.recipe.train, epochs=t.epochs or p.recipe.train.epochs)
     res = run_train(JobConfig(data=p.recipe.data, train=train, student=t.arch, method="ce", pretrained=t.pretrained,
                               weights=t.init_weights, out=str(folder), resume=resume), p.progress)
     row = dataclasses.asdict(res.rows[0])
-    return {"checkpoints": [row["checkpoint"]], "weights": [], "split": str(folder / "split.json"),
-            "row": {**row, "role": "teacher"}}
+    return TeacherOutputs((row["checkpoint"],), (), str(folder / "split.json"), {**row, "role": "teacher"})
 
 
-def _baseline(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+def _baseline(p: PipelineView, s: Step, folder: Path, resume: bool) -> BaselineOutputs:
     from compress.jobs.classification import JobConfig, run_train
 
     res = run_train(JobConfig(data=_data(p), train=p.recipe.train, student=s.settings["arch"], method="ce",
                               out=str(folder), resume=resume), p.progress)
     row = dataclasses.asdict(res.rows[0])
-    return {"checkpoint": row["checkpoint"], "row": {**row, "role": "baseline"}}
+    return BaselineOutputs(row["checkpoint"], {**row, "role": "baseline"})
 
 
-def _student(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+def _student(p: PipelineView, s: Step, folder: Path, resume: bool) -> StudentOutputs:
     st: StudentRecipe = next(x for x in p.recipe.students if f"student:{x.name}" == s.name)
     teacher = p.outputs("teacher")
     if st.quantize is not None:
@@ -56,18 +56,18 @@ def _student(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]
     if st.prune is not None:
         from compress.jobs.prune import PruneJobConfig, run_prune
 
-        if len(teacher["checkpoints"]) != 1:
+        if len(teacher.checkpoints) != 1:
             from compress.errors import UserInputError
 
             raise UserInputError(f"students.{st.name}.prune prunes one teacher; the recipe gives an ensemble.")
-        res = run_prune(PruneJobConfig(checkpoint=teacher["checkpoints"][0], out=str(folder), recover=True,
+        res = run_prune(PruneJobConfig(checkpoint=teacher.checkpoints[0], out=str(folder), recover=True,
                                        method=st.method, method_params=dict(st.params), train=p.recipe.train,
                                        baseline=p.recipe.baseline, resume=resume, **st.prune), p.progress).to_dict()
         rows = res["recovered"]["rows"]
         row = next(r for r in rows if r["role"] == "student")
-        return {"checkpoint": row["checkpoint"], "row": {**row, "role": f"pruned ({res['budget']})"},
-                "oa_before_recovery": res["test_oa_before_recovery"],
-                "baseline_row": next((r for r in rows if r["role"] == "baseline"), None)}
+        return StudentOutputs(row["checkpoint"], {**row, "role": f"pruned ({res['budget']})"},
+                              baseline_row=next((r for r in rows if r["role"] == "baseline"), None),
+                              oa_before_recovery=res["test_oa_before_recovery"])
     from compress.jobs.classification import JobConfig, run_distill
 
     # the first default student (the teacher pruned to half its MACs) trains the pruned network's baseline too
@@ -77,8 +77,8 @@ def _student(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]
     baseline = p.recipe.baseline and (st.name == first_auto or st.search is not None)
     budget = search_budget(st) if st.search is not None else StudentBudget()
     res = run_distill(JobConfig(data=_data(p), train=p.recipe.train, student=st.student, weights=st.weights,
-                                method=st.method, method_params=dict(st.params), teacher=tuple(teacher["checkpoints"]),
-                                teacher_weights=tuple(teacher["weights"]), baseline=baseline, budget=budget,
+                                method=st.method, method_params=dict(st.params), teacher=teacher.checkpoints,
+                                teacher_weights=teacher.weights, baseline=baseline, budget=budget,
                                 out=str(folder), resume=resume), p.progress)
     rows = [dataclasses.asdict(r) for r in res.rows]
     student = next(r for r in rows if r["role"] == "student")
@@ -86,11 +86,10 @@ def _student(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]
     base = next((r for r in rows if r["role"] == "baseline"), None)
     role = (f"student (for {st.search['target']}: {res.search['chosen']})" if res.search else
             "student (the teacher pruned)" if res.chosen else "student")
-    return {"checkpoint": student["checkpoint"], "row": {**student, "role": role}, "teacher_row": given,
-            "baseline_row": base, "chosen": res.chosen, "search": res.search}
+    return StudentOutputs(student["checkpoint"], {**student, "role": role}, given, base, res.chosen, res.search)
 
 
-def _quantized(p: Pipeline, st: StudentRecipe, folder: Path, resume: bool) -> dict[str, Any]:
+def _quantized(p: PipelineView, st: StudentRecipe, folder: Path, resume: bool) -> StudentOutputs:
     from compress.jobs.qad import QAD_TRAIN, QuantizeConfig, run_quantize
 
     q = st.quantize or {}
@@ -98,15 +97,16 @@ def _quantized(p: Pipeline, st: StudentRecipe, folder: Path, resume: bool) -> di
     train = dataclasses.replace(QAD_TRAIN, epochs=int(q.get("epochs", QAD_TRAIN.epochs)),
                                 lr=float(q.get("lr", QAD_TRAIN.lr)), device=p.recipe.train.device)
     flavour = q.get("flavour") or ("trt" if p.recipe.export.int8_target == "trt" else "cpu")
-    res = run_quantize(QuantizeConfig(checkpoint=src["checkpoint"], out=str(folder), qat=True, flavour=flavour,
+    res = run_quantize(QuantizeConfig(checkpoint=src.checkpoint, out=str(folder), qat=True, flavour=flavour,
                                       train=train, resume=resume), p.progress)
-    files = [{"file": f, "role": role} for role, f in res.files.items() if str(f).endswith(".onnx")]
-    return {"checkpoint": res.student_checkpoint, "files": _scored(p, [x["file"] for x in files if x["role"] == "qad"]),
-            "accuracy": res.accuracy, "row": {**src["row"], "role": "student (QAD)", "method": f"qad<-{q['from']}"}}
+    qad = [str(f) for role, f in res.files.items() if role == "qad" and str(f).endswith(".onnx")]
+    return StudentOutputs(res.student_checkpoint, {**src.row, "role": "student (QAD)", "method": f"qad<-{q['from']}"},
+                          files=_scored(qad), accuracy=res.accuracy)
 
 
-def _scored(p: Pipeline, files: list[str]) -> list[dict[str, Any]]:
-    """OA / kappa / macro-F1 of each exported classifier on the run's test split, and its precision."""
+def _scored(files: list[str], failed: dict[str, str] | None = None) -> tuple[ScoredFile, ...]:
+    """OA / kappa / macro-F1 of each exported classifier on the run's test split, its precision and flavour,
+    and (``failed``: file name → parity row) the parity row it failed."""
     from export.evaluate import evaluate_onnx
     from export.onnx import read_metadata
 
@@ -117,66 +117,65 @@ def _scored(p: Pipeline, files: list[str]) -> list[dict[str, Any]]:
         flavour = meta.get("int8_flavour")
         m = evaluate_onnx(f).metrics
         fixes = {k: meta[k] for k in ("adaround", "bias_correction", "float_nodes") if meta.get(k)}
-        out.append({"file": str(f), "precision": precision + (f" ({flavour})" if flavour else ""),
-                    "oa": m.get("oa"), "kappa": m.get("kappa"), "macro_f1": m.get("macro_f1"),
-                    **({"int8_fixes": fixes} if precision == "int8" else {})})
-    return out
+        out.append(ScoredFile(str(f), precision, m.get("oa"), m.get("kappa"), m.get("macro_f1"), flavour,
+                              fixes if precision == "int8" else None, (failed or {}).get(Path(f).name)))
+    return tuple(out)
 
 
-def _export(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+def _export(p: PipelineView, s: Step, folder: Path, resume: bool) -> ExportOutputs:
     from export.pipeline import export_checkpoint
 
     from compress.jobs.recipe import export_config
 
     src = p.outputs(s.reads[0])
-    ckpt = src["checkpoints"][0] if "checkpoints" in src else src["checkpoint"]
+    ckpt = src.checkpoints[0] if isinstance(src, TeacherOutputs) else src.checkpoint
     res = export_checkpoint(ckpt, folder, export_config(p.recipe.export))
     onnx_files = [str(folder / f) for f in res.files if f.endswith(".onnx")]
     failed = {r.file: r.name for r in res.parity.rows if not r.passed and r.file}
-    files = [{**f, "parity_failed": failed.get(Path(f["file"]).name)} for f in _scored(p, onnx_files)]
-    return {"checkpoint": ckpt, "files": files, "engine_status": res.engine_status,
-            "outcome": res.outcome, "message": res.message, "notes": res.notes, "dir": str(folder)}
+    return ExportOutputs(ckpt, _scored(onnx_files, failed), res.outcome, res.message or "", res.engine_status,
+                         tuple(res.notes), str(folder))
 
 
-def _profile(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+def _profile(p: PipelineView, s: Step, folder: Path, resume: bool) -> ProfileOutputs:
     from profiles.api import ProfileConfig, profile_targets
 
+    from compress.io import write_json_atomic
+    from compress.jobs.pipeline_outputs import outputs_json
+
     pr = p.recipe.profile
-    files = [f["file"] for name in s.reads for f in p.outputs(name).get("files", [])]
-    rows: dict[str, dict[str, Any]] = {f: {"estimates": {}} for f in files}
+    files = [f.file for name in s.reads for f in p.outputs(name).files]
+    rows: dict[str, ProfileRow] = {f: ProfileRow() for f in files}
     if pr.host:
         for f in files:
             rep = profile_targets([f], ProfileConfig(device="cpu", warmup=pr.warmup, iters=pr.iters, threads=pr.threads))
             t = rep.targets[0]
             a = t.analysis or {}
             lat = t.latency[0] if t.latency else {}
-            rows[f].update(params=a.get("params"), macs=a.get("macs"), file_bytes=t.file_bytes,
-                           peak_act_bytes=a.get("peak_activation_bytes"),
-                           host_ms=lat.get("mean_ms"), host_p90_ms=lat.get("p90_ms"),
-                           host=(rep.device or {}).get("name"))
+            rows[f] = ProfileRow(a.get("params"), a.get("macs"), t.file_bytes, a.get("peak_activation_bytes"),
+                                 lat.get("mean_ms"), lat.get("p90_ms"), (rep.device or {}).get("name"))
     for spec in pr.targets:
         name, mode = target_spec(spec)
         rep = profile_targets(files, ProfileConfig(target=name, power_mode=mode))
         for f, t in zip(files, rep.targets):
+            a, r = t.analysis or {}, rows[f]
             e = next((x for x in t.latency if x.get("kind") == "estimate"), None)
-            if e:
-                rows[f]["estimates"][spec] = {"ms": e["latency_ms"], "low_ms": e["low_ms"], "high_ms": e["high_ms"],
-                                              "power_mode": e["power_mode"]}
-            rows[f].setdefault("params", (t.analysis or {}).get("params"))
-            rows[f].setdefault("macs", (t.analysis or {}).get("macs"))
-            rows[f].setdefault("file_bytes", t.file_bytes)
-            rows[f].setdefault("peak_act_bytes", (t.analysis or {}).get("peak_activation_bytes"))
+            est = {**r.estimates, spec: DeviceEstimate(e["latency_ms"], e["low_ms"], e["high_ms"], e["power_mode"])} \
+                if e else r.estimates
+            rows[f] = dataclasses.replace(
+                r, estimates=est, params=r.params if r.params is not None else a.get("params"),
+                macs=r.macs if r.macs is not None else a.get("macs"),
+                file_bytes=r.file_bytes if r.file_bytes is not None else t.file_bytes,
+                peak_act_bytes=r.peak_act_bytes if r.peak_act_bytes is not None else a.get("peak_activation_bytes"))
+    out = ProfileOutputs(rows)
     folder.mkdir(parents=True, exist_ok=True)
-    from compress.io import write_json_atomic
-
-    write_json_atomic(folder / "profile.json", rows)
-    return {"files": rows}
+    write_json_atomic(folder / "profile.json", outputs_json(out)["files"])
+    return out
 
 
-def _report(p: Pipeline, s: Step, folder: Path, resume: bool) -> dict[str, Any]:
+def _report(p: PipelineView, s: Step, folder: Path, resume: bool) -> ReportOutputs:
     from compress.jobs.pipeline_report import write_pipeline_report
 
-    return {k: str(v) for k, v in write_pipeline_report(p).items()}
+    return ReportOutputs({k: str(v) for k, v in write_pipeline_report(p).items()})
 
 
 STEP_KINDS = {"teacher": _teacher, "baseline": _baseline, "student": _student, "export": _export,

@@ -21,6 +21,7 @@ from typing import Any
 from compress.engine.loop import keeps
 from compress.errors import UserInputError
 from compress.io import to_jsonable
+from compress.jobs import formats as fmt
 
 LIMITS = ("latency_ms", "memory_mb")
 HOST = "host"
@@ -46,9 +47,9 @@ class Recommendation:
     def line(self) -> str:
         if self.model is None:
             return f"{self.device}: nothing to recommend ({self.why})."
-        how = "measured" if self.band_ms is None else f"ESTIMATED, {self.band_ms[0]:.3g}–{self.band_ms[1]:.3g}"
+        how = "measured" if self.band_ms is None else f"ESTIMATED, {fmt.band(*self.band_ms)}"
         mem = f", {self.memory_mb:.1f} MiB" if self.memory_mb is not None else ""
-        return (f"{self.device}: ship {self.model} {self.precision} — {100 * self.oa:.2f} % OA, {self.latency_ms:.3g} ms "
+        return (f"{self.device}: ship {self.model} {self.precision} — {fmt.pct(self.oa)} % OA, {fmt.ms(self.latency_ms)} ms "
                 f"({how}){mem}; {self.why}.")
 
 
@@ -95,11 +96,11 @@ def recommend(rows: list[dict[str, Any]], devices: list[str], budget: dict[str, 
               n_test: int | None = None) -> list[Recommendation]:
     """One recommendation per device in ``devices`` (and the host when rows were measured there); ``n_test``
     is the number of test images the accuracies were measured on (None: strictly the most accurate)."""
-    ship = [r for r in rows if r.get("file") and r.get("oa") is not None and "PARITY FAILED" not in r["precision"]]
+    ship = [r for r in rows if r.get("file") and r.get("oa") is not None and not r.get("parity_failed")]
     out = []
     for device in [*devices, *([HOST] if any(r.get("host_ms") for r in ship) else [])]:
         limits = limits_for(budget, device)
-        runs_here = [r for r in ship if device == HOST or not r["precision"].startswith("int8 (cpu")]
+        runs_here = [r for r in ship if device == HOST or r.get("flavour") != "cpu"]  # ORT's flavour: not TensorRT
         timed = [(r, *_latency(r, device)) for r in runs_here]
         timed = [(r, ms, band) for r, ms, band in timed if ms is not None]
         if not timed:

@@ -23,6 +23,7 @@ from compress.data.dataset import SubsetDataset
 from compress.engine.config import TrainConfig
 from compress.errors import UserInputError
 from compress.io import read_json, to_jsonable, write_json_atomic
+from compress.jobs import formats as fmt
 from compress.jobs.candidates import Candidate, Context, DeviceBudget, Estimator, build_candidates, unreachable
 
 SEARCH_DIR = "search"  # inside the distill run folder
@@ -266,14 +267,11 @@ def search_table(search: dict[str, Any]) -> tuple[str, list[list[str]]]:
     title = (f"students considered for {where}: ≤ {b['latency_ms']:g} ms {p} ({est}, batch 1); proxy = "
              f"{pr['method']} for {pr['epochs']} epochs on {pr['share']:.0%} of the training split, validation OA")
 
-    def ms(v) -> str:
-        return "—" if v is None else f"{v:.3g}"
-
     def row(name: str, size, e: dict, meets: str, proxy, note: str) -> list[str]:
         band = e.get(f"{p}_band")
-        return [name, str(size), f"{e['macs'] / 1e6:.2f}", f"{e['params'] / 1e6:.3f}", ms(e.get("fp16_ms")),
-                ms(e.get("int8_ms")), f"{band[0]:.3g}–{band[1]:.3g}" if band else "—", ms(e.get("measured_ms")), meets,
-                "—" if proxy is None else f"{100 * proxy:.2f}", note]
+        return [name, str(size), fmt.num(e["macs"], 1e6, 2), fmt.num(e["params"], 1e6, 3), fmt.ms(e.get("fp16_ms")),
+                fmt.ms(e.get("int8_ms")), fmt.band(*band) if band else fmt.MISSING, fmt.ms(e.get("measured_ms")), meets,
+                fmt.pct(proxy), note]
 
     rows = [row("teacher", search["teacher"].get("image_size", ""), search["teacher"], "", None, "reference")]
     rows += [row(c["name"], c["image_size"], c["estimate"], "yes" if c["reached"] else "no", c["proxy_oa"],

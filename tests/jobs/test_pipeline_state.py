@@ -8,7 +8,7 @@ import yaml
 from compress.errors import UserInputError
 from compress.jobs import pipeline as pl
 from compress.jobs.recipe import load_recipe
-from tests.jobs.fake_steps import install_fake_steps
+from tests.jobs.fake_steps import fake_outputs, install_fake_steps
 from tests.jobs.test_pipeline_keys import BASE
 
 NAMES = ["teacher", "student:kd", "student:dkd", "export:kd", "export:dkd", "profile", "report"]
@@ -117,7 +117,7 @@ def test_an_interrupted_step_is_resumed_only_with_its_own_key(tmp_path, monkeypa
         if s.folder not in ("", "."):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "config.json").write_text("{}")
-        return {"checkpoint": str(folder), "checkpoints": [str(folder)], "weights": [], "files": []}
+        return fake_outputs(s, folder)
 
     monkeypatch.setattr(pipeline_steps, "STEP_KINDS", {k: step for k in pipeline_steps.STEP_KINDS})
     path = _recipe(tmp_path)
@@ -151,10 +151,9 @@ def test_only_exports_that_failed_parity_are_listed_and_times_are_in_tenths(tmp_
     def step(p, s, folder, resume):
         if s.folder not in ("", "."):
             folder.mkdir(parents=True, exist_ok=True)
-        out = {"checkpoint": str(folder), "checkpoints": [str(folder)], "weights": [], "files": []}
         if s.name == "export:kd":
-            return {**out, "outcome": "parity-failed", "message": "int8 lost 2.5 pt"}
-        return {**out, "outcome": "parity-failed" if s.name == "profile" else "ok"}  # not an export: not listed
+            return fake_outputs(s, folder, outcome="parity-failed", message="int8 lost 2.5 pt")
+        return fake_outputs(s, folder)
 
     ticks = iter(range(1000))
     monkeypatch.setattr(pipeline_steps, "STEP_KINDS", {k: step for k in pipeline_steps.STEP_KINDS})

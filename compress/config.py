@@ -117,6 +117,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def command_section(values: Mapping[str, Any], command: str) -> dict[str, Any]:
+    """A command's keys in a ``--config`` file: its section (``export:``, ``profile:``) when the file has one,
+    else the whole file — so one file can hold several commands' settings, or one command's at the top."""
+    section = values.get(command)
+    return dict(section) if isinstance(section, Mapping) else dict(values)
+
+
 def build_config(cls: type[C], values: Mapping[str, Any] | None = None, *, section: str = "config") -> C:
     """Build frozen dataclass ``cls`` from a mapping; unknown keys raise a UserInputError listing valid ones."""
     values = {_norm_key(k): v for k, v in (values or {}).items()}

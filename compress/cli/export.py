@@ -9,79 +9,84 @@ from rich.markup import escape
 from rich.text import Text
 
 from compress.cli.common import console, err_console, fail, print_json, show_table
-from compress.cli.options import Flag, Given, Group, Int, arg, command, opt
+from compress.cli.options import Flag, Float, Given, Group, Int, arg, command, opt
 from compress.errors import UserInputError
 
 EXIT_CODES = {"ok": 0, "parity-failed": 1, "engine-not-built": 1}
 
 OPTIONS = Group("export", (
     arg("checkpoint", "Checkpoint folder (or run folder → checkpoints/best)."),
-    opt("out", "-o", "--out", help="Output folder (new, or a previous export with --force).", show_default=False),
-    opt("batch", "--batch-size", type=int, default=1, deprecated=("--batch",),
+    opt("out", "-o", "--out", key="out", help="Output folder (new, or a previous export with --force).",
+        show_default=False),
+    opt("config", "--config", help="YAML/TOML/JSON file of export settings: the names below in snake_case (batch, "
+        "int8_budget, …), `out`, and `parity:` {atol, rtol, min_top1_agreement, max_oa_drop}, at the top or under "
+        "`export:`; flags override it.", show_default=False),
+    opt("batch", "--batch-size", key="batch", type=Int, deprecated=("--batch",), show_default="1",
         help="Static batch size (the opt batch with --dynamic-batch)."),
-    opt("dynamic_batch", "--dynamic-batch", type=Flag, default=False, help="Symbolic batch dimension."),
-    opt("max_batch", "--max-batch", type=int, default=32, help="Largest batch of the TensorRT profile."),
-    opt("image_size", "--image-size", type=Int, help="Input size (8–4096).", show_default="the manifest's"),
-    opt("opset", "--opset", type=Int, help="ONNX opset (capped by --trt-version).", show_default="17"),
-    opt("exporter", "--exporter", default="torchscript", help="torchscript | dynamo"),
+    opt("dynamic_batch", "--dynamic-batch", key="dynamic_batch", type=Flag, default=False,
+        help="Symbolic batch dimension."),
+    opt("max_batch", "--max-batch", key="max_batch", type=Int, show_default="32",
+        help="Largest batch of the TensorRT profile."),
+    opt("image_size", "--image-size", key="image_size", type=Int, help="Input size (8–4096).",
+        show_default="the manifest's"),
+    opt("opset", "--opset", key="opset", type=Int, help="ONNX opset (capped by --trt-version).", show_default="17"),
+    opt("exporter", "--exporter", key="exporter", help="torchscript | dynamo", show_default="torchscript"),
     opt("no_simplify", "--no-simplify", type=Flag, default=False, help="Skip graph simplification."),
-    opt("embed_preprocess", "--embed-preprocess", type=Flag, default=False, help="Graph takes uint8 NHWC images."),
-    opt("task", "--task", default="classify", help="classify (logits) | embedding (L2-normalised)."),
-    opt("fp16", "--fp16", type=Flag, default=False, help="Also write model_fp16.onnx (float32 I/O)."),
-    opt("int8", "--int8", type=Flag, default=False, help="Also write model_int8.onnx (Q/DQ, calibrated)."),
-    opt("calib_images", "--calib-images", type=int, default=256,
+    opt("embed_preprocess", "--embed-preprocess", key="embed_preprocess", type=Flag, default=False,
+        help="Graph takes uint8 NHWC images."),
+    opt("task", "--task", key="task", help="classify (logits) | embedding (L2-normalised).", show_default="classify"),
+    opt("fp16", "--fp16", key="fp16", type=Flag, default=False, help="Also write model_fp16.onnx (float32 I/O)."),
+    opt("int8", "--int8", key="int8", type=Flag, default=False, help="Also write model_int8.onnx (Q/DQ, calibrated)."),
+    opt("calib_images", "--calib-images", key="calib_images", type=Int, show_default="256",
         help="Training images for INT8 calibration (capped at the training split)."),
-    opt("calib_method", "--calib-method", default="entropy", help="minmax | entropy | percentile"),
-    opt("int8_target", "--int8-target", default="auto", help="INT8 flavour: cpu (ONNX Runtime), trt (TensorRT "
-        "Q/DQ placement) or both; auto = cpu, plus trt with --trt."),
-    opt("int8_budget", "--int8-budget", type=float, default=1.0,
+    opt("calib_method", "--calib-method", key="calib_method", help="minmax | entropy | percentile",
+        show_default="entropy"),
+    opt("int8_target", "--int8-target", key="int8_target", show_default="auto",
+        help="INT8 flavour: cpu (ONNX Runtime), trt (TensorRT Q/DQ placement) or both; auto = cpu, plus trt with "
+             "--trt."),
+    opt("int8_budget", "--int8-budget", key="int8_budget", type=Float, show_default="1.0",
         help="INT8 budget, points of OA on up to 1000 validation+training images (met when at most this % of them "
         "change their top-1, or their labelled OA drops by at most this); the most sensitive layers stay float to "
         "meet it."),
     opt("no_int8_fallback", "--no-int8-fallback", type=Flag, default=False,
-        help="Quantise every layer; no sensitivity fallback."),
-    opt("int8_exclude", "--int8-exclude", type=Optional[List[str]], show_default=False,
+        help="Quantise every layer; no sensitivity fallback (a file's int8_budget: null)."),
+    opt("int8_exclude", "--int8-exclude", key="int8_exclude", type=Optional[List[str]], show_default=False,
         help="Keep this layer in float (node name or module path, e.g. layer1.0.conv1; repeatable)."),
-    opt("int8_adaround", "--int8-adaround", default="auto",
+    opt("int8_adaround", "--int8-adaround", key="int8_adaround", show_default="auto",
         help="Learn each INT8 weight's rounding (up or down) on the calibration images (AdaRound, Nagel et al. "
              "2020; the file stays plain Q/DQ): auto (tried by the INT8 budget, kept when it judges better), on "
              "or off."),
-    opt("int8_bias_correction", "--int8-bias-correction", default="auto",
+    opt("int8_bias_correction", "--int8-bias-correction", key="int8_bias_correction", show_default="auto",
         help="Move each INT8 layer's bias so its mean output on the calibration images matches FP32 (Nagel et "
              "al. 2019; the file stays plain Q/DQ): auto (tried by the INT8 budget, kept when it judges better), "
              "on or off."),
-    opt("int8_reduce_range", "--int8-reduce-range", default="auto",
+    opt("int8_reduce_range", "--int8-reduce-range", key="int8_reduce_range", show_default="auto",
         help="7-bit INT8 weights for x86 CPUs without VNNI: auto (from this CPU), on or off."),
-    opt("trt", "--trt", type=Flag, default=False, help="Build a TensorRT engine (here if possible) + build_engine.sh."),
-    opt("trt_version", "--trt-version", help="Target TensorRT: 8.2, 8.5, 10.3, 11.", show_default="10.3"),
-    opt("dla", "--dla", type=Int, help="DLA core (Jetson Xavier/Orin), GPU fallback on.", show_default=False),
-    opt("workspace_mb", "--workspace-mb", type=int, default=1024, help="TensorRT builder workspace (MiB)."),
-    opt("remote", "--remote", help="[user@]host[:port]: build on the Jetson over SSH.", show_default=False),
-    opt("atol", "--atol", type=Optional[List[str]], help="Abs tolerance, PREC=VALUE (repeatable; bare = fp32; "
-        "fp16's is a share of the largest |output|).",
+    opt("trt", "--trt", key="trt", type=Flag, default=False,
+        help="Build a TensorRT engine (here if possible) + build_engine.sh."),
+    opt("trt_version", "--trt-version", key="trt_version", help="Target TensorRT: 8.2, 8.5, 10.3, 11.",
+        show_default="10.3"),
+    opt("dla", "--dla", key="dla", type=Int, help="DLA core (Jetson Xavier/Orin), GPU fallback on.",
         show_default=False),
-    opt("rtol", "--rtol", type=Optional[List[str]], help="Rel tolerance, PREC=VALUE (repeatable; bare = fp32).",
+    opt("workspace_mb", "--workspace-mb", key="workspace_mb", type=Int, show_default="1024",
+        help="TensorRT builder workspace (MiB)."),
+    opt("remote", "--remote", key="remote", help="[user@]host[:port]: build on the Jetson over SSH.",
         show_default=False),
-    opt("min_top1", "--min-top1-agreement", type=Optional[float], help="INT8: top-1 agreement to keep, judged on "
-        "labelled samples too when given (by default labelled samples are judged by the OA drop, unlabelled ones "
-        "by agreement).", show_default="1 - budget/100"),
-    opt("max_oa_drop", "--max-oa-drop", type=Optional[float], help="INT8: OA points.", show_default="the budget"),
-    opt("samples", "--samples", type=int, default=1000, help="Test samples for the parity check (capped at the split)."),
-    opt("force", "--force", type=Flag, default=False, help="Replace a previous export in the output folder."),
+    opt("atol", "--atol", key="parity.atol", type=Optional[List[str]], show_default=False,
+        help="Abs tolerance, PREC=VALUE (repeatable; bare = fp32; fp16's is a share of the largest |output|)."),
+    opt("rtol", "--rtol", key="parity.rtol", type=Optional[List[str]], show_default=False,
+        help="Rel tolerance, PREC=VALUE (repeatable; bare = fp32)."),
+    opt("min_top1", "--min-top1-agreement", key="parity.min_top1_agreement", type=Float,
+        show_default="1 - budget/100", help="INT8: top-1 agreement to keep, judged on labelled samples too when "
+        "given (by default labelled samples are judged by the OA drop, unlabelled ones by agreement)."),
+    opt("max_oa_drop", "--max-oa-drop", key="parity.max_oa_drop", type=Float, help="INT8: OA points.",
+        show_default="the budget"),
+    opt("samples", "--samples", key="parity_samples", type=Int, show_default="1000",
+        help="Test samples for the parity check (capped at the split)."),
+    opt("force", "--force", key="force", type=Flag, default=False,
+        help="Replace a previous export in the output folder."),
     opt("json", "--json", type=Flag, default=False, help="Print the result as JSON."),
 ))
-
-
-def _tolerances(values: list[str] | None, flag: str) -> dict[str, float]:
-    """``["1e-4", "fp16=2e-2"]`` → ``{"fp32": 1e-4, "fp16": 2e-2}`` (a bare value means fp32)."""
-    out: dict[str, float] = {}
-    for v in values or []:
-        prec, _, num = v.rpartition("=")
-        try:
-            out[prec or "fp32"] = float(num)
-        except ValueError:
-            raise UserInputError(f"{flag} '{v}' is not PRECISION=VALUE (e.g. {flag} fp16=2e-2).") from None
-    return out
 
 
 def _fmt(v: Optional[float], spec: str) -> str:
@@ -131,29 +136,23 @@ def register(app: typer.Typer) -> None:
     @command(app, "export", OPTIONS)
     def export_cmd(given: Given) -> None:
         """Export a checkpoint to ONNX (FP32, FP16, INT8 QDQ), verify parity, and build TensorRT engines."""
-        from export.pipeline import ExportConfig, export_checkpoint
-        from export.verify import ParityCriteria
+        from compress.config import command_section, load_config_file
+        from compress.jobs.config import merge_config
+        from export.pipeline import export_checkpoint
+        from export.settings import export_settings
 
         g = given.own
-        if not g["out"]:
-            raise UserInputError("export needs -o/--out DIR: the folder to write the ONNX files and reports into.")
-        budget = None if g["no_int8_fallback"] else g["int8_budget"]
-        criteria = ParityCriteria().for_int8_budget(budget).with_overrides(_tolerances(g["atol"], "--atol"), _tolerances(g["rtol"], "--rtol"),
-                                                   int8_min_top1_agreement=g["min_top1"],
-                                                   int8_agreement_with_labels=g["min_top1"] is not None or None,
-                                                   int8_max_accuracy_drop=g["max_oa_drop"])
-        cfg = ExportConfig(batch=g["batch"], dynamic_batch=g["dynamic_batch"], max_batch=g["max_batch"],
-                           image_size=g["image_size"], opset=g["opset"], exporter=g["exporter"],
-                           simplify=not g["no_simplify"], embed_preprocess=g["embed_preprocess"], task=g["task"],
-                           fp16=g["fp16"], int8=g["int8"], calib_images=g["calib_images"],
-                           calib_method=g["calib_method"], int8_target=g["int8_target"],
-                           int8_budget=budget,
-                           int8_exclude=tuple(g["int8_exclude"] or ()), int8_reduce_range=g["int8_reduce_range"],
-                           int8_adaround=g["int8_adaround"], int8_bias_correction=g["int8_bias_correction"],
-                           trt=g["trt"], trt_version=g["trt_version"], dla=g["dla"],
-                           workspace_mb=g["workspace_mb"], remote=g["remote"], criteria=criteria,
-                           parity_samples=g["samples"], force=g["force"])
-        result = export_checkpoint(g["checkpoint"], g["out"], cfg)
+        file_values = command_section(load_config_file(g["config"]), "export") if g["config"] else {}
+        values = merge_config(file_values, given.config)
+        if g["no_simplify"]:
+            values["simplify"] = False
+        if g["no_int8_fallback"]:
+            values["int8_budget"] = None
+        out, cfg = export_settings(values, where=g["config"] or "export")
+        if not out:
+            raise UserInputError("export needs -o/--out DIR (or `out:` in --config): the folder to write the ONNX "
+                                 "files and reports into.")
+        result = export_checkpoint(g["checkpoint"], out, cfg)
         if g["json"]:
             print_json(result)
         else:

@@ -105,35 +105,44 @@ def _calibrate(g: dict) -> None:
 
 
 OPTIONS = Group("profile", (
-    arg("models", "Checkpoint folders, .onnx/.engine files or model names.", type=Optional[List[str]], default=None),
-    opt("device", "--device", help="Where to MEASURE: cpu | cuda | jetson (this Jetson).", show_default="cpu"),
-    opt("target", "--target", help="Device profile to ESTIMATE for: a name, a unique prefix of one, or a .yaml "
-        "path (see --list-devices).", show_default=False),
-    opt("power_mode", "--power-mode", help="nvpmodel mode name or id of the profile.", show_default="the default"),
+    arg("models", "Checkpoint folders, .onnx/.engine files or model names (or `models:` in --config).",
+        type=Optional[List[str]], default=None),
+    opt("config", "--config", help="YAML/TOML/JSON file of profile settings: the names below in snake_case "
+        "(target, power_mode, batches, warmup, …), `models` and `out`, at the top or under `profile:`; flags and "
+        "MODEL arguments override it.", show_default=False),
+    opt("device", "--device", key="device", help="Where to MEASURE: cpu | cuda | jetson (this Jetson).",
+        show_default="cpu"),
+    opt("target", "--target", key="target", help="Device profile to ESTIMATE for: a name, a unique prefix of one, "
+        "or a .yaml path (see --list-devices).", show_default=False),
+    opt("power_mode", "--power-mode", key="power_mode", help="nvpmodel mode name or id of the profile.",
+        show_default="the default"),
     opt("list_devices", "--list-devices", type=bool, default=False, help="List device profiles and exit."),
-    opt("num_classes", "--num-classes", type=Int, help="Classes for zoo names.", show_default="1000"),
-    opt("image_size", "--image-size", type=Int, help="Input height = width in pixels (8–4096).",
+    opt("num_classes", "--num-classes", key="num_classes", type=Int, help="Classes for zoo names.",
+        show_default="1000"),
+    opt("image_size", "--image-size", key="image_size", type=Int, help="Input height = width in pixels (8–4096).",
         show_default="the model's", deprecated=("--input-size",)),
-    opt("in_chans", "--in-chans", type=Int, help="Input channels/bands.", show_default="the model's"),
-    opt("batch", "--batch-size", type=List[int], default=[1], help="Batch size; repeat for several.",
-        deprecated=("--batch",)),
-    opt("precision", "--precision", help="fp32 | fp16 | int8 (estimates, remote trtexec).",
+    opt("in_chans", "--in-chans", key="in_chans", type=Int, help="Input channels/bands.", show_default="the model's"),
+    opt("batch", "--batch-size", key="batches", type=Optional[List[int]], show_default="1",
+        help="Batch size; repeat for several.", deprecated=("--batch",)),
+    opt("precision", "--precision", key="precision", help="fp32 | fp16 | int8 (estimates, remote trtexec).",
         show_default="each model's own: an INT8/FP16 .onnx says so, else fp32"),
-    opt("per_layer", "--per-layer", type=bool, default=False, help="Per-layer breakdown."),
-    opt("remote", "--remote", help="[user@]host[:port] of a Jetson to measure on over SSH.", show_default=False),
+    opt("per_layer", "--per-layer", key="per_layer", type=bool, default=False, help="Per-layer breakdown."),
+    opt("remote", "--remote", key="remote", help="[user@]host[:port] of a Jetson to measure on over SSH.",
+        show_default=False),
     opt("calibrate", "--calibrate", help="With --target: a CSV of your own measurements of that device (columns "
         "model,input_size,precision,batch,power_mode,tensorrt,measured_ms,timed); corrects later estimates of the "
         "same architectures on it. Stored in --calibration.", show_default=False),
-    opt("save_calibration", "--save-calibration", type=bool, default=False,
+    opt("save_calibration", "--save-calibration", key="save_calibration", type=bool, default=False,
         help="With --remote and --target: add each measurement to that device's calibration (see --calibrate)."),
-    opt("calibration", "--calibration", help="The file corrections are stored in and read from.",
+    opt("calibration", "--calibration", key="calibration", help="The file corrections are stored in and read from.",
         show_default="$COMPRESS_CALIBRATION or ~/.config/compress-edge/calibration.json"),
-    opt("warmup", "--warmup", type=int, default=10, help="Untimed runs before timing."),
-    opt("iters", "--iters", type=int, default=50, help="Timed runs."),
-    opt("threads", "--threads", type=Int, help="CPU threads for local measurements.", show_default="all"),
+    opt("warmup", "--warmup", key="warmup", type=Int, help="Untimed runs before timing.", show_default="10"),
+    opt("iters", "--iters", key="iters", type=Int, help="Timed runs.", show_default="50"),
+    opt("threads", "--threads", key="threads", type=Int, help="CPU threads for local measurements.",
+        show_default="all"),
     opt("json", "--json", type=bool, default=False, help="Print the report as JSON."),
-    opt("out", "--out", "-o", help="Write profile.json, profile.md and the plot here.", show_default=False,
-        deprecated=("--output",)),
+    opt("out", "--out", "-o", key="out", help="Write profile.json, profile.md and the plot here.",
+        show_default=False, deprecated=("--output",)),
 ))
 MEASURE_DEVICES = ("cpu", "cuda", "jetson")
 
@@ -142,32 +151,35 @@ def register(app: typer.Typer) -> None:
     @command(app, "profile", OPTIONS)
     def profile(given: Given) -> None:
         """How big, how much compute and how fast: measured here, on a Jetson, or ESTIMATED from a device profile."""
+        from compress.config import build_config, command_section, load_config_file
+        from compress.jobs.config import merge_config
         from profiles.api import ProfileConfig, profile_targets
 
-        g = dict(given.own)
-        if g["list_devices"]:
-            _device_table(g["json"])
+        own = dict(given.own)
+        if own["list_devices"]:
+            _device_table(own["json"])
             return
-        if g["calibrate"]:
+        file_values = command_section(load_config_file(own["config"]), "profile") if own["config"] else {}
+        values = merge_config(file_values, given.config)
+        listed = values.pop("models", None) or []
+        models = list(own["models"] or ([listed] if isinstance(listed, str) else listed))
+        out = values.pop("out", None)
+        g = {**own, "models": models, "target": values.get("target"), "calibration": values.get("calibration")}
+        if own["calibrate"]:
             _calibrate(g)
             return
-        device = g["device"]
-        if device and device not in MEASURE_DEVICES and not device.startswith("cuda:") and not g["target"]:
+        device = values.get("device")
+        if device and device not in MEASURE_DEVICES and not device.startswith("cuda:") and not values.get("target"):
             err_console.print(f"[yellow]note:[/yellow] --device {escape(device)} for an estimate is deprecated; use "
                               f"--target {escape(device)} (--device is where to measure).", soft_wrap=True, markup=True)
-            g["target"], device = device, None
-        cfg = ProfileConfig(device=device, target=g["target"], power_mode=g["power_mode"],
-                            num_classes=g["num_classes"], image_size=g["image_size"], in_chans=g["in_chans"],
-                            batches=tuple(g["batch"]), precision=g["precision"], per_layer=g["per_layer"],
-                            remote=g["remote"], calibration=g["calibration"], save_calibration=g["save_calibration"],
-                            warmup=g["warmup"], iters=g["iters"],
-                            threads=g["threads"])
-        report = profile_targets(list(g["models"] or []), cfg)
-        if g["out"] is not None:
+            values["target"], values["device"] = device, None
+        cfg = build_config(ProfileConfig, values, section=own["config"] or "profile")
+        report = profile_targets(models, cfg)
+        if out is not None:
             from profiles.report import write_report
 
-            write_report(report, g["out"])
-        if g["json"]:
+            write_report(report, str(out))
+        if own["json"]:
             print_json(report)
         else:
             _render(report)

@@ -97,3 +97,39 @@ def test_option_errors(app, digits_ckpt, tmp_path):
     res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--int8", "--int8-bias-correction", "yes")
     assert res.exit_code == 1 and "--int8-bias-correction must be auto, on or off, got 'yes'" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_config_file_gives_the_settings_and_flags_override_it(app, digits_ckpt, tmp_path):
+    import yaml
+
+    conf = tmp_path / "export.yaml"
+    conf.write_text(yaml.safe_dump({"export": {"out": str(tmp_path / "from-file"), "fp16": True, "int8": True,
+                                               "calib_images": 32, "int8_budget": None, "int8_adaround": False,
+                                               "simplify": False, "parity_samples": 40,
+                                               "parity": {"atol": {"fp16": 0.5}, "max_oa_drop": 7.5}}}))
+    res = _run(app, digits_ckpt, "--config", conf, "--samples", "48", "--int8-bias-correction", "off", "--json")
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "from-file"
+    meta = json.loads((out / "export.json").read_text())
+    cfg = meta["config"]
+    assert (cfg["fp16"], cfg["int8"], cfg["calib_images"], cfg["int8_budget"], cfg["simplify"]) == (True, True, 32,
+                                                                                                    None, False)
+    assert (cfg["int8_adaround"], cfg["int8_bias_correction"], cfg["parity_samples"]) == ("off", "off", 48)
+    assert cfg["criteria"]["atol"]["fp16"] == 0.5 and cfg["criteria"]["int8_max_accuracy_drop"] == 7.5
+    assert json.loads((out / "parity.json").read_text())["num_samples"] == 48  # the flag won over the file
+
+
+def test_a_config_file_with_a_wrong_key_is_one_line_and_writes_nothing(app, digits_ckpt, tmp_path):
+    conf = tmp_path / "export.yaml"
+    conf.write_text("fp16: true\nint8_budgett: 0.5\n")
+    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--config", conf)
+    assert res.exit_code == 1 and "Unknown key(s) int8_budgett in" in res.output and "int8_budget" in res.output
+    conf.write_text("parity: {max_drop: 1}\n")
+    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--config", conf)
+    assert res.exit_code == 1 and "Unknown key(s) max_drop in" in res.output and "max_oa_drop" in res.output
+    res = _run(app, digits_ckpt, "--config", tmp_path / "missing.yaml")
+    assert res.exit_code == 1 and "does not exist" in res.output
+    conf.write_text("fp16: true\n")
+    res = _run(app, digits_ckpt, "--config", conf)
+    assert res.exit_code == 1 and "export needs -o/--out DIR (or `out:` in --config)" in res.output
+    assert not (tmp_path / "o").exists()

@@ -87,3 +87,21 @@ def test_plot_points_are_labelled_by_run_or_file():
     assert point_label("runs/aid/student/checkpoints/best") == "aid/student"
     assert point_label("exports/aid/model_int8.onnx") == "aid/model_int8.onnx"
     assert point_label("resnet18") == "resnet18"
+
+
+def test_a_config_file_gives_models_and_settings_and_flags_override_it(app, tmp_path):
+    import yaml
+
+    conf = tmp_path / "profile.yaml"
+    conf.write_text(yaml.safe_dump({"profile": {"models": ["resnet18"], "target": "jetson-orin-nano-8gb",
+                                                "power_mode": "7W", "precision": "fp16", "batches": [1, 4],
+                                                "image_size": 32, "num_classes": 10, "out": str(tmp_path / "o")}}))
+    res = CliRunner().invoke(app, ["profile", "--config", str(conf), "--batch-size", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    t = json.loads(res.output)["targets"][0]
+    assert t["target"] == "resnet18" and [e["batch"] for e in t["latency"]] == [2]  # the flag won
+    assert t["latency"][0]["kind"] == "estimate" and t["latency"][0]["power_mode"] == "7W"
+    assert (tmp_path / "o" / "profile.json").is_file()
+    conf.write_text("targett: jetson-nano\n")
+    res = CliRunner().invoke(app, ["profile", "resnet18", "--config", str(conf)])
+    assert res.exit_code == 1 and "Unknown key(s) targett in" in res.output and "target" in res.output

@@ -208,14 +208,78 @@ def rejudge(report: ParityReport, criteria: ParityCriteria) -> ParityReport:
     return replace(report, rows=rows, criteria=criteria, passed=all(r.passed for r in rows))
 
 
+@dataclass(frozen=True)
+class RunOutput:
+    """One runner's outputs on the parity samples (``[N, classes]`` or ``[N, dim]``, float32) and its median
+    latency on one batch (ms, host in → host out)."""
+
+    outputs: np.ndarray
+    latency_ms: float
+    backend: dict[str, Any]
+
+
+def run_parity(runner: Runner, inputs: np.ndarray, batch: int, dynamic: bool, feed: np.ndarray,
+               repeats: int = 10) -> RunOutput:
+    """Run: ``inputs`` through ``runner`` (activated and deactivated here), then time it on ``feed``."""
+    with runner:
+        out = run_batched(runner, inputs, batch, dynamic).astype(np.float32)
+        ms = median_latency_ms(runner, feed, repeats)
+        return RunOutput(out, ms, runner.describe())
+
+
+def compare_run(name: str, precision: str, ref: np.ndarray, run: RunOutput, labels: np.ndarray | None,
+                task: str) -> ParityRow:
+    """Compare: the numbers of one candidate against the reference outputs — element errors, top-1 agreement,
+    OA and its drop (``labels``) for a classifier, mean cosine for an embedder. No verdict: see :func:`judge_row`."""
+    st = compare_arrays(ref, run.outputs, float("inf"), float("inf"))
+    row = ParityRow(name=name, precision=precision, backend=run.backend, max_abs=st.max_abs, mean_abs=st.mean_abs,
+                    max_rel=st.max_rel, mean_rel=st.mean_rel, latency_ms=run.latency_ms)
+    if task == "classify":
+        ref_pred, pred = ref.argmax(1), run.outputs.argmax(1)
+        row.top1_agreement = float((pred == ref_pred).mean())
+        row.accuracy = _accuracy(pred, labels)
+        ref_acc = _accuracy(ref_pred, labels)
+        row.accuracy_drop = None if ref_acc is None else ref_acc - row.accuracy
+    else:
+        num = (ref * run.outputs).sum(1)
+        den = np.linalg.norm(ref, axis=1) * np.linalg.norm(run.outputs, axis=1) + 1e-12
+        row.mean_cosine = float((num / den).mean())
+    return row
+
+
+def judge_row(row: ParityRow, criteria: ParityCriteria, task: str, labelled: bool, ref: np.ndarray,
+              out: np.ndarray) -> None:
+    """Judge: set ``row``'s rule, verdict and what it lost under ``criteria`` — INT8 by predictions (classifier)
+    or cosine (embedder); FP32/FP16 by the element rule (FP16's ``atol`` a share of the largest |reference|),
+    FP16 classifiers by their predictions too."""
+    classify = task == "classify"
+    atol, rtol = criteria.atol[row.precision], criteria.rtol[row.precision]
+    scale = (float(np.abs(ref).max(initial=0.0)) or 1.0) if row.precision == "fp16" else None
+    st = compare_arrays(ref, out, atol if scale is None else atol * scale, rtol)
+    row.failed_elements = st.num_failed  # reported for every row, judged for float ones
+    if row.precision == "int8":
+        if classify:
+            _judge_int8_classification(row, criteria, labelled)
+        else:
+            row.rule = f"mean cosine >= {criteria.int8_min_cosine}"
+            row.passed = row.mean_cosine >= criteria.int8_min_cosine
+            row.why = "" if row.passed else f"mean cosine {row.mean_cosine:.4f} < {criteria.int8_min_cosine}"
+        return
+    lost = _judge_elements(row, st, atol, rtol, scale)
+    if row.precision == "fp16" and classify:
+        rule = row.rule
+        lost += _judge_predictions(row, criteria.fp16_min_top1_agreement, criteria.fp16_max_accuracy_drop, labelled)
+        row.rule = f"{rule}, {row.rule}"
+    row.passed, row.why = not lost, "; ".join(lost)
+
+
 def check_parity(reference: Runner, candidates: Sequence[tuple[str, Runner, str]], inputs: np.ndarray,
                  labels: np.ndarray | None, task: str, batch: int, dynamic: bool,
                  criteria: ParityCriteria | None = None, sample_source: str = "", repeats: int = 10,
                  outputs: dict[str, np.ndarray] | None = None) -> ParityReport:
-    """Compare every ``(name, runner, precision)`` with ``reference`` on ``inputs`` (``[N, ...]``).
-
-    Runners are activated and deactivated here. Latency is timed on one batch of ``inputs``.
-    ``outputs``, when given, receives each candidate's output array under its name.
+    """Compare every ``(name, runner, precision)`` with ``reference`` on ``inputs`` (``[N, ...]``): run
+    (:func:`run_parity`), compare (:func:`compare_run`), judge (:func:`judge_row`). Latency is timed on one
+    batch of ``inputs``. ``outputs``, when given, receives each candidate's output array under its name.
     """
     criteria = criteria or ParityCriteria()
     if len(inputs) == 0:
@@ -223,53 +287,21 @@ def check_parity(reference: Runner, candidates: Sequence[tuple[str, Runner, str]
     if labels is not None and len(labels) != len(inputs):
         raise UserInputError(f"{len(labels)} labels for {len(inputs)} samples.")
     feed = latency_feed(inputs, batch)
-    with reference:
-        ref = run_batched(reference, inputs, batch, dynamic)
-        ref_ms = median_latency_ms(reference, feed, repeats)
+    base = run_parity(reference, inputs, batch, dynamic, feed, repeats)
+    ref = base.outputs
     classify = task == "classify"
-    ref_pred = ref.argmax(1) if classify else None
-    ref_acc = _accuracy(ref_pred, labels) if classify else None
-    rows = [ParityRow(name="pytorch", precision="fp32", backend=reference.describe(), accuracy=ref_acc,
-                      top1_agreement=1.0 if classify else None, latency_ms=ref_ms, rule="reference")]
+    rows = [ParityRow(name="pytorch", precision="fp32", backend=base.backend,
+                      accuracy=_accuracy(ref.argmax(1), labels) if classify else None,
+                      top1_agreement=1.0 if classify else None, latency_ms=base.latency_ms, rule="reference")]
     fp32_ms = None
     for name, runner, precision in candidates:
-        with runner:
-            out = run_batched(runner, inputs, batch, dynamic).astype(np.float32)
-            ms = median_latency_ms(runner, feed, repeats)
-            desc = runner.describe()
+        run = run_parity(runner, inputs, batch, dynamic, feed, repeats)
         if outputs is not None:
-            outputs[name] = out
-        atol, rtol = criteria.atol[precision], criteria.rtol[precision]
-        scale = (float(np.abs(ref).max(initial=0.0)) or 1.0) if precision == "fp16" else None
-        st = compare_arrays(ref, out, atol if scale is None else atol * scale, rtol)
-        row = ParityRow(name=name, precision=precision, backend=desc, max_abs=st.max_abs, mean_abs=st.mean_abs,
-                        max_rel=st.max_rel, mean_rel=st.mean_rel, failed_elements=st.num_failed, latency_ms=ms)
-        if classify:
-            pred = out.argmax(1)
-            row.top1_agreement = float((pred == ref_pred).mean())
-            row.accuracy = _accuracy(pred, labels)
-            row.accuracy_drop = None if ref_acc is None else ref_acc - row.accuracy
-        else:
-            num = (ref * out).sum(1)
-            den = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1) + 1e-12
-            row.mean_cosine = float((num / den).mean())
-        if precision == "int8":
-            if classify:
-                _judge_int8_classification(row, criteria, labels is not None)
-            else:
-                row.rule = f"mean cosine >= {criteria.int8_min_cosine}"
-                row.passed = row.mean_cosine >= criteria.int8_min_cosine
-                row.why = "" if row.passed else f"mean cosine {row.mean_cosine:.4f} < {criteria.int8_min_cosine}"
-        else:
-            lost = _judge_elements(row, st, atol, rtol, scale)
-            if precision == "fp16" and classify:
-                rule = row.rule
-                lost += _judge_predictions(row, criteria.fp16_min_top1_agreement, criteria.fp16_max_accuracy_drop,
-                                           labels is not None)
-                row.rule = f"{rule}, {row.rule}"
-            row.passed, row.why = not lost, "; ".join(lost)
-        if precision == "fp32" and desc.get("backend") == "onnxrt" and fp32_ms is None:
-            fp32_ms = ms
+            outputs[name] = run.outputs
+        row = compare_run(name, precision, ref, run, labels, task)
+        judge_row(row, criteria, task, labels is not None, ref, run.outputs)
+        if precision == "fp32" and run.backend.get("backend") == "onnxrt" and fp32_ms is None:
+            fp32_ms = run.latency_ms
         rows.append(row)
     if fp32_ms:
         for row in rows:

@@ -289,3 +289,19 @@ def test_the_int8_budget_sets_the_int8_parity_rule_and_overrides_still_win():
     assert (c.int8_min_top1_agreement, c.int8_max_accuracy_drop) == (0.98, 2.0)
     assert ParityCriteria().for_int8_budget(None) == ParityCriteria()
     assert c.with_overrides(int8_min_top1_agreement=0.9).int8_min_top1_agreement == 0.9
+
+
+def test_run_compare_and_judge_are_apart_one_run_is_judged_under_two_criteria():
+    from export.verify import RunOutput, compare_run, judge_row
+
+    ref = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 2], [0, 2, 0]], np.float32)
+    run = RunOutput(_flip_last(ref), 0.5, {"backend": "fake"})
+    row = compare_run("q", "fp16", ref, run, np.array([0, 1, 2, 1]), "classify")
+    # compared: numbers only, no verdict and no rule yet
+    assert (row.top1_agreement, row.accuracy_drop, row.max_abs, row.passed, row.rule) == (0.75, 25.0, 5.0, True, "")
+    judge_row(row, ParityCriteria(), "classify", True, ref, run.outputs)
+    assert not row.passed and row.failed_elements == 1 and "top-1 agreement 75.00% < 99.00%" in row.why
+    loose = ParityCriteria(atol={**ParityCriteria().atol, "fp16": 2.0}, fp16_min_top1_agreement=0.75,
+                           fp16_max_accuracy_drop=25.0)
+    judge_row(row, loose, "classify", True, ref, run.outputs)  # the same run, judged again: no runner needed
+    assert row.passed and row.why == "" and row.failed_elements == 0

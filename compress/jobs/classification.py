@@ -2,58 +2,27 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from compress.data.bundle import DataBundle, DataConfig, build_data
+from compress.checkpoint import Manifest
+from compress.data.bundle import DataBundle, build_data
 from compress.data.folder import DIGITS
-from compress.engine.config import TrainConfig
 from compress.engine.progress import ProgressSink
 from compress.engine.stage import StageResult, StageSpec, StageSummary, run_stage
 from compress.errors import UserInputError
 from compress.io import to_jsonable, write_json_atomic
 from compress.jobs import preflight
-from compress.jobs.default_student import StudentBudget
+from compress.jobs.inputs import JobConfig, JobInputs, resolve_inputs, student_source
 from compress.jobs.rundir import open_run
 
 # Defaults chosen per data source: the embedded 16 px digits get CIFAR-style nets that run in
 # seconds on a laptop CPU; folder data (aerial scenes) get ImageNet-style nets.
 AUTO_ARCH = {DIGITS: {"teacher": "cifar_resnet20", "student": "cifar_resnet8"},
              "folder": {"teacher": "resnet18", "student": "mobilenetv3_small_100"}}
-
-
-@dataclass(frozen=True)
-class JobConfig:
-    """Everything ``train``/``distill`` accept (also from ``--config FILE``; flags win)."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    student: str = "auto"  # distill: auto = the teacher pruned to `budget`; train: the data's default network
-    budget: StudentBudget = field(default_factory=StudentBudget)  # size of the default (pruned-teacher) student
-    teacher: tuple[str, ...] = ()  # teacher checkpoint(s); several → weighted ensemble
-    teacher_weights: tuple[float, ...] = ()
-    teacher_arch: str = "auto"  # trained first when no teacher checkpoint is given
-    teacher_epochs: int | None = None
-    method: str = "kd"
-    method_params: dict[str, Any] = field(default_factory=dict)
-    baseline: bool = True
-    pretrained: bool = False
-    weights: str | None = None  # initial weights of the model being trained (student)
-    teacher_init_weights: str | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)  # extra create_model args of the student
-    unlabeled: str | None = None  # folder of unlabelled images for methods that use them (kd-hr)
-    out: str | None = None
-    resume: bool = False
-
-    def __post_init__(self) -> None:
-        if self.teacher_weights and len(self.teacher_weights) != len(self.teacher):
-            raise UserInputError(f"{len(self.teacher_weights)} --teacher-weight value(s) for {len(self.teacher)} "
-                                 "--teacher checkpoint(s); give one weight per teacher, in the same order.")
-        if self.teacher_epochs is not None and self.teacher_epochs < 1:
-            raise UserInputError(f"--teacher-epochs must be ≥ 1, got {self.teacher_epochs}.")
 
 
 @dataclass
@@ -78,24 +47,6 @@ def auto_arch(name: str, role: str, data: DataBundle) -> str:
     return AUTO_ARCH[DIGITS if data.source_name == DIGITS else "folder"][role]
 
 
-def student_source(cfg: JobConfig) -> tuple[str, dict[str, Any], str | None]:
-    """``(architecture, model kwargs, initial weights)`` of the student: a zoo name, or a checkpoint folder
-    (e.g. a pruned one) whose architecture, structure and weights it starts from."""
-    from compress.checkpoint import read_manifest, resolve_checkpoint_dir
-    from compress.errors import CheckpointError
-
-    if cfg.student != "auto" and Path(cfg.student).is_dir():
-        try:
-            ckpt = resolve_checkpoint_dir(cfg.student)
-        except CheckpointError:
-            return cfg.student, cfg.model_kwargs, cfg.weights
-        if cfg.weights:
-            raise UserInputError("--student is a checkpoint, which already gives the initial weights; drop --weights.")
-        man = read_manifest(ckpt)
-        return man.architecture, {**man.model_kwargs, **cfg.model_kwargs}, str(ckpt)
-    return cfg.student, cfg.model_kwargs, cfg.weights
-
-
 def data_summary(data: DataBundle) -> dict[str, Any]:
     return {"source": data.source_name, "classes": len(data.class_names), "train": len(data.train),
             "val": len(data.val) if data.val else 0, "test": len(data.test), "image_size": data.image_size,
@@ -109,55 +60,13 @@ def teacher_for(paths: tuple[str, ...], weights: tuple[float, ...], data: DataBu
                         std=data.std, image_size=data.image_size)
 
 
-def _preprocessing(cfg: JobConfig, command: str) -> tuple[DataConfig, tuple | None]:
-    """Whose normalisation/input size the run uses: a given teacher's, a pretrained model's, or the data's.
-
-    Teacher and student see the same batch, so a teacher checkpoint fixes the preprocessing.
-    """
-    from compress.checkpoint import read_manifest
-
-    s_name, _, s_init = student_source(cfg)
-    given = cfg.teacher[0] if cfg.teacher else (s_init if s_init and s_name != cfg.student else None)
-    if given:  # a checkpoint (the teacher, or a checkpoint student) fixes size and normalisation
-        man = read_manifest(given)
-        data_cfg = cfg.data if cfg.data.image_size else dataclasses.replace(cfg.data, image_size=man.image_size)
-        return data_cfg, (man.mean, man.std)
-    arch = cfg.student if command == "train" else cfg.teacher_arch
-    init = (cfg.pretrained or cfg.weights) if command == "train" else (cfg.pretrained or cfg.teacher_init_weights)
-    if init and arch != "auto":
-        from compress.models import model_defaults
-
-        d = model_defaults(arch)
-        return cfg.data, (d.mean, d.std)
-    return cfg.data, None
-
-
-def _check_inputs(cfg: JobConfig) -> None:
-    """Everything knowable from names and files alone, before the data is read."""
-    from compress.methods import METHODS, build_method_params
-
-    METHODS.get(cfg.method)
-    preflight.check_checkpoints(cfg.teacher, "--teacher")
-    build_method_params(cfg.method, cfg.method_params)
-    preflight.check_models([student_source(cfg)[0], cfg.teacher_arch])
-    preflight.check_weights(student_source(cfg)[2], "--weights")
-    preflight.check_weights(cfg.teacher_init_weights, "--teacher-init-weights")
-    preflight.check_folder(cfg.unlabeled, "--unlabeled")
-
-
-def _teacher_data(cfg: JobConfig) -> JobConfig:
-    """Without ``--data``, a given teacher's own data folder and split, so both are scored on the same test images."""
-    from compress.jobs.teacher_data import explicit_fields, recorded_data
-
-    if cfg.data.data is not None or cfg.data.split is not None or not cfg.teacher or cfg.resume:
-        return cfg
-    data = recorded_data(cfg.teacher[0], explicit_fields(cfg.data))
-    return cfg if data is None else dataclasses.replace(cfg, data=data)
-
-
-def _load_data(cfg: JobConfig, command: str, run: Path, progress) -> DataBundle:
-    data_cfg, mean_std = _preprocessing(cfg, command)
-    return build_data(data_cfg, seed=cfg.train.seed, run_dir=run, reuse_split=cfg.resume, model_mean_std=mean_std,
+def _load_data(inputs: JobInputs, run: Path, progress, image_size: int | None = None) -> DataBundle:
+    """The run's data as resolved (``image_size``: the same split at another input size, a resolution candidate)."""
+    cfg, data_cfg = inputs.cfg, inputs.data
+    if image_size is not None:
+        data_cfg = dataclasses.replace(cfg.data, image_size=image_size)
+    return build_data(data_cfg, seed=cfg.train.seed, run_dir=run, reuse_split=cfg.resume or image_size is not None,
+                      model_mean_std=inputs.mean_std,
                       progress=(lambda d, t: progress.advance(0, f"scanned {d}/{t}")) if progress else None)
 
 
@@ -171,13 +80,13 @@ def _unlabeled_pool(cfg: JobConfig, data: DataBundle):
     return unlabeled_folder(cfg.unlabeled, data.train) if cfg.unlabeled else None
 
 
-def given_teacher_row(paths: tuple[str, ...], teacher: nn.Module, data: DataBundle, device: str) -> StageSummary:
-    """The table row of a ``--teacher`` checkpoint (or ensemble), scored on this run's test split."""
-    from compress.checkpoint import read_manifest
+def given_teacher_row(paths: tuple[str, ...], mans: tuple[Manifest, ...], teacher: nn.Module, data: DataBundle,
+                      device: str) -> StageSummary:
+    """The table row of a ``--teacher`` checkpoint (or ensemble; ``mans``: their manifests), scored on this run's
+    test split."""
     from compress.evaluation.classification import evaluate_classifier
     from compress.hardware import resolve_device
 
-    mans = [read_manifest(p) for p in paths]
     m = evaluate_classifier(teacher, data.test, data.class_names, resolve_device(device))
     other_split = any(man.split_hash and man.split_hash != data.split.hash for man in mans)
     return StageSummary(role="teacher (given)" + (", other split" if other_split else ""),
@@ -250,13 +159,13 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
     if cfg.student != "auto" and cfg.budget.target:
         raise UserInputError(f"--target chooses the student for a device, but --student {cfg.student} names one: drop "
                              "one of them (`compress profile STUDENT --target DEV` estimates a student you chose).")
-    _check_inputs(cfg)
-    cfg = _teacher_data(cfg)
+    inputs = resolve_inputs(cfg, "distill")
+    cfg = inputs.cfg
     prune_teacher = cfg.student == "auto"
     needs_teacher = METHODS.get(cfg.method).requires_teacher or bool(cfg.teacher) or prune_teacher
     resolved = to_jsonable(cfg)
     with open_run(cfg.out, "distill", cfg.resume, resolved, device=cfg.train.device) as run:
-        data = _load_data(cfg, "distill", run, progress)
+        data = _load_data(inputs, run, progress)
         t_arch = auto_arch(cfg.teacher_arch, "teacher", data)
         t_train = cfg.train if cfg.teacher_epochs is None else dataclasses.replace(cfg.train, epochs=cfg.teacher_epochs)
         teacher_spec = _spec(cfg, resolved, role="teacher", arch=t_arch, method="ce", train=t_train,
@@ -277,8 +186,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
 
         def data_at(size: int) -> DataBundle:  # the run's split at another input size (a resolution candidate)
             if size not in sizes:
-                at = dataclasses.replace(cfg.data, image_size=size)
-                sizes[size] = _load_data(dataclasses.replace(cfg, data=at, resume=True), "distill", run, progress)
+                sizes[size] = _load_data(inputs, run, progress, image_size=size)
             return sizes[size]
 
         def prune(teacher_ckpt: str) -> tuple[StageSpec, StageSpec, str]:
@@ -304,7 +212,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
             device_budget = cfg.budget.device_budget(t_model, t_shape, run / SEARCH_DIR / "onnx", arch)
             check_search_reachable(device_budget, t_model, t_shape, arch, candidates=twin is not None)
         teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
-        given = [given_teacher_row(cfg.teacher, teacher, data, cfg.train.device)] if cfg.teacher else []
+        given = [given_teacher_row(cfg.teacher, inputs.teachers, teacher, data, cfg.train.device)] if cfg.teacher else []
         if prune_teacher and cfg.teacher:  # pruned now: a budget it cannot meet stops the run before any training
             if cfg.budget.target:  # the candidates' proxies train: every stage is dry-stepped on a stand-in first
                 _dry_steps(cfg, teacher_spec, *student_specs(student_source(
@@ -312,7 +220,7 @@ def run_distill(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResu
                     data, teacher, needs_teacher, t_arch)
             base_spec, student_spec, chosen = prune(teacher_to_prune(cfg.teacher, cfg.teacher_weights))
         else:  # a trained-here teacher is pruned once trained; its untrained twin stands in until then
-            base_spec, student_spec = student_specs(student_source(cfg))
+            base_spec, student_spec = student_specs(inputs.student)
             if prune_teacher and not cfg.budget.target:
                 check_reachable(cfg.budget, twin, shape, t_arch)
         pool = _unlabeled_pool(cfg, data)
@@ -340,12 +248,12 @@ def run_train(cfg: JobConfig, progress: ProgressSink | None = None) -> JobResult
 
     if METHODS.get(cfg.method).requires_teacher and not cfg.teacher:
         raise UserInputError(f"Method '{cfg.method}' needs a teacher: use `compress distill`, or pass --teacher CKPT.")
-    _check_inputs(cfg)
+    inputs = resolve_inputs(cfg, "train")
     resolved = to_jsonable(cfg)
     with open_run(cfg.out, "train", cfg.resume, resolved, device=cfg.train.device) as run:
-        data = _load_data(cfg, "train", run, progress)
+        data = _load_data(inputs, run, progress)
         teacher = teacher_for(cfg.teacher, cfg.teacher_weights, data) if cfg.teacher else None
-        s_name, s_kwargs, s_init = student_source(cfg)
+        s_name, s_kwargs, s_init = inputs.student
         spec = _spec(cfg, resolved, role="model", arch=auto_arch(s_name, "teacher", data), method=cfg.method,
                      train=cfg.train, run_dir=run, method_params=cfg.method_params, model_kwargs=s_kwargs,
                      init={"pretrained": cfg.pretrained, "weights": s_init})

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from compress.checkpoint import Manifest
 from compress.data.bundle import DataBundle
 from compress.engine.stage import StageSpec, build_stage_method
 from compress.errors import CompressError, UserInputError
@@ -43,11 +44,11 @@ def check_models(names: Iterable[str]) -> None:
             resolve_model(name)
 
 
-def check_checkpoints(paths: Iterable[str], flag: str) -> None:
+def check_checkpoints(paths: Iterable[str], flag: str) -> tuple[Manifest, ...]:
+    """The manifests of ``paths``, in order (a missing or unreadable checkpoint is one line)."""
     from compress.checkpoint import read_manifest
 
-    for p in paths:
-        read_manifest(p)
+    return tuple(read_manifest(p) for p in paths)
 
 
 def check_folder(path: str | None, flag: str) -> None:

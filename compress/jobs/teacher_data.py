@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from compress.checkpoint import read_manifest, resolve_checkpoint_dir
+from compress.checkpoint import Manifest, read_manifest, resolve_checkpoint_dir
 from compress.config import build_config
 from compress.data.bundle import DataConfig
 from compress.data.split import find_split_file
@@ -22,13 +22,15 @@ def explicit_fields(cfg: DataConfig) -> dict:
             if getattr(cfg, f.name) != getattr(default, f.name)}
 
 
-def recorded_data(checkpoint: str | Path, overrides: dict | None = None) -> DataConfig | None:
-    """``checkpoint``'s recorded data folder, image size and saved split, with ``overrides`` on top.
+def recorded_data(checkpoint: str | Path, overrides: dict | None = None,
+                  manifest: Manifest | None = None) -> DataConfig | None:
+    """``checkpoint``'s recorded data folder, image size and saved split, with ``overrides`` on top
+    (``manifest``: the checkpoint's, when the caller has read it already).
 
     None when the manifest records no data section (a checkpoint made outside a run).
     """
     path = resolve_checkpoint_dir(checkpoint)
-    man = read_manifest(path)
+    man = manifest or read_manifest(path)
     if not isinstance((man.config or {}).get("data"), dict):
         return None
     recorded = dict(man.config["data"])

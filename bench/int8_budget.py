@@ -1,6 +1,6 @@
 """Do the export's checks mean something on real data? (issue 28, item 5)
 
-For each checkpoint: `compress export --fp16 --int8 --int8-target both` with every other setting at its
+For each checkpoint: `compress export --fp16 --int8 --int8-flavour both` with every other setting at its
 default (INT8 budget 1.0 judged on up to 1,000 labelled validation + training images: top-1 agreement or
 OA drop; parity on up to 1,000 test images), then every file scored on the WHOLE test split. Prints, per file: the verdict
 parity gave (and why), the fallback's layers and agreement, and the test-split OA drop that the verdict
@@ -25,7 +25,7 @@ def bench_checkpoint(ckpt: str, out: Path, variant: str = "plain") -> list[dict]
     from export.pipeline import ExportConfig, export_checkpoint
 
     if not (out / "export.json").is_file():
-        export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_target="both", force=True,
+        export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_flavour="both", force=True,
                                                   int8_adaround=VARIANTS[variant][0],
                                                   int8_bias_correction=VARIANTS[variant][1]))
     meta = json.loads((out / "export.json").read_text())["result"]

@@ -51,7 +51,7 @@ def bench_checkpoint(ckpt: str, out: Path, args) -> dict:
     files: dict[str, Path] = {}
     plain = out / "ptq"
     if not (plain / "export.json").is_file():
-        export_checkpoint(ckpt, plain, ExportConfig(fp16=True, int8=True, int8_target="both", int8_budget=None,
+        export_checkpoint(ckpt, plain, ExportConfig(fp16=True, int8=True, int8_flavour="both", int8_budget=None,
                                                     calib_images=args.calib_images, parity_samples=64))
     files.update(fp32=plain / "model.onnx", fp16=plain / "model_fp16.onnx", ptq=plain / "model_int8.onnx",
                  trt=plain / "model_int8_trt.onnx")

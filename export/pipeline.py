@@ -23,9 +23,9 @@ from export.onnx import EXPORTERS, OUTPUT_NAMES, OnnxInfo, OnnxOptions, export_m
 from export.int8 import CALIB_METHODS, MIN_CALIB_IMAGES, reduce_range_choice
 from export.samples import budget_images, inputs_of
 from export.int8_fixes import fix_modes
-from export.variants import INT8_FILES, INT8_TARGETS, Int8Variant, write_fp16, write_int8
-from export.targets import TrtTarget, choose_ir_version, choose_opset
-from runtime.trtexec import resolve_trt_target
+from export.variants import INT8_FILES, INT8_FLAVOUR_CHOICES, Int8Variant, write_fp16, write_int8
+from export.opsets import TrtVersion, choose_ir_version, choose_opset
+from runtime.trtexec import resolve_trt_version
 from export.verify import ParityCriteria, ParityReport, check_parity
 
 FAILED_MARKER = "PARITY_FAILED"
@@ -50,7 +50,7 @@ class ExportConfig:
     int8: bool = False
     calib_images: int = 256
     calib_method: str = "entropy"
-    int8_target: str = "auto"  # cpu | trt | both; auto: cpu, plus trt with --trt
+    int8_flavour: str = "auto"  # cpu | trt | both; auto: cpu, plus trt with --trt
     int8_budget: float | None = 1.0  # points: % of top-1 changed, or OA drop on labelled images; None: no fallback
     int8_exclude: tuple[str, ...] = ()
     int8_reduce_range: str = "auto"  # auto (from this CPU's features) | on | off
@@ -118,19 +118,19 @@ def validate_export_config(cfg: ExportConfig) -> None:
         raise UserInputError("parity needs at least 1 sample.")
     if cfg.int8:
         CALIB_METHODS.get(cfg.calib_method)
-    if cfg.int8_target not in ("auto", *INT8_TARGETS):
-        raise UserInputError(f"--int8-target must be cpu, trt or both, got '{cfg.int8_target}'.")
-    if cfg.int8 and cfg.trt and cfg.int8_target == "cpu":
+    if cfg.int8_flavour not in ("auto", *INT8_FLAVOUR_CHOICES):
+        raise UserInputError(f"--int8-flavour must be cpu, trt or both, got '{cfg.int8_flavour}'.")
+    if cfg.int8 and cfg.trt and cfg.int8_flavour == "cpu":
         raise UserInputError("an INT8 TensorRT engine is built from the TensorRT-flavour file; with --trt use "
-                             "--int8-target trt or both (cpu makes only the ONNX Runtime file).")
+                             "--int8-flavour trt or both (cpu makes only the ONNX Runtime file).")
     reduce_range_choice(cfg.int8_reduce_range)
     fix_modes(cfg)
     if cfg.int8_budget is not None and cfg.int8_budget < 0:
         raise UserInputError(f"--int8-budget is in points (percent of images) and must be ≥ 0, got {cfg.int8_budget}.")
     if not 0 < cfg.int8_max_float <= 1:
         raise UserInputError(f"int8_max_float is a share of the layers in (0, 1], got {cfg.int8_max_float}.")
-    if (cfg.int8_exclude or cfg.int8_target != "auto") and not cfg.int8:
-        raise UserInputError("--int8-exclude and --int8-target shape the INT8 file; add --int8.")
+    if (cfg.int8_exclude or cfg.int8_flavour != "auto") and not cfg.int8:
+        raise UserInputError("--int8-exclude and --int8-flavour shape the INT8 file; add --int8.")
 
 
 def is_export_dir(path: Path) -> bool:
@@ -201,7 +201,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportCo
     validate_export_config(cfg)
     out_dir = Path(out_dir)
     check_output_dir(out_dir, resolve_checkpoint_dir(checkpoint), cfg.force)
-    target: TrtTarget | None = resolve_trt_target(cfg.trt_version) if (cfg.trt or cfg.trt_version) else None
+    target: TrtVersion | None = resolve_trt_version(cfg.trt_version) if (cfg.trt or cfg.trt_version) else None
     ckpt = load_checkpoint(checkpoint)
     man = ckpt.manifest
     from export.onnx import DYNAMO_MIN_OPSET

@@ -3,7 +3,7 @@
 
     fp16: true
     int8: true
-    int8_target: both
+    int8_flavour: both
     int8_budget: 0.5          # null: quantise every layer, no fallback
     simplify: false
     out: exports/kd           # the output folder, when -o/--out is not given
@@ -26,6 +26,7 @@ from compress.errors import UserInputError
 from export.int8_fixes import fix_choice
 
 PARITY_KEYS = ("atol", "rtol", "min_top1_agreement", "max_oa_drop")
+RENAMED_KEYS = {"int8_target": "int8_flavour"}  # old key → its name now ("target" is the device profile)
 CHOICE_KEYS = ("int8_adaround", "int8_bias_correction", "int8_reduce_range")  # auto | on | off
 
 
@@ -49,13 +50,25 @@ def tolerances(value: Any, where: str) -> dict[str, float]:
     return out
 
 
+def renamed_keys(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``values`` with the export keys of earlier releases under their names now (files written for them keep
+    working); the old and the new name of one key together are one line."""
+    out = {str(k).replace("-", "_"): v for k, v in values.items()}
+    for old, new in RENAMED_KEYS.items():
+        if old in out:
+            if new in out:
+                raise UserInputError(f"{where}: '{old}' is the old name of '{new}'; give '{new}' only.")
+            out[new] = out.pop(old)
+    return out
+
+
 def export_settings(values: Mapping[str, Any], where: str = "export settings"):
     """``(out, ExportConfig)`` from ``values``: ExportConfig's fields, ``out`` and a ``parity:`` section; the
     INT8 budget sets the INT8 parity rule (``ParityCriteria.for_int8_budget``) before ``parity:`` overrides it."""
     from export.pipeline import ExportConfig
     from export.verify import ParityCriteria
 
-    v = {str(k).replace("-", "_"): val for k, val in values.items()}
+    v = renamed_keys(values, where)
     out = v.pop("out", None)
     parity = v.pop("parity", None) or {}
     if "criteria" in v:

@@ -16,7 +16,7 @@ from export.onnx import set_metadata
 from export.sensitivity import FallbackReport, fallback_to_budget
 
 INT8_FILES = {"cpu": "model_int8.onnx", "trt": "model_int8_trt.onnx"}
-INT8_TARGETS = ("cpu", "trt", "both")
+INT8_FLAVOUR_CHOICES = ("cpu", "trt", "both")
 @dataclass
 class Int8Variant:
     """One INT8 file: what quantisation did, and the fallback's steps when the budget was checked."""
@@ -59,7 +59,7 @@ def write_int8(tmp: Path, cfg: Any, ir_version: int, calib_x: np.ndarray, judge_
     reduce = reduce_range_choice(cfg.int8_reduce_range)
     modes = fix_modes(cfg)
     out = []
-    for name in int8_flavours(cfg.int8_target, cfg.trt):
+    for name in int8_flavours(cfg.int8_flavour, cfg.trt):
         flavour = INT8_FLAVOURS.get(name)(reduce)
         src = tmp / "model.onnx"
         if flavour.pre_process:

@@ -41,7 +41,7 @@ OPTIONS = Group("export", (
         help="Training images for INT8 calibration (capped at the training split)."),
     opt("calib_method", "--calib-method", key="calib_method", help="minmax | entropy | percentile",
         show_default="entropy"),
-    opt("int8_target", "--int8-target", key="int8_target", show_default="auto",
+    opt("int8_flavour", "--int8-flavour", key="int8_flavour", show_default="auto", deprecated=("--int8-target",),
         help="INT8 flavour: cpu (ONNX Runtime), trt (TensorRT Q/DQ placement) or both; auto = cpu, plus trt with "
              "--trt."),
     opt("int8_budget", "--int8-budget", key="int8_budget", type=Float, show_default="1.0",

@@ -59,6 +59,12 @@ def _settings(s: StudentRecipe) -> dict[str, Any]:
     return {k: v for k, v in to_jsonable(s).items() if not (k == "search" and v is None)}
 
 
+def _export_settings(r: Recipe) -> dict[str, Any]:
+    """The export section as its step key hashes it: ``int8_flavour`` under its first name, ``int8_target``, so
+    that runs made before the rename keep their export records."""
+    return {("int8_target" if k == "int8_flavour" else k): v for k, v in to_jsonable(r.export).items()}
+
+
 def _checkpoint(student: str) -> bool:
     return "/" in student or Path(student).exists()
 
@@ -80,7 +86,7 @@ def plan(r: Recipe) -> list[Step]:
     exported = [s.name for s in r.students if s.quantize is None] + (["teacher"] if r.export.teacher else [])
     for n in exported:
         src = "teacher" if n == "teacher" else f"student:{n}"
-        steps.append(Step(f"export:{n}", "export", {"export": to_jsonable(r.export)}, (src,), f"exports/{n}"))
+        steps.append(Step(f"export:{n}", "export", {"export": _export_settings(r)}, (src,), f"exports/{n}"))
     models = [f"export:{n}" for n in exported] + [f"student:{s.name}" for s in r.students if s.quantize]
     profile = {k: v for k, v in to_jsonable(r.profile).items() if k != "budget"}  # the budget only changes the report
     steps.append(Step("profile", "profile", {"profile": profile}, tuple(models), "profile"))

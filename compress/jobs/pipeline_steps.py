@@ -96,7 +96,7 @@ def _quantized(p: PipelineView, st: StudentRecipe, folder: Path, resume: bool) -
     src = p.outputs(f"student:{q['from']}")
     train = dataclasses.replace(QAD_TRAIN, epochs=int(q.get("epochs", QAD_TRAIN.epochs)),
                                 lr=float(q.get("lr", QAD_TRAIN.lr)), device=p.recipe.train.device)
-    flavour = q.get("flavour") or ("trt" if p.recipe.export.int8_target == "trt" else "cpu")
+    flavour = q.get("flavour") or ("trt" if p.recipe.export.int8_flavour == "trt" else "cpu")
     res = run_quantize(QuantizeConfig(checkpoint=src.checkpoint, out=str(folder), qat=True, flavour=flavour,
                                       train=train, resume=resume), p.progress)
     qad = [str(f) for role, f in res.files.items() if role == "qad" and str(f).endswith(".onnx")]

@@ -54,7 +54,7 @@ class QuantizeConfig:
         if not self.checkpoint:
             raise UserInputError("quantize needs the checkpoint to quantise (CKPT).")
         if self.flavour not in ("cpu", "trt"):
-            raise UserInputError(f"--int8-target must be cpu or trt here, got '{self.flavour}'.")
+            raise UserInputError(f"--int8-flavour must be cpu or trt here, got '{self.flavour}'.")
         from export.int8 import reduce_range_choice
 
         reduce_range_choice(self.reduce_range)

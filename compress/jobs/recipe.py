@@ -43,7 +43,7 @@ class StudentRecipe:
 class ExportRecipe:
     fp16: bool = True
     int8: bool = True
-    int8_target: str = "both"  # cpu | trt | both (trt and both give TensorRT's INT8 file)
+    int8_flavour: str = "both"  # cpu | trt | both (trt and both give TensorRT's INT8 file)
     int8_budget: float | None = 1.0  # % of top-1 an INT8 file may change / OA points it may lose (fallback)
     calib_images: int = 256
     trt: bool = True  # write the trtexec script (and build the engine where TensorRT is installed)
@@ -80,7 +80,12 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"Recipe '{path}' does not exist; `compress pipeline --init {path}` writes an example.")
-    return build_config(Recipe, load_config_file(path), section=str(path))
+    from export.settings import renamed_keys
+
+    values = load_config_file(path)
+    if isinstance(values.get("export"), dict):
+        values["export"] = renamed_keys(values["export"], f"{path}: export")
+    return build_config(Recipe, values, section=str(path))
 
 
 def search_budget(s: StudentRecipe):
@@ -99,12 +104,12 @@ def search_budget(s: StudentRecipe):
 
 
 def export_config(e: ExportRecipe):
-    """The ``ExportConfig`` an ``export:`` section means (``int8_target`` shapes an INT8 file only)."""
+    """The ``ExportConfig`` an ``export:`` section means (``int8_flavour`` shapes an INT8 file only)."""
     from export.pipeline import ExportConfig
     from export.int8_fixes import fix_choice
     from export.verify import ParityCriteria
 
-    return ExportConfig(fp16=e.fp16, int8=e.int8, int8_target=e.int8_target if e.int8 else "auto",
+    return ExportConfig(fp16=e.fp16, int8=e.int8, int8_flavour=e.int8_flavour if e.int8 else "auto",
                         int8_budget=e.int8_budget, calib_images=e.calib_images, trt=e.trt, force=True,
                         int8_adaround=fix_choice(e.int8_adaround, "export.int8_adaround"),
                         int8_bias_correction=fix_choice(e.int8_bias_correction, "export.int8_bias_correction"),
@@ -171,10 +176,10 @@ def check_recipe(r: Recipe) -> None:
     if not r.teacher.checkpoint:
         preflight.check_models([r.teacher.arch])
         preflight.check_weights(r.teacher.init_weights, "teacher.init_weights")
-    if r.export.int8_target not in ("cpu", "trt", "both"):
-        raise UserInputError(f"export.int8_target must be cpu, trt or both, got '{r.export.int8_target}'.")
-    if r.export.int8 and r.export.trt and r.export.int8_target == "cpu":
-        raise UserInputError("export: the TensorRT INT8 engine needs the trt-flavour file; set int8_target: both "
+    if r.export.int8_flavour not in ("cpu", "trt", "both"):
+        raise UserInputError(f"export.int8_flavour must be cpu, trt or both, got '{r.export.int8_flavour}'.")
+    if r.export.int8 and r.export.trt and r.export.int8_flavour == "cpu":
+        raise UserInputError("export: the TensorRT INT8 engine needs the trt-flavour file; set int8_flavour: both "
                              "(or trt), or trt: false.")
     validate_export_config(export_config(r.export))
     for spec in r.profile.targets:
@@ -229,7 +234,7 @@ students:                  # one row of the report each (compress methods lists 
 export:
   fp16: true
   int8: true
-  int8_target: both        # cpu (ONNX Runtime) | trt (TensorRT Q/DQ) | both
+  int8_flavour: both       # cpu (ONNX Runtime) | trt (TensorRT Q/DQ) | both
   trt: true                # trtexec build script beside each export
   teacher: true            # the teacher exported and profiled too: the reference of every row
 

@@ -97,7 +97,7 @@ def test_export_with_bias_correction_stamps_the_int8_file(tmp_path):
                             "256", "--out", str(ckpt)])
     assert r.exit_code == 0, r.output
     out = tmp_path / "e"
-    r = runner.invoke(app, ["export", str(ckpt), "-o", str(out), "--int8", "--int8-target", "trt", "--no-int8-fallback",
+    r = runner.invoke(app, ["export", str(ckpt), "-o", str(out), "--int8", "--int8-flavour", "trt", "--no-int8-fallback",
                             "--int8-bias-correction", "on", "--calib-images", "64", "--samples", "64"])
     assert r.exit_code in (0, 1), r.output  # a 1-epoch model may fail INT8 parity; the file is written either way
     meta = read_metadata(out / "model_int8_trt.onnx")
@@ -105,7 +105,7 @@ def test_export_with_bias_correction_stamps_the_int8_file(tmp_path):
 
     m = re.fullmatch(r"(\d+) layers, mean shift (\S+) -> (\S+)", meta["bias_correction"])
     assert m and int(m.group(1)) >= 8 and float(m.group(3)) < float(m.group(2))  # cifar_resnet8: 9 convs + the head
-    r = runner.invoke(app, ["export", str(ckpt), "-o", str(tmp_path / "plain"), "--int8", "--int8-target", "trt",
+    r = runner.invoke(app, ["export", str(ckpt), "-o", str(tmp_path / "plain"), "--int8", "--int8-flavour", "trt",
                             "--no-int8-fallback", "--calib-images", "64", "--samples", "64"])
     assert read_metadata(tmp_path / "plain" / "model_int8_trt.onnx")["bias_correction"] == "off"
 

@@ -96,6 +96,9 @@ def test_option_errors(app, digits_ckpt, tmp_path):
     assert res.exit_code == 1 and "is not PRECISION=VALUE" in res.output
     res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--int8", "--int8-bias-correction", "yes")
     assert res.exit_code == 1 and "--int8-bias-correction must be auto, on or off, got 'yes'" in res.output
+    res = _run(app, digits_ckpt, "-o", tmp_path / "o", "--int8-target", "trt")  # the old name of --int8-flavour
+    assert res.exit_code == 1 and "--int8-target is deprecated; use --int8-flavour" in res.output
+    assert "--int8-exclude and --int8-flavour shape the INT8 file; add --int8." in res.output
     assert not (tmp_path / "o").exists()
 
 

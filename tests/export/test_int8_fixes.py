@@ -27,7 +27,7 @@ def test_fixes_asked_for_without_a_budget_are_applied_and_stamped(digits_ckpt, t
     from export.onnx import read_metadata
 
     out = tmp_path / "e"
-    r = CliRunner().invoke(app, ["export", str(digits_ckpt), "-o", str(out), "--int8", "--int8-target", "trt",
+    r = CliRunner().invoke(app, ["export", str(digits_ckpt), "-o", str(out), "--int8", "--int8-flavour", "trt",
                                  "--no-int8-fallback", "--int8-adaround", "on", "--calib-images", "64",
                                  "--samples", "64"])
     assert r.exit_code in (0, 1), r.output
@@ -43,7 +43,7 @@ def test_auto_fixes_judged_by_the_budget_say_whether_they_were_kept(digits_ckpt,
     from export.onnx import read_metadata
 
     out = tmp_path / "e"
-    r = CliRunner().invoke(app, ["export", str(digits_ckpt), "-o", str(out), "--int8", "--int8-target", "trt",
+    r = CliRunner().invoke(app, ["export", str(digits_ckpt), "-o", str(out), "--int8", "--int8-flavour", "trt",
                                  "--calib-images", "64", "--samples", "64", "--json"])
     assert r.exit_code in (0, 1), r.output
     meta = read_metadata(out / "model_int8_trt.onnx")

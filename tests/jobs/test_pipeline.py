@@ -18,7 +18,7 @@ def _recipe(tmp_path, **changes):
          "teacher": {"arch": "cifar_resnet8", "epochs": 1}, "baseline": False,
          "students": [{"name": "kd", "method": "kd", "student": "cifar_resnet8"},
                       {"name": "kd-qad", "quantize": {"from": "kd", "epochs": 1}}],
-         "export": {"fp16": True, "int8": True, "int8_target": "both", "trt": True, "calib_images": 64},
+         "export": {"fp16": True, "int8": True, "int8_flavour": "both", "trt": True, "calib_images": 64},
          "profile": {"host": True, "warmup": 1, "iters": 2, "targets": ["jetson-orin-nano-8gb@15W"]}}
     r.update(changes)
     path = tmp_path / "r.yaml"
@@ -78,7 +78,7 @@ def test_pipeline_runs_resumes_and_redoes(tmp_path):
     ({"students": [{"name": "q", "quantize": {"from": "later"}}]}, "not a student listed before it"),
     ({"students": [{"name": "p", "prune": {"macs": 2}}]}, "one share in (0, 1)"),
     ({"profile": {"targets": ["jetson-orin-nano"]}}, "ambiguous"),
-    ({"export": {"int8": True, "trt": True, "int8_target": "cpu"}}, "trt-flavour file"),
+    ({"export": {"int8": True, "trt": True, "int8_flavour": "cpu"}}, "trt-flavour file"),
     ({"students": [{"name": "a"}, {"name": "a"}]}, "appear twice"),
     ({"profile": {"targets": ["jetson-orin-nano-8gb@15W"], "budget": {"orin": {"latency_ms": 1}}}},
      "profile.budget: 'orin' is not a device of this recipe"),

@@ -4,6 +4,7 @@ import copy
 import pytest
 import yaml
 
+from compress.errors import UserInputError
 from compress.jobs.pipeline import Pipeline, plan, step_key
 from compress.jobs.recipe import load_recipe
 from tests.engine.resume_helpers import EpochRecorder
@@ -66,6 +67,19 @@ def test_a_student_without_a_search_keeps_the_settings_and_key_it_had_before_sea
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(r))
     kd = next(s for s in plan(load_recipe(tmp_path / "r.yaml")) if s.name == "student:kd")
     assert set(kd.settings["student"]) == {"name", "method", "student", "weights", "params", "prune", "quantize"}
+
+
+def test_int8_flavour_keeps_the_export_key_it_had_as_int8_target_and_the_old_recipe_key_still_reads(tmp_path):
+    old = _keys(tmp_path, _set(["export", "int8_target"], "cpu"))  # a recipe written before the rename
+    new = _keys(tmp_path, _set(["export", "int8_flavour"], "cpu"))
+    assert old == new and new != _keys(tmp_path)
+    r = copy.deepcopy(BASE)
+    r["out"] = str(tmp_path / "run")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(r))
+    export = next(s for s in plan(load_recipe(tmp_path / "r.yaml")) if s.name == "export:kd")
+    assert "int8_target" in export.settings["export"] and "int8_flavour" not in export.settings["export"]
+    with pytest.raises(UserInputError, match="'int8_target' is the old name of 'int8_flavour'; give 'int8_flavour' only"):
+        _keys(tmp_path, lambda r: r["export"].update(int8_target="cpu", int8_flavour="trt"))
 
 
 def test_a_new_run_of_a_step_moves_the_keys_of_the_steps_that_read_it(tmp_path):

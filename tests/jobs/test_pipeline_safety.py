@@ -82,9 +82,9 @@ def test_a_step_stopped_before_its_run_folder_existed_starts_again(tmp_path, mon
 
 
 def test_export_without_int8_passes_the_check_the_run_makes():
-    validate_export_config(export_config(ExportRecipe(int8=False)))  # int8_target 'both' was refused after training
+    validate_export_config(export_config(ExportRecipe(int8=False)))  # int8_flavour 'both' was refused after training
     with pytest.raises(UserInputError, match="trt-flavour file|TensorRT-flavour file"):
-        validate_export_config(export_config(ExportRecipe(int8=True, trt=True, int8_target="cpu")))
+        validate_export_config(export_config(ExportRecipe(int8=True, trt=True, int8_flavour="cpu")))
 
 
 def test_a_student_given_as_a_checkpoint_gets_no_baseline_step():
@@ -149,7 +149,7 @@ def test_a_file_that_failed_parity_is_marked_and_the_pipeline_exits_non_zero(tmp
 
     monkeypatch.setattr(ep, "check_parity", int8_fails)
     recipe = _recipe(tmp_path, students=[{"name": "kd", "method": "kd", "student": "cifar_resnet8"}],
-                     export={"fp16": False, "int8": True, "int8_target": "cpu", "trt": False, "calib_images": 64},
+                     export={"fp16": False, "int8": True, "int8_flavour": "cpu", "trt": False, "calib_images": 64},
                      profile={"host": False, "targets": ["jetson-orin-nano-8gb@15W"]})
     res = runner.invoke(app, ["pipeline", str(recipe)])
     assert res.exit_code == 1 and "export:kd: parity failed for onnxrt-cpu-int8" in res.output, res.output

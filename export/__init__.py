@@ -28,8 +28,8 @@ _EXPORTS = {
     "write_build_script": "export.tensorrt",
     "plan_remote_build": "export.remote",
     "run_remote_build": "export.remote",
-    "resolve_trt_target": "runtime.trtexec",
-    "TrtTarget": "runtime.trtexec",
+    "resolve_trt_version": "runtime.trtexec",
+    "TrtVersion": "runtime.trtexec",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,7 +21,7 @@ from torch import nn
 
 from compress.errors import ExportError, UserInputError
 from compress.registry import Registry
-from export.targets import DEFAULT_OPSET
+from export.opsets import DEFAULT_OPSET
 
 INPUT_NAME = "input"
 OUTPUT_NAMES = {"classify": "logits", "embedding": "embedding"}

@@ -4,7 +4,7 @@ An engine runs only on the GPU architecture and TensorRT version it was built wi
 default for a Jetson is to build ON it with ``build_engine.sh``. Metadata never goes inside the
 engine file (trtexec and DeepStream then refuse it); it goes in ``<engine>.json`` beside it.
 
-Flags per target (``export.targets``): 8.2 uses ``--workspace=N`` (MiB); 8.5+ uses
+Flags per target (``export.opsets``): 8.2 uses ``--workspace=N`` (MiB); 8.5+ uses
 ``--memPoolSize=workspace:N`` (MiB); 8.x/10.x take ``--fp16``/``--int8`` (INT8 from Q/DQ scales);
 11.x has no precision flags — the FP16 or Q/DQ ONNX itself carries the precision.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from compress.errors import ExportError, MissingDependencyError, UserInputError
 from compress.io import sha256_file, write_json_atomic, write_text_atomic
-from runtime.trtexec import PRECISIONS, TrtTarget, sidecar_path
+from runtime.trtexec import PRECISIONS, TrtVersion, sidecar_path
 from runtime.trtexec import trtexec_command as build_command
 
 ENGINE_NAME = "model.engine"
@@ -31,7 +31,7 @@ SCRIPT_NAME = "build_engine.sh"
 class TrtBuildConfig:
     """What to build: precision, batch range (min/opt/max; equal for a static graph), DLA, workspace."""
 
-    target: TrtTarget
+    target: TrtVersion
     precision: str = "fp32"  # fp32 | fp16 | int8
     input_name: str = "input"
     input_shape: tuple[int, ...] = (1, 3, 224, 224)  # shape with the opt batch

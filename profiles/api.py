@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from compress.errors import DeviceError, UserInputError
-from profiles.targets import Target, analyze_target, resolve_profile_target
+from profiles.models import ProfiledModel, analyze_model, resolve_profiled_model
 from runtime.trtexec import PRECISIONS
 
 LOCAL_DEVICES = ("cpu", "cuda", "jetson")
@@ -90,7 +90,7 @@ class ProfileReport:
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
 
-def _runner_for(t: Target, device: str, batch: int, threads: int | None):
+def _runner_for(t: ProfiledModel, device: str, batch: int, threads: int | None):
     if t.kind in ("checkpoint", "zoo"):
         from runtime.torch_runner import TorchRunner
 
@@ -109,7 +109,7 @@ def _runner_for(t: Target, device: str, batch: int, threads: int | None):
     return TrtRunner(t.path)
 
 
-def _measure_local(t: Target, cfg: ProfileConfig, device: str, batch: int) -> tuple[dict[str, Any], dict | None]:
+def _measure_local(t: ProfiledModel, cfg: ProfileConfig, device: str, batch: int) -> tuple[dict[str, Any], dict | None]:
     import numpy as np
 
     from runtime.latency import measure_latency
@@ -130,12 +130,12 @@ def _measure_local(t: Target, cfg: ProfileConfig, device: str, batch: int) -> tu
     return stats.__dict__, None
 
 
-def _remember(res, device: str, spec: str, t: Target, precision: str, batch: int, cfg: ProfileConfig,
+def _remember(res, device: str, spec: str, t: ProfiledModel, precision: str, batch: int, cfg: ProfileConfig,
               estimated_ms: float) -> str:
     """Add a remote measurement (trtexec's GPU compute median, what the estimate models) to ``device``'s
     calibration; the line that says so."""
     from profiles.device_calibration import add_measurement
-    from profiles.targets import architecture_of
+    from profiles.models import architecture_of
 
     gpu = res.trtexec.gpu_compute
     ms = float(gpu.get("median", gpu.get("mean", 0.0)))
@@ -181,8 +181,8 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
     for spec in specs:
         if progress:
             progress(spec)
-        t = resolve_profile_target(spec, cfg.num_classes, cfg.image_size, cfg.in_chans)
-        analysis = analyze_target(t, cfg.batches[0])
+        t = resolve_profiled_model(spec, cfg.num_classes, cfg.image_size, cfg.in_chans)
+        analysis = analyze_model(t, cfg.batches[0])
         precision = cfg.precision or t.meta.get("precision") or "fp32"
         rep = TargetReport(spec, t.kind, t.name, [cfg.batches[0], t.in_chans, t.image_size, t.image_size],
                            analysis.to_dict(cfg.per_layer) if analysis else None, t.file_bytes, t.accuracy, t.accuracy_source,
@@ -194,12 +194,12 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
             if profile is not None:
                 from profiles.estimate import estimate_latency
 
-                a_b = analysis if (analysis and analysis.batch == b) else analyze_target(t, b)
+                a_b = analysis if (analysis and analysis.batch == b) else analyze_model(t, b)
                 if a_b is None:
                     rep.notes.append(f"no estimate at batch {b}: no graph to estimate from")
                 else:
                     from profiles.device_calibration import corrected
-                    from profiles.targets import architecture_of
+                    from profiles.models import architecture_of
 
                     est = estimate_latency(a_b, profile, precision, cfg.power_mode).to_dict(cfg.per_layer)
                     rep.latency.append(corrected(est, correction, architecture_of(t)))

@@ -233,7 +233,7 @@ def calibrate_device(measurements: str | Path, target: str, store: str | Path | 
     from profiles.analysis import DTYPE_BYTES
     from profiles.device import load_device_profile
     from profiles.estimate import TIMINGS, estimate_latency, host_overhead_ms, load_efficiency
-    from profiles.targets import analyze_target, architecture_of, resolve_profile_target
+    from profiles.models import analyze_model, architecture_of, resolve_profiled_model
 
     device = load_device_profile(target.partition("@")[0])
     rows = read_measurements(measurements, [p for p in PRECISIONS if p in DTYPE_BYTES], TIMINGS)
@@ -241,8 +241,8 @@ def calibrate_device(measurements: str | Path, target: str, store: str | Path | 
     for i, r in enumerate(rows, start=2):
         try:
             device.mode(r.power_mode)
-            t = resolve_profile_target(r.model, input_size=r.input_size)
-            a = analyze_target(t, r.batch)
+            t = resolve_profiled_model(r.model, input_size=r.input_size)
+            a = analyze_model(t, r.batch)
         except UserInputError as exc:
             raise UserInputError(f"{measurements} line {i}: {exc}") from None
         if a is None:

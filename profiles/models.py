@@ -1,4 +1,4 @@
-"""Resolve a profile TARGET: a checkpoint folder, an ``.onnx`` file, an ``.engine`` (+ JSON sidecar) or a zoo name."""
+"""Resolve a model to profile: a checkpoint folder, an ``.onnx`` file, an ``.engine`` (+ JSON sidecar) or a zoo name."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Target:
+class ProfiledModel:
     """What ``compress profile`` works on. ``model`` is set for checkpoints and zoo names."""
 
     spec: str
@@ -110,8 +110,8 @@ def _sibling_accuracy(path: Path, precision: str, backend: str) -> tuple[float |
     return None, None
 
 
-def resolve_profile_target(spec: str, num_classes: int | None = None, input_size: int | None = None,
-                   in_chans: int | None = None) -> Target:
+def resolve_profiled_model(spec: str, num_classes: int | None = None, input_size: int | None = None,
+                   in_chans: int | None = None) -> ProfiledModel:
     """Load/inspect one target; CLI overrides (``--input-size`` …) win over what the files say."""
     p = Path(spec)
     if p.is_dir() or p.name in ("manifest.json", "model.safetensors"):
@@ -120,7 +120,7 @@ def resolve_profile_target(spec: str, num_classes: int | None = None, input_size
         ckpt = load_checkpoint(p)
         man = ckpt.manifest
         acc, src = accuracy_from_metrics(man.metrics or {})
-        return Target(spec, "checkpoint", man.architecture, in_chans or man.in_chans, input_size or man.image_size,
+        return ProfiledModel(spec, "checkpoint", man.architecture, in_chans or man.in_chans, input_size or man.image_size,
                       man.num_classes, model=ckpt.model, path=ckpt.path, file_bytes=_dir_size(ckpt.path / "model.safetensors"),
                       accuracy=acc, accuracy_source=src, meta={"role": man.role, "method": man.method})
     if p.suffix.lower() == ".onnx":
@@ -128,7 +128,7 @@ def resolve_profile_target(spec: str, num_classes: int | None = None, input_size
             raise UserInputError(f"ONNX file '{spec}' does not exist.")
         c, s, precision, arch = _onnx_input(p)
         acc, src = _sibling_accuracy(p, precision, "onnxrt-cpu")
-        return Target(spec, "onnx", p.stem, in_chans or c or 3, input_size or s or 224, num_classes, path=p,
+        return ProfiledModel(spec, "onnx", p.stem, in_chans or c or 3, input_size or s or 224, num_classes, path=p,
                       file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src,
                       meta={"precision": precision, **({"architecture": arch} if arch else {})})
     if p.suffix.lower() in (".engine", ".plan"):
@@ -140,7 +140,7 @@ def resolve_profile_target(spec: str, num_classes: int | None = None, input_size
         meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else {}
         shape = meta.get("input_shape") or [1, 3, 224, 224]
         acc, src = _sibling_accuracy(p, str(meta.get("precision", "fp32")), "tensorrt")
-        return Target(spec, "engine", p.stem, in_chans or int(shape[1]), input_size or int(shape[-1]), num_classes,
+        return ProfiledModel(spec, "engine", p.stem, in_chans or int(shape[1]), input_size or int(shape[-1]), num_classes,
                       path=p, file_bytes=p.stat().st_size, accuracy=acc, accuracy_source=src,
                       meta={"precision": "fp32", **meta})
     if p.suffix or "/" in spec:
@@ -149,10 +149,10 @@ def resolve_profile_target(spec: str, num_classes: int | None = None, input_size
 
     nc = num_classes or 1000
     model = create_model(spec, num_classes=nc, in_chans=in_chans or 3)
-    return Target(spec, "zoo", spec, in_chans or 3, input_size or 224, nc, model=model.eval())
+    return ProfiledModel(spec, "zoo", spec, in_chans or 3, input_size or 224, nc, model=model.eval())
 
 
-def analyze_target(t: Target, batch: int) -> ModelAnalysis | None:
+def analyze_model(t: ProfiledModel, batch: int) -> ModelAnalysis | None:
     """Layer counts of a resolved target at ``batch`` (None for an engine without its ONNX beside it)."""
     import copy
 
@@ -176,7 +176,7 @@ def analyze_target(t: Target, batch: int) -> ModelAnalysis | None:
     return analyze_onnx(onnx_path, shape).with_file_size(t.file_bytes)
 
 
-def architecture_of(t: Target) -> str:
+def architecture_of(t: ProfiledModel) -> str:
     """What a device calibration is keyed by: the network's architecture (a checkpoint's or zoo name; an
     exported file's ``compress.architecture`` tag), its canonical zoo spelling when it has one, else the
     file's name."""

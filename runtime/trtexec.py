@@ -1,7 +1,7 @@
 """TensorRT versions and the one ``trtexec`` command builder, shared by export (building engines on the
 target) and profile (measuring on a Jetson).
 
-What each TensorRT line can do (see :mod:`export.targets` for the sources of the parser limits):
+What each TensorRT line can do (see :mod:`export.opsets` for the sources of the parser limits):
 8.2 (JetPack 4.6) ``--workspace=N`` and bindings; 8.5 (JetPack 5.1) ``--memPoolSize`` and the tensor
 API; 10.x (JetPack 6) opset ≤ 20; 11.x strongly typed builds only — no ``--fp16``/``--int8``, the
 graph (FP16 ONNX, Q/DQ) carries the precision, no JetPack, no DLA.
@@ -19,7 +19,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
-class TrtTarget:
+class TrtVersion:
     """The parser/builder capabilities of one TensorRT major.minor line."""
 
     version: str  # as given, e.g. "8.5" or "10.3.0"
@@ -49,8 +49,8 @@ DEFAULT_TRT_VERSION = "10.3"  # Jetson Orin, JetPack 6
 KNOWN_TARGETS = ("8.2", "8.5", "10.3", "11")
 
 
-def resolve_trt_target(version: str | None) -> TrtTarget:
-    """Parse ``"8.5"``, ``"10.3.0"``, ``"11"`` … into a ``TrtTarget``; ``None`` → the Orin default."""
+def resolve_trt_version(version: str | None) -> TrtVersion:
+    """Parse ``"8.5"``, ``"10.3.0"``, ``"11"`` … into a ``TrtVersion``; ``None`` → the Orin default."""
     text = (version or DEFAULT_TRT_VERSION).strip()
     m = re.fullmatch(r"(\d+)(?:\.(\d+))?(?:\.\d+)*", text)
     if not m:
@@ -61,7 +61,7 @@ def resolve_trt_target(version: str | None) -> TrtTarget:
     major, minor = int(m.group(1)), int(m.group(2) or 0)
     for (bmaj, bmin), limits in _TABLE:
         if (major, minor) >= (bmaj, bmin):
-            return TrtTarget(version=text, major=major, minor=minor, **limits)
+            return TrtVersion(version=text, major=major, minor=minor, **limits)
     raise UserInputError(
         f"TensorRT {text} is older than the oldest supported target 8.2 (JetPack 4.6); "
         f"known targets: {', '.join(KNOWN_TARGETS)}."
@@ -73,7 +73,7 @@ def _shape(name: str, shape: Sequence[int]) -> str:
 
 
 def trtexec_command(*, onnx: str | None = None, engine: str | None = None, save_engine: str | None = None,
-                    precision: str = "fp32", target: TrtTarget | None = None, timing_cache: str | None = None,
+                    precision: str = "fp32", target: TrtVersion | None = None, timing_cache: str | None = None,
                     workspace_mb: int | None = None, input_name: str = "input",
                     profile: dict[str, Sequence[int]] | None = None, shape: Sequence[int] | None = None,
                     dla_core: int | None = None, iterations: int | None = None, warmup_ms: int | None = None,

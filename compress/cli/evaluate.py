@@ -11,7 +11,7 @@ from compress.cli.common import console, print_json, show_table
 from compress.cli.options import Group, Given, arg, command, opt
 
 OPTIONS = Group("evaluate", (
-    arg("target", "Checkpoint folder, a train/distill run folder (→ the best, student, checkpoint) or an exported "
+    arg("model", "Checkpoint folder, a train/distill run folder (→ the best, student, checkpoint) or an exported "
         ".onnx file."),
     opt("data", "--data", help="Class-per-folder root to evaluate on instead of the saved split.", show_default=False),
     opt("split", "--split", help="Part of the saved split: train, val or test.", default="test"),
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         elif given["task"] == "classification":
             _classification(result)
         else:
-            _embedding(result, given["target"], given["task"])
+            _embedding(result, given["model"], given["task"])
 
 
 def _classification(r) -> None:
@@ -62,10 +62,10 @@ def _classification(r) -> None:
     console.print(f"written: [bold]{escape(str(r.out_dir))}[/bold] (metrics.json, confusion.csv, confusion.png)", markup=True)
 
 
-def _embedding(r, target: str, task: str) -> None:
+def _embedding(r, model: str, task: str) -> None:
     from rich.table import Table
 
-    t = Table(title=f"{target}: {task} ({r.metric}; {r.n_query} queries, {r.n_gallery} gallery)", title_justify="left")
+    t = Table(title=f"{model}: {task} ({r.metric}; {r.n_query} queries, {r.n_gallery} gallery)", title_justify="left")
     t.add_column("measure")
     t.add_column("value", justify="right")
     for direction, m in r.retrieval.items():

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from compress.errors import UserInputError
-from export.targets import DEFAULT_OPSET
+from export.opsets import DEFAULT_OPSET
 
 
 def timing_onnx(model: nn.Module, shape: tuple[int, ...], path: str | Path | None = None) -> bytes:

@@ -15,7 +15,7 @@ TASKS = ("classification", "retrieval", "clustering", "knn", "all")
 class EvaluateConfig:
     """Everything ``compress evaluate`` accepts (``ks``: P@k / mAP@k cut-offs)."""
 
-    target: str
+    model: str  # checkpoint, run folder or exported .onnx
     data: str | None = None
     split: str = "test"
     device: str = "auto"
@@ -51,21 +51,21 @@ def check_out(out: str | None) -> None:
 def run_evaluate(cfg: EvaluateConfig) -> Any:
     """``EvaluationResult`` (classification) or ``EmbeddingEvalResult`` (embedding tasks)."""
     check_out(cfg.out)
-    if str(cfg.target).lower().endswith(".onnx"):
+    if str(cfg.model).lower().endswith(".onnx"):
         if cfg.task != "classification":
             raise UserInputError("an exported .onnx file is scored for classification; embedding tasks take the "
                                  "checkpoint (compress evaluate CKPT --task retrieval).")
         from export.evaluate import evaluate_onnx
 
-        return evaluate_onnx(cfg.target, data=cfg.data, split=cfg.split, out=cfg.out)
+        return evaluate_onnx(cfg.model, data=cfg.data, split=cfg.split, out=cfg.out)
     if cfg.task == "classification":
         from compress.evaluation.checkpoint import evaluate_checkpoint
 
-        return evaluate_checkpoint(cfg.target, data=cfg.data, split=cfg.split, device=cfg.device, out=cfg.out,
+        return evaluate_checkpoint(cfg.model, data=cfg.data, split=cfg.split, device=cfg.device, out=cfg.out,
                                    batch_size=cfg.batch_size)
     from compress.evaluation.checkpoint import evaluate_embeddings
     from compress.hardware import resolve_device
 
-    return evaluate_embeddings(cfg.target, cfg.task, data=cfg.data, query_split=cfg.split, metric=cfg.metric,
+    return evaluate_embeddings(cfg.model, cfg.task, data=cfg.data, query_split=cfg.split, metric=cfg.metric,
                                ks=cfg.ks, knn_k=cfg.knn_k, cross_checkpoint=cfg.cross_checkpoint,
                                cross_data=cfg.cross_data, out_dir=cfg.out, device=str(resolve_device(cfg.device)))

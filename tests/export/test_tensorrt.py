@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from compress.errors import UserInputError
-from export.targets import choose_ir_version, choose_opset
-from runtime.trtexec import resolve_trt_target as resolve_target
+from export.opsets import choose_ir_version, choose_opset
+from runtime.trtexec import resolve_trt_version as resolve_target
 from export.tensorrt import TrtBuildConfig, sidecar_path, trtexec_command, write_build_script
 
 

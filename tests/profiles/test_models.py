@@ -4,7 +4,7 @@ import json
 import onnx
 from onnx import TensorProto, helper
 
-from profiles.targets import resolve_profile_target as resolve_target
+from profiles.models import resolve_profiled_model as resolve_model
 
 
 def _onnx(path, precision=None):
@@ -28,23 +28,23 @@ PARITY = {"num_samples": 200, "sample_source": "test split of AID (200 images)",
 
 def test_onnx_and_engine_accuracy_from_parity_report(tmp_path):
     (tmp_path / "parity.json").write_text(json.dumps(PARITY))
-    fp32 = resolve_target(str(_onnx(tmp_path / "model.onnx", "fp32")))
-    int8 = resolve_target(str(_onnx(tmp_path / "model_int8.onnx", "int8")))
+    fp32 = resolve_model(str(_onnx(tmp_path / "model.onnx", "fp32")))
+    int8 = resolve_model(str(_onnx(tmp_path / "model_int8.onnx", "int8")))
     assert (fp32.accuracy, int8.accuracy) == (0.90, 0.885)
     assert "onnxrt-cpu-int8 on 200 samples" in int8.accuracy_source
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"PLAN")
     (tmp_path / "model.engine.json").write_text(json.dumps({"precision": "int8", "input_shape": [1, 3, 32, 32]}))
-    t = resolve_target(str(engine))
+    t = resolve_model(str(engine))
     assert t.accuracy == 0.88 and "tensorrt-int8" in t.accuracy_source
 
 
 def test_no_report_or_no_matching_row_means_no_accuracy(tmp_path):
-    assert resolve_target(str(_onnx(tmp_path / "a.onnx"))).accuracy is None  # untagged = fp32, no report
+    assert resolve_model(str(_onnx(tmp_path / "a.onnx"))).accuracy is None  # untagged = fp32, no report
     (tmp_path / "parity.json").write_text(json.dumps({"rows": [PARITY["rows"][1]]}))
-    assert resolve_target(str(_onnx(tmp_path / "b.onnx", "fp16"))).accuracy is None
+    assert resolve_model(str(_onnx(tmp_path / "b.onnx", "fp16"))).accuracy is None
     (tmp_path / "parity.json").write_text("{not json")
-    assert resolve_target(str(_onnx(tmp_path / "c.onnx"))).accuracy is None
+    assert resolve_model(str(_onnx(tmp_path / "c.onnx"))).accuracy is None
 
 
 def test_int8_files_get_their_own_row_and_precision(tmp_path):
@@ -52,8 +52,8 @@ def test_int8_files_get_their_own_row_and_precision(tmp_path):
             {"name": "onnxrt-cpu-int8", "precision": "int8", "accuracy": 88.5, "file": "model_int8.onnx"},
             {"name": "onnxrt-cpu-int8-trt", "precision": "int8", "accuracy": 87.25, "file": "model_int8_trt.onnx"}]
     (tmp_path / "parity.json").write_text(json.dumps({**PARITY, "rows": rows}))
-    cpu = resolve_target(str(_onnx(tmp_path / "model_int8.onnx", "int8")))
-    trt = resolve_target(str(_onnx(tmp_path / "model_int8_trt.onnx", "int8")))
+    cpu = resolve_model(str(_onnx(tmp_path / "model_int8.onnx", "int8")))
+    trt = resolve_model(str(_onnx(tmp_path / "model_int8_trt.onnx", "int8")))
     assert (cpu.accuracy, trt.accuracy) == (0.885, 0.8725) and cpu.meta["precision"] == "int8"
 
 
@@ -70,4 +70,4 @@ def test_a_qdq_graph_without_metadata_is_int8(tmp_path):
     import onnx
 
     onnx.save(model, str(tmp_path / "q.onnx"))
-    assert resolve_target(str(tmp_path / "q.onnx")).meta["precision"] == "int8"
+    assert resolve_model(str(tmp_path / "q.onnx")).meta["precision"] == "int8"

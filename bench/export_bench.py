@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from compress.models.checkpoint import load_checkpoint
     from export.onnx import export_module
-    from export.pipeline import ExportConfig, default_samples_loader, export_checkpoint
+    from export.chain import ExportConfig, default_samples_loader, export_checkpoint
     from export.verify import median_latency_ms, run_batched
     from runtime.onnxrt import OnnxrtRunner
     from runtime.torch_runner import TorchRunner

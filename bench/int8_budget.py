@@ -22,7 +22,7 @@ VARIANTS = {"plain": ("off", "off"), "bias-corrected": ("off", "on"), "adaround"
 
 def bench_checkpoint(ckpt: str, out: Path, variant: str = "plain") -> list[dict]:
     from export.evaluate import evaluate_onnx
-    from export.pipeline import ExportConfig, export_checkpoint
+    from export.chain import ExportConfig, export_checkpoint
 
     if not (out / "export.json").is_file():
         export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_flavour="both", force=True,

@@ -45,7 +45,7 @@ def bench_checkpoint(ckpt: str, out: Path, args) -> dict:
     from compress.jobs.qad import QAD_TRAIN, QuantizeConfig, run_quantize
     from compress.models.checkpoint import load_checkpoint
     from export.evaluate import evaluate_onnx
-    from export.pipeline import ExportConfig, export_checkpoint
+    from export.chain import ExportConfig, export_checkpoint
 
     man = load_checkpoint(ckpt).manifest
     files: dict[str, Path] = {}

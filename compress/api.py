@@ -57,9 +57,9 @@ def prune(checkpoint: str | Path, config: str | Path | None = None, progress: An
 
 def export(checkpoint: str | Path, out: str | Path, **settings: Any):
     """``compress export CKPT -o OUT``: ONNX (+ ``fp16=True``, ``int8=True``, ``trt=True`` …, the fields of
-    ``export.pipeline.ExportConfig``, and ``parity={"atol": {"fp16": 0.02}, "max_oa_drop": 0.5, …}``: the keys of
+    ``export.chain.ExportConfig``, and ``parity={"atol": {"fp16": 0.02}, "max_oa_drop": 0.5, …}``: the keys of
     ``compress export --config``), parity-checked → ``ExportResult``."""
-    from export.pipeline import export_checkpoint
+    from export.chain import export_checkpoint
     from export.settings import export_settings
 
     return export_checkpoint(checkpoint, out, export_settings(settings, where="export")[1])

@@ -8,9 +8,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "export_checkpoint": "export.pipeline",
-    "ExportConfig": "export.pipeline",
-    "ExportResult": "export.pipeline",
+    "export_checkpoint": "export.chain",
+    "ExportConfig": "export.chain",
+    "ExportResult": "export.chain",
     "export_onnx": "export.onnx",
     "export_module": "export.onnx",
     "OnnxOptions": "export.onnx",

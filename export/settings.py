@@ -1,5 +1,5 @@
 """An export's settings from one mapping: a ``--config`` file merged with the flags given, keyed by
-:class:`export.pipeline.ExportConfig`'s field names — the same names the CLI's options fill.
+:class:`export.chain.ExportConfig`'s field names — the same names the CLI's options fill.
 
     fp16: true
     int8: true
@@ -65,7 +65,7 @@ def renamed_keys(values: Mapping[str, Any], where: str) -> dict[str, Any]:
 def export_settings(values: Mapping[str, Any], where: str = "export settings"):
     """``(out, ExportConfig)`` from ``values``: ExportConfig's fields, ``out`` and a ``parity:`` section; the
     INT8 budget sets the INT8 parity rule (``ParityCriteria.for_int8_budget``) before ``parity:`` overrides it."""
-    from export.pipeline import ExportConfig
+    from export.chain import ExportConfig
     from export.verify import ParityCriteria
 
     v = renamed_keys(values, where)

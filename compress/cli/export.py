@@ -138,7 +138,7 @@ def register(app: typer.Typer) -> None:
         """Export a checkpoint to ONNX (FP32, FP16, INT8 QDQ), verify parity, and build TensorRT engines."""
         from compress.config import command_section, load_config_file
         from compress.jobs.config import merge_config
-        from export.pipeline import export_checkpoint
+        from export.chain import export_checkpoint
         from export.settings import export_settings
 
         g = given.own

@@ -138,7 +138,7 @@ class ExportOutputs:
 
     checkpoint: str
     files: tuple[ScoredFile, ...] = ()
-    outcome: str = "ok"  # ok | parity-failed (export.pipeline's outcomes)
+    outcome: str = "ok"  # ok | parity-failed (export.chain's outcomes)
     message: str = ""
     engine_status: str | None = None  # None: no TensorRT engine asked for
     notes: tuple[str, ...] = ()

@@ -123,7 +123,7 @@ def _scored(files: list[str], failed: dict[str, str] | None = None) -> tuple[Sco
 
 
 def _export(p: PipelineView, s: Step, folder: Path, resume: bool) -> ExportOutputs:
-    from export.pipeline import export_checkpoint
+    from export.chain import export_checkpoint
 
     from compress.jobs.recipe import export_config
 

@@ -105,7 +105,7 @@ def search_budget(s: StudentRecipe):
 
 def export_config(e: ExportRecipe):
     """The ``ExportConfig`` an ``export:`` section means (``int8_flavour`` shapes an INT8 file only)."""
-    from export.pipeline import ExportConfig
+    from export.chain import ExportConfig
     from export.int8_fixes import fix_choice
     from export.verify import ParityCriteria
 
@@ -124,7 +124,7 @@ def check_recipe(r: Recipe) -> None:
     every student's method parameters and the export settings."""
     from compress.jobs import preflight
     from compress.methods import METHODS, build_method_params
-    from export.pipeline import validate_export_config
+    from export.chain import validate_export_config
     from profiles.device import load_device_profile
 
     names = [s.name for s in r.students]

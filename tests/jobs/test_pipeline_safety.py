@@ -15,7 +15,7 @@ from compress.errors import UserInputError
 from compress.jobs import pipeline as pl
 from compress.jobs.recipe import ExportRecipe, Recipe, StudentRecipe, export_config
 from compress.lock import lock_folder, release_folder
-from export.pipeline import validate_export_config
+from export.chain import validate_export_config
 from tests.cli.test_reliability import tree_hash
 from tests.jobs.fake_steps import install_fake_steps
 from tests.jobs.test_pipeline import _recipe
@@ -138,7 +138,7 @@ def test_a_second_process_resuming_a_run_in_use_is_told_who_holds_it(tmp_path):
 def test_a_file_that_failed_parity_is_marked_and_the_pipeline_exits_non_zero(tmp_path, monkeypatch):
     import dataclasses
 
-    import export.pipeline as ep
+    import export.chain as ep
 
     real = ep.check_parity
 

@@ -4,7 +4,7 @@ The fit (``python -m profiles.calibration``) analyses torchvision models on the 
 from packages the toolkit does not depend on and timm models export slowly, so their ONNX graphs are
 analysed once here and stored as ``profiles/calibration/models/<model>@<size>.json.gz`` (layer counts only,
 no weights). Each model is built from its architecture definition with random weights, exported
-to ONNX (opset 17), simplified with onnxsim and analysed with ``profiles.onnx_count``.
+to ONNX (opset 17), simplified with onnxsim and analysed with ``profiles.counting.onnx_count``.
 
     # timm models (EfficientViT; MixNet, EfficientFormer, MobileViT, ViT), in the project's environment
     python bench/calibration_models.py --family efficientvit
@@ -114,8 +114,8 @@ def export_and_analyse(name: str, size: int, out_dir: Path, build=_timm_model) -
     import onnxsim
     import torch
 
-    from profiles.calibration import save_model_analysis
-    from profiles.onnx_count import analyze_onnx
+    from profiles.calibration.fit import save_model_analysis
+    from profiles.counting.onnx_count import analyze_onnx
 
     model = build(name)
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,10 +36,10 @@ VARIANTS = {
 
 
 def run(name: str) -> str:
-    import profiles.calibration as cal
+    import profiles.calibration.fit as cal
     from profiles.device import load_device_profile
-    from profiles.estimate import Efficiency
-    from profiles.fit_report import summary
+    from profiles.estimator.estimate import Efficiency
+    from profiles.calibration.fit_report import summary
 
     bounds, start_values, keep, cv, *more = VARIANTS[name]
     fit = more[0] if more else {}

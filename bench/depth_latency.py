@@ -23,8 +23,8 @@ def main() -> None:
     from compress.models import create_model
     from compress.models.depth import block_contribution, drop_blocks, removable_blocks
     from profiles.device import load_device_profile
-    from profiles.estimate import estimate_latency
-    from profiles.torch_count import analyze_torch
+    from profiles.estimator.estimate import estimate_latency
+    from profiles.counting.torch_count import analyze_torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="efficientnet-lite0")

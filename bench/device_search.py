@@ -36,7 +36,7 @@ def rank_proxy(dj, teacher: Path, target: str, precision: str, share: float, see
     from compress.jobs.candidates import DeviceBudget, target_spec
     from compress.jobs.student_search import teacher_latency
     from compress.models.checkpoint import load_checkpoint
-    from profiles.ranking import kendall_tau_b
+    from profiles.estimator.ranking import kendall_tau_b
 
     man = (ck := load_checkpoint(teacher)).manifest
     name, mode = target_spec(target)

@@ -2,7 +2,7 @@
 
     python bench/estimates.py            # ResNet-18/50, EfficientNet-B0, MobileNetV2, DeiT-Tiny at 224 px, 1000 classes
 
-Each cell is `profiles.estimate.estimate_latency` on `profiles.torch_count.analyze_torch` of the zoo model
+Each cell is `profiles.estimator.estimate.estimate_latency` on `profiles.counting.torch_count.analyze_torch` of the zoo model
 (the path `compress profile MODEL --target DEV --power-mode MODE --precision P` takes), with the 80 % band
 from the leave-one-device-out fit in brackets. Nothing here is measured.
 """
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from compress.models.factory import create_model
     from profiles.device import load_device_profile
-    from profiles.estimate import estimate_latency
-    from profiles.torch_count import analyze_torch
+    from profiles.estimator.estimate import estimate_latency
+    from profiles.counting.torch_count import analyze_torch
 
     shape = (1, 3, a.size, a.size)
     an = {m: analyze_torch(create_model(m, num_classes=1000).to("meta"), shape) for m in a.models}

@@ -5,7 +5,7 @@
 Every published point is predicted by the fit that never saw its module (leave-one-device-out, as the
 estimator ships to a user whose Jetson it never saw). Then, within each *setup* a user measures in (module,
 precision, what was timed, TensorRT, power mode), each point in turn is the user's one measurement: the
-correction measured ÷ estimated (``profiles.device_calibration.fit_scales``) multiplies the estimates of the
+correction measured ÷ estimated (``profiles.calibration.device.fit_scales``) multiplies the estimates of the
 setup's other points. The table gives, per module and precision, the median |error| before (no
 measurement) and after one (over every anchor/other pair), and the share of pairs within 10 %. The
 pooled 10th–90th percentiles of measured ÷ corrected give the band a one-point calibration prints.
@@ -26,7 +26,7 @@ def setup_of(p) -> tuple:
 def one_point_pairs(errors) -> tuple[dict, list[float]]:
     """``({(module, precision): {"before", "after", "family": [|error|…]}}, measured/corrected ratios of every
     pair, of the same-family pairs)``."""
-    from profiles.device_calibration import fit_scales
+    from profiles.calibration.device import fit_scales
 
     setups = defaultdict(list)
     for e in errors:
@@ -54,8 +54,8 @@ def one_point_pairs(errors) -> tuple[dict, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from profiles.bands import ratio_band
-    from profiles.calibration import calibrate
+    from profiles.estimator.bands import ratio_band
+    from profiles.calibration.fit import calibrate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, help="also write the rows here")

@@ -59,10 +59,10 @@ def measure_runners(name: str, size: int, batch: int, warmup: int, iters: int, t
 
 
 def estimates(precision: str = "fp16") -> list[dict]:
-    from profiles.calibration import load_published
+    from profiles.calibration.fit import load_published
     from profiles.device import list_device_profiles
-    from profiles.estimate import estimate_latency
-    from profiles.torch_count import analyze_torch
+    from profiles.estimator.estimate import estimate_latency
+    from profiles.counting.torch_count import analyze_torch
 
     from compress.models import create_model
 

@@ -21,8 +21,8 @@ def _row(ckpt: str, label: str, target: str, mode: str | None) -> dict:
 
     from compress.models.checkpoint import load_checkpoint
     from profiles.device import load_device_profile
-    from profiles.estimate import estimate_latency
-    from profiles.torch_count import analyze_torch
+    from profiles.estimator.estimate import estimate_latency
+    from profiles.counting.torch_count import analyze_torch
 
     ck = load_checkpoint(ckpt)
     m = ck.manifest

@@ -134,7 +134,7 @@ def _remember(res, device: str, spec: str, t: ProfiledModel, precision: str, bat
               estimated_ms: float) -> str:
     """Add a remote measurement (trtexec's GPU compute median, what the estimate models) to ``device``'s
     calibration; the line that says so."""
-    from profiles.device_calibration import add_measurement
+    from profiles.calibration.device import add_measurement
     from profiles.models import architecture_of
 
     gpu = res.trtexec.gpu_compute
@@ -174,7 +174,7 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
 
         profile = load_device_profile(cfg.target)
         profile.mode(cfg.power_mode)  # fail early on a bad mode
-        from profiles.device_calibration import stored_correction
+        from profiles.calibration.device import stored_correction
 
         correction = stored_correction(profile.name, cfg.calibration)
     reports = []
@@ -192,13 +192,13 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
         for b in cfg.batches:
             a_b = plain_ms = None
             if profile is not None:
-                from profiles.estimate import estimate_latency
+                from profiles.estimator.estimate import estimate_latency
 
                 a_b = analysis if (analysis and analysis.batch == b) else analyze_model(t, b)
                 if a_b is None:
                     rep.notes.append(f"no estimate at batch {b}: no graph to estimate from")
                 else:
-                    from profiles.device_calibration import corrected
+                    from profiles.calibration.device import corrected
                     from profiles.models import architecture_of
 
                     est = estimate_latency(a_b, profile, precision, cfg.power_mode).to_dict(cfg.per_layer)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from compress.errors import UserInputError
 
 if TYPE_CHECKING:
-    from profiles.analysis import ModelAnalysis
+    from profiles.counting.analysis import ModelAnalysis
 
 
 @dataclass
@@ -158,7 +158,7 @@ def analyze_model(t: ProfiledModel, batch: int) -> ModelAnalysis | None:
 
     shape = (batch, t.in_chans, t.image_size, t.image_size)
     if t.model is not None:
-        from profiles.torch_count import analyze_torch
+        from profiles.counting.torch_count import analyze_torch
 
         meta_model = copy.deepcopy(t.model).to("meta")  # shapes only: no compute, no memory
         return analyze_torch(meta_model, shape).with_file_size(t.file_bytes)
@@ -171,7 +171,7 @@ def analyze_model(t: ProfiledModel, batch: int) -> ModelAnalysis | None:
         onnx_path = cand if cand.is_file() else None
     if onnx_path is None:
         return None
-    from profiles.onnx_count import analyze_onnx
+    from profiles.counting.onnx_count import analyze_onnx
 
     return analyze_onnx(onnx_path, shape).with_file_size(t.file_bytes)
 

@@ -76,7 +76,7 @@ def _calibrate(g: dict) -> None:
     from rich.table import Table
 
     from compress.errors import UserInputError
-    from profiles.device_calibration import calibrate_device
+    from profiles.calibration.device import calibrate_device
 
     if not g["target"]:
         raise UserInputError("--calibrate corrects the estimates of one device profile: add --target NAME (compress "

@@ -65,11 +65,11 @@ class Estimator:
     def for_budget(cls, budget: "DeviceBudget", teacher: nn.Module, shape: tuple[int, ...]) -> "Estimator":
         """The budget's estimator for the teacher's architecture: corrected by the teacher's measurement on the
         device when the budget has one, else by a stored calibration of that architecture on it
-        (``compress profile --calibrate``; :mod:`profiles.device_calibration`), else plain."""
+        (``compress profile --calibrate``; :mod:`profiles.calibration.device`), else plain."""
         plain = cls(budget.target, budget.power_mode)
         scale: dict[str, float] = {}
         if budget.architecture:
-            from profiles.device_calibration import stored_correction
+            from profiles.calibration.device import stored_correction
 
             corr = stored_correction(plain.profile.name)
             found = {p: corr.find(p, budget.architecture) for p in ESTIMATED_PRECISIONS} if corr else {}
@@ -84,8 +84,8 @@ class Estimator:
     def __call__(self, model: nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
         """``{"macs", "params", "<precision>_ms", "<precision>_band": [low, high]}`` for every precision the
         profile has a peak for."""
-        from profiles.estimate import estimate_latency
-        from profiles.torch_count import analyze_torch
+        from profiles.estimator.estimate import estimate_latency
+        from profiles.counting.torch_count import analyze_torch
 
         a = analyze_torch(copy.deepcopy(model).to("meta"), shape)
         info: dict[str, Any] = {"macs": a.macs, "params": a.params}
@@ -239,7 +239,7 @@ def _zoo(ctx: Context, architecture: str) -> Built:
     model = create_model(architecture, head.out_features, ctx.shape[1]).eval()
     package = WEIGHT_PACKAGES[resolve_model(architecture)[1]]
     load_weights(model, package)
-    # another architecture: the teacher's correction does not carry over (profiles.device_calibration)
+    # another architecture: the teacher's correction does not carry over (profiles.calibration.device)
     plain = Context(ctx.model, ctx.shape, ctx.architecture, ctx.budget, ctx.estimate.plain(), ctx.calib)
     return _at_lower_size(plain, model, f"{architecture} from its ImageNet weights ({package})", full=True)
 

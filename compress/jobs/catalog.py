@@ -44,7 +44,7 @@ def model_catalog(pattern: str | None = None, num_classes: int = 1000) -> list[M
 
     from compress.models.factory import MODELS, list_models, model_defaults
     from compress.models import create_model
-    from profiles.torch_count import analyze_torch
+    from profiles.counting.torch_count import analyze_torch
 
     rows = []
     for name in list_models(pattern):

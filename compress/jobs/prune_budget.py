@@ -65,7 +65,7 @@ class Budget:
             self.profile.mode(cfg.power_mode)
 
     def measure(self, model: torch.nn.Module) -> dict[str, Any]:
-        from profiles.torch_count import analyze_torch
+        from profiles.counting.torch_count import analyze_torch
 
         a = analyze_torch(copy.deepcopy(model).to("meta"), self.shape)
         info = {"params": a.params, "macs": a.macs}
@@ -74,7 +74,7 @@ class Budget:
         return info
 
     def _estimated(self, analysis) -> float:
-        from profiles.estimate import estimate_latency
+        from profiles.estimator.estimate import estimate_latency
 
         return round(estimate_latency(analysis, self.profile, self.cfg.precision, self.cfg.power_mode).latency_ms, 4)
 

@@ -24,7 +24,7 @@ def teacher(tmp_path_factory):
 def _macs(ckpt):
     from compress.checkpoint import read_manifest
     from compress.models.checkpoint import load_checkpoint
-    from profiles.torch_count import analyze_torch
+    from profiles.counting.torch_count import analyze_torch
 
     man = read_manifest(ckpt)
     return analyze_torch(load_checkpoint(ckpt).model, (1, man.in_chans, man.image_size, man.image_size)).macs

@@ -11,7 +11,7 @@ from compress.models import create_model
 from compress.models.depth import block_contribution, drop_blocks, prune_depth, removable_blocks
 from compress.models.prune import PruneConfig
 from compress.models.structure import apply_structure, structure_of
-from profiles.torch_count import analyze_torch
+from profiles.counting.torch_count import analyze_torch
 
 
 def _macs(model, size=16):

@@ -12,7 +12,7 @@ from compress.models.structure import structure_of
 def _macs(model, size=16):
     import copy
 
-    from profiles.torch_count import analyze_torch
+    from profiles.counting.torch_count import analyze_torch
 
     return analyze_torch(copy.deepcopy(model).to("meta"), (1, 3, size, size)).macs
 

@@ -2,11 +2,11 @@ import pytest
 from torch import nn
 
 from compress.errors import UserInputError
-from profiles.bands import (BANDS_FILE, MIN_POINTS, bands_csv, calibration_module, error_band, load_module_bands,
+from profiles.estimator.bands import (BANDS_FILE, MIN_POINTS, bands_csv, calibration_module, error_band, load_module_bands,
                             module_bands, ratio_band)
 from profiles.device import load_device_profile
-from profiles.estimate import estimate_latency, load_efficiency
-from profiles.torch_count import analyze_torch
+from profiles.estimator.estimate import estimate_latency, load_efficiency
+from profiles.counting.torch_count import analyze_torch
 
 
 def test_ratio_band_takes_nearest_rank_percentiles():

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from profiles.bands import bands_csv
-from profiles.calibration import (CALIBRATION_DIR, FIT_BOUNDS, band, calibrate, cross_validate, fit_efficiency,
+from profiles.estimator.bands import bands_csv
+from profiles.calibration.fit import (CALIBRATION_DIR, FIT_BOUNDS, band, calibrate, cross_validate, fit_efficiency,
                                   load_published, model_analysis, predict_point)
 from profiles.device import load_device_profile
-from profiles.estimate import Efficiency, load_efficiency
-from profiles.ranking import MIN_MODELS, rank_rows
+from profiles.estimator.estimate import Efficiency, load_efficiency
+from profiles.estimator.ranking import MIN_MODELS, rank_rows
 
 
 @pytest.fixture(scope="module")

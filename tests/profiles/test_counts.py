@@ -4,9 +4,9 @@ import torch
 from torch import nn
 
 from compress.errors import UserInputError
-from profiles.onnx_count import analyze_onnx
-from profiles.kernels import kernels_of
-from profiles.torch_count import analyze_torch
+from profiles.counting.onnx_count import analyze_onnx
+from profiles.estimator.kernels import kernels_of
+from profiles.counting.torch_count import analyze_torch
 from tests.conftest import TransformerBlock
 
 

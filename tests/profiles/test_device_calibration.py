@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from compress.cli import app
 from compress.errors import UserInputError
 from profiles.api import ProfileConfig, profile_targets
-from profiles.device_calibration import (ONE_POINT_BAND, MEASUREMENT_COLUMNS, calibrate_device, fit_scales,
+from profiles.calibration.device import (ONE_POINT_BAND, MEASUREMENT_COLUMNS, calibrate_device, fit_scales,
                                          load_store, stored_correction)
 
 runner = CliRunner()

@@ -9,13 +9,13 @@ import yaml
 from torch import nn
 
 from compress.errors import UserInputError
-from profiles.analysis import LayerStats, ModelAnalysis
-from profiles.calibration import (FIT_BOUNDS, FIT_F_SCALE, FIT_LOSS, PublishedPoint, fit_efficiency, load_published,
+from profiles.counting.analysis import LayerStats, ModelAnalysis
+from profiles.calibration.fit import (FIT_BOUNDS, FIT_F_SCALE, FIT_LOSS, PublishedPoint, fit_efficiency, load_published,
                                   model_analysis, predict_point)
 from profiles.device import list_device_profiles, load_device_profile
-from profiles.estimate import Efficiency, estimate_latency, load_efficiency
-from profiles.kernels import kernels_of
-from profiles.torch_count import analyze_torch
+from profiles.estimator.estimate import Efficiency, estimate_latency, load_efficiency
+from profiles.estimator.kernels import kernels_of
+from profiles.counting.torch_count import analyze_torch
 
 DEVICE = {
     "name": "toy", "kind": "jetson",
@@ -118,7 +118,7 @@ def test_host_timed_points_add_cpu_scaled_overhead(tmp_path):
                                           ("8.4.0 (JetPack 5.0.1)", False), ("8.2.1 (JetPack 4.6)", True),
                                           ("JetPack 6 (TensorRT 10.x)", False), ("JetPack 4", True), ("not stated", None)])
 def test_tensorrt_generation_is_read_from_the_version_text(text, legacy):
-    from profiles.estimate import legacy_tensorrt
+    from profiles.estimator.estimate import legacy_tensorrt
 
     assert legacy_tensorrt(text) is legacy
 

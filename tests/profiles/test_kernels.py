@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from profiles.analysis import LayerStats, ModelAnalysis
-from profiles.kernels import attention_fuses, kernels_of, tensorrt_version
-from profiles.onnx_count import analyze_onnx
+from profiles.counting.analysis import LayerStats, ModelAnalysis
+from profiles.estimator.kernels import attention_fuses, kernels_of, tensorrt_version
+from profiles.counting.onnx_count import analyze_onnx
 from tests.conftest import TransformerBlock
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from profiles.ranking import kendall_tau_b, rank_markdown, rank_rows
+from profiles.estimator.ranking import kendall_tau_b, rank_markdown, rank_rows
 
 
 def test_kendall_tau_b_by_hand():

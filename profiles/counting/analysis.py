@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-#: op classes of a layer (the estimator refines them into kernel classes, profiles.kernels) (every layer maps to exactly one)
+#: op classes of a layer (the estimator refines them into kernel classes, profiles.estimator.kernels) (every layer maps to exactly one)
 OP_CLASSES = ("conv", "dwconv", "linear", "pool", "elementwise", "reshape")
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}

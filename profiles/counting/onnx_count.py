@@ -1,6 +1,6 @@
 """Count params, MACs and activation traffic of an ONNX graph (shape inference + per-op formulas).
 
-Same conventions as ``profiles.torch_count`` (see ``profiles.analysis``), so the two agree on MACs
+Same conventions as ``profiles.counting.torch_count`` (see ``profiles.counting.analysis``), so the two agree on MACs
 exactly and on parameters after BatchNorm folding (ONNX exporters fold BN into the conv before it).
 QDQ (INT8) graphs are handled: weight shapes come from shape inference, and the int8 weight
 initializers behind ``DequantizeLinear`` count as parameters; Q/DQ nodes themselves cost nothing.
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import UserInputError, require
-from profiles.analysis import LayerStats, ModelAnalysis, numel, peak_working_set
+from profiles.counting.analysis import LayerStats, ModelAnalysis, numel, peak_working_set
 
 _ELEMENTWISE = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu", "PRelu", "Elu", "Selu",
                 "Gelu", "Mish", "Softplus", "Softmax", "Erf", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp",

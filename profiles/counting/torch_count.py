@@ -17,7 +17,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from compress.errors import UserInputError
-from profiles.analysis import LayerStats, ModelAnalysis, numel, peak_working_set
+from profiles.counting.analysis import LayerStats, ModelAnalysis, numel, peak_working_set
 
 _ACTS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh,
          nn.LeakyReLU, nn.PReLU, nn.ELU, nn.Mish, nn.Softmax, nn.Hardtanh)
@@ -42,7 +42,7 @@ class FunctionalRecorder(TorchFunctionMode):
     ``F.scaled_dot_product_attention(q, k, v)`` inside a transformer block would leave the kernel rules one
     kernel short per op. The recorded layers carry the ONNX analysis's op names (``MatMul`` / ``Softmax``;
     SDPA as MatMul, Softmax, MatMul), so both analyses group into the same TensorRT kernels
-    (``profiles.kernels``). Calls made inside a hooked module (``nn.Softmax``, a norm) are its own."""
+    (``profiles.estimator.kernels``). Calls made inside a hooked module (``nn.Softmax``, a norm) are its own."""
 
     def __init__(self, sink: list[LayerStats], depth: Callable[[], int], bytes_per_element: int = 4) -> None:
         super().__init__()
@@ -111,7 +111,7 @@ def _pool_window(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int
 
 
 def count_module(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> tuple[str, int, int]:
-    """(op_class, MACs, other_ops) of one call, for the whole batch; see ``profiles.analysis``."""
+    """(op_class, MACs, other_ops) of one call, for the whole batch; see ``profiles.counting.analysis``."""
     out_n = out.numel()
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
         k = numel(module.kernel_size)

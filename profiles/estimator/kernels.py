@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from profiles.analysis import ModelAnalysis
+from profiles.counting.analysis import ModelAnalysis
 
 COMPUTE_CLASSES = ("conv", "pointwise", "depthwise", "grouped", "fc")
 KERNEL_CLASSES = COMPUTE_CLASSES + ("pool", "memory")

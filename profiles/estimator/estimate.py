@@ -1,6 +1,6 @@
 """Per-kernel latency ESTIMATE of a TensorRT engine on a device profile (never a measurement).
 
-The model's layers are grouped into the kernels TensorRT launches (``profiles.kernels``). Each costs
+The model's layers are grouped into the kernels TensorRT launches (``profiles.estimator.kernels``). Each costs
 
     t = max(2·MACs / (peak · e[class] · e[arch] · e[precision]),  bytes / (bandwidth · e_memory)) + cycles / f_gpu
 
@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import UserInputError
-from profiles.analysis import DTYPE_BYTES, ModelAnalysis
-from profiles.bands import error_band, load_module_bands
+from profiles.counting.analysis import DTYPE_BYTES, ModelAnalysis
+from profiles.estimator.bands import error_band, load_module_bands
 from profiles.device import DeviceProfile
-from profiles.kernels import COMPUTE_CLASSES, attention_fuses, kernels_of, tensorrt_version
+from profiles.estimator.kernels import COMPUTE_CLASSES, attention_fuses, kernels_of, tensorrt_version
 
-CALIBRATION_DIR = Path(__file__).parent / "calibration"
+CALIBRATION_DIR = Path(__file__).parents[1] / "calibration"
 EFFICIENCY_FILE = CALIBRATION_DIR / "efficiency.csv"
 TIMINGS = ("gpu_compute", "host_sync", "host_copy")  # what a published latency timed
 REFERENCE_CPU_MHZ = 2000.0
@@ -187,7 +187,7 @@ def kernel_cycles_for(eff: Efficiency, device: DeviceProfile, tensorrt: str | No
 
 
 def fused_attention_for(device: DeviceProfile, precision: str, tensorrt: str | None = None) -> bool:
-    """Whether the engine's softmax attention is one kernel (``profiles.kernels.attention_fuses``)."""
+    """Whether the engine's softmax attention is one kernel (``profiles.estimator.kernels.attention_fuses``)."""
     cc = float(device.values.get("compute_capability") or 0)
     return attention_fuses(cc, precision, device_tensorrt(device, tensorrt))
 
@@ -236,7 +236,7 @@ def estimate_latency(analysis: ModelAnalysis, device: DeviceProfile, precision: 
     (None → the newest the device runs: its profile's ``tensorrt``); ``kernels`` (from
     ``KernelArrays.of(analysis, fused_attention_for(device, precision, tensorrt))``) skips the kernel grouping
     when called in a loop. With the stored
-    calibration (``efficiency`` None) the band is widened to the module's own (``profiles.bands``)."""
+    calibration (``efficiency`` None) the band is widened to the module's own (``profiles.estimator.bands``)."""
     stored = efficiency is None
     eff = efficiency or load_efficiency()
     if precision not in DTYPE_BYTES:

@@ -230,9 +230,9 @@ def calibrate_device(measurements: str | Path, target: str, store: str | Path | 
                      ) -> tuple[DeviceCorrection, Path]:
     """Fit the correction for device profile ``target`` from a measurements CSV and store it; returns it and
     where it was stored. Every row is checked (columns, times, precision, power mode, model) before any fit."""
-    from profiles.analysis import DTYPE_BYTES
+    from profiles.counting.analysis import DTYPE_BYTES
     from profiles.device import load_device_profile
-    from profiles.estimate import TIMINGS, estimate_latency, host_overhead_ms, load_efficiency
+    from profiles.estimator.estimate import TIMINGS, estimate_latency, host_overhead_ms, load_efficiency
     from profiles.models import analyze_model, architecture_of, resolve_profiled_model
 
     device = load_device_profile(target.partition("@")[0])

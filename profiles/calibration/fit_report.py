@@ -25,7 +25,7 @@ _FACTORS = (("conv", "k×k conv, fraction of the dense peak (the CUDA-core peak 
 
 @dataclass(frozen=True)
 class PointError:
-    point: Any  # profiles.calibration.PublishedPoint
+    point: Any  # profiles.calibration.fit.PublishedPoint
     predicted_ms: float
 
     @property
@@ -45,11 +45,11 @@ def summary(errors: list[PointError]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Calibration:
-    efficiency: Any  # profiles.estimate.Efficiency
+    efficiency: Any  # profiles.estimator.estimate.Efficiency
     fitted: list[PointError]
     by_device: list[PointError]
     by_family: list[PointError]
-    bands: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # per module, profiles.bands
+    bands: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # per module, profiles.estimator.bands
     macs: dict[tuple[str, int, int], int] = field(default_factory=dict)  # (model, batch, px) → MACs
 
 
@@ -97,7 +97,7 @@ def fit_report_markdown(cal: Calibration) -> str:
     lines += [""] + _table(cal.by_device, lambda x: f"{x.point.module} {x.point.precision}", "device × precision")
     lines += ["", "## Leave one family out", ""] + _table(cal.by_family, lambda x: x.point.family, "held-out family")
     if cal.macs:
-        from profiles.ranking import MIN_MODELS, rank_markdown, rank_rows
+        from profiles.estimator.ranking import MIN_MODELS, rank_markdown, rank_rows
 
         def macs_of(p):
             return cal.macs[(p.model, p.batch, p.input_size)]

@@ -9,7 +9,7 @@ The fifteen factors of ``Efficiency`` (``Efficiency.FITTED``) are fitted by robu
 squares on ``log(estimated / measured)`` (with a weak pull towards the defaults so factors no point
 constrains stay put). Leave-one-device-out and leave-one-family-out refits predict every point from a fit that
 never saw its device (family); the 10th–90th percentile of the leave-one-device-out ratios is the
-error band every estimate prints, widened per module by ``profiles.bands``.
+error band every estimate prints, widened per module by ``profiles.estimator.bands``.
 ``python -m profiles.calibration`` writes ``efficiency.csv``, ``bands.csv`` and ``fit_report.md``.
 """
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Callable
 
 from compress.errors import UserInputError
 from compress.io import write_text_atomic
-from profiles.analysis import LayerStats, ModelAnalysis
-from profiles.bands import BANDS_FILE, bands_csv, calibration_module, load_module_bands, module_bands, ratio_band
+from profiles.counting.analysis import LayerStats, ModelAnalysis
+from profiles.estimator.bands import BANDS_FILE, bands_csv, calibration_module, load_module_bands, module_bands, ratio_band
 from profiles.device import DeviceProfile, load_device_profile
-from profiles.fit_report import Calibration, PointError, fit_report_markdown, summary
-from profiles.estimate import (CALIBRATION_DIR, EFFICIENCY_FILE, TIMINGS, Efficiency, KernelArrays, estimate_latency,
+from profiles.calibration.fit_report import Calibration, PointError, fit_report_markdown, summary
+from profiles.estimator.estimate import (CALIBRATION_DIR, EFFICIENCY_FILE, TIMINGS, Efficiency, KernelArrays, estimate_latency,
                                fused_attention_for, host_overhead_ms)
 
 PUBLISHED_FILE = CALIBRATION_DIR / "published.csv"
@@ -114,7 +114,7 @@ def model_analysis(name: str, batch: int = 1, size: int = 224) -> ModelAnalysis:
     import torch
     import torchvision
 
-    from profiles.torch_count import analyze_torch
+    from profiles.counting.torch_count import analyze_torch
 
     builder = getattr(torchvision.models, name, None)
     if builder is None:
@@ -233,8 +233,13 @@ def calibrate(write: bool = True, progress: Callable[[str], None] | None = None)
     return cal
 
 
-if __name__ == "__main__":  # python -m profiles.calibration
+def main() -> None:
+    """``python -m profiles.calibration``: refit on ``published.csv`` and write the fit's files."""
     result = calibrate(write=True, progress=lambda m: print(f"analysing {m}", flush=True))
     s = summary(result.by_device)
     print(f"leave-one-device-out median |error| {100 * s['median_abs_rel_error']:.1f} % over {s['n']} points; "
           f"see {CALIBRATION_DIR / 'fit_report.md'}")
+
+
+if __name__ == "__main__":  # python -m profiles.calibration.fit
+    main()

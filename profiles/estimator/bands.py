@@ -17,7 +17,7 @@ from typing import Iterable
 
 from compress.errors import UserInputError
 
-BANDS_FILE = Path(__file__).parent / "calibration" / "bands.csv"
+BANDS_FILE = Path(__file__).parents[1] / "calibration" / "bands.csv"
 COVERAGE = 0.8  # share of measured / estimated ratios a band holds
 MIN_POINTS = 5  # held-out points a module needs before its own band counts
 # a developer kit and the module inside it are one device for cross-validation and for bands

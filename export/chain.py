@@ -13,7 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -27,6 +27,10 @@ from export.variants import INT8_FILES, INT8_FLAVOUR_CHOICES, Int8Variant, write
 from export.opsets import TrtVersion, choose_ir_version, choose_opset
 from runtime.trtexec import resolve_trt_version
 from export.verify import ParityCriteria, ParityReport, check_parity
+
+if TYPE_CHECKING:
+    from compress.models.checkpoint import Checkpoint
+    from export.tensorrt import TrtBuildConfig
 
 FAILED_MARKER = "PARITY_FAILED"
 EXPORT_MARKER = "export.json"
@@ -166,7 +170,7 @@ def check_output_dir(out_dir: Path, checkpoint_dir: Path, force: bool) -> None:
                              "--force only replaces a previous export — pick another -o.")
 
 
-def _ort_candidates(path: Path, precision: str, label: str | None = None) -> list[tuple[str, Any, str]]:
+def _ort_candidates(path: Path, precision: str, label: str | None = None) -> list[Candidate]:
     from runtime.onnxrt import OnnxrtRunner, available_providers
 
     have = available_providers()
@@ -174,10 +178,10 @@ def _ort_candidates(path: Path, precision: str, label: str | None = None) -> lis
     from export.int8 import runs_as_written
 
     cpu = OnnxrtRunner(path, providers="cpu", fuse=not (precision == "int8" and runs_as_written(path)))
-    out = [(f"onnxrt-cpu-{label}", cpu, precision)]
+    out = [(f"onnxrt-cpu-{label}", cpu, precision, path.name)]
     for short, full in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
         if full in have:
-            out.append((f"onnxrt-{short}-{label}", OnnxrtRunner(path, providers=short), precision))
+            out.append((f"onnxrt-{short}-{label}", OnnxrtRunner(path, providers=short), precision, path.name))
     return out
 
 
@@ -230,9 +234,9 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportCo
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    job = ExportJob(ckpt, weights_hash(ckpt.path), cfg, opts, trt_cfg if cfg.trt else None, loader)
     try:
-        result = _export_into(tmp, out_dir, ckpt, weights_hash(ckpt.path), cfg, opts, inputs, labels,
-                              samples.source, loader, trt_cfg if cfg.trt else None)
+        result = _export_into(tmp, out_dir, job, ParitySamples(inputs, labels, samples.source))
         _install(tmp, final)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -260,26 +264,48 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportCo
     return result
 
 
-def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfig, opts: OnnxOptions,
-                 inputs: np.ndarray, labels: np.ndarray | None, source: str, loader: Callable[..., Any],
-                 trt_cfg: Any) -> ExportResult:
+@dataclass(frozen=True)
+class ExportJob:
+    """One export's fixed inputs: the loaded checkpoint, its weights' hash, the settings, the ONNX options, the
+    TensorRT build (None: no engine asked for) and the loader of calibration / judging images."""
+
+    ckpt: Checkpoint
+    sha: str
+    cfg: ExportConfig
+    opts: OnnxOptions
+    trt: TrtBuildConfig | None
+    loader: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class ParitySamples:
+    """The test images parity runs on (``[N, C, H, W]`` float32, or uint8 NHWC with embedded preprocessing),
+    their labels (None: unlabelled) and where they came from."""
+
+    inputs: np.ndarray
+    labels: np.ndarray | None
+    source: str
+
+
+# (parity row name, runner, precision, the file it runs) — every row knows its file from the start
+Candidate = tuple[str, Any, str, str]
+
+
+def _export_into(tmp: Path, out_dir: Path, job: ExportJob, samples: ParitySamples) -> ExportResult:
     from runtime.torch_runner import TorchRunner
 
+    ckpt, cfg, opts, loader = job.ckpt, job.cfg, job.opts, job.loader
     man = ckpt.manifest
     notes: list[str] = []
     module = export_module(ckpt.model, cfg.task, cfg.embed_preprocess, man.mean, man.std)
-    info = export_onnx(module, tmp / "model.onnx", opts, metadata_props(man, sha, opts, "fp32"))
+    info = export_onnx(module, tmp / "model.onnx", opts, metadata_props(man, job.sha, opts, "fp32"))
     info.path = out_dir / "model.onnx"
     if info.simplifier.startswith("skipped"):
         notes.append(f"graph not simplified: {info.simplifier.removeprefix('skipped: ')}; TensorRT may reject "
                      "unfolded shape arithmetic")
     candidates = _ort_candidates(tmp / "model.onnx", "fp32")
-    files = {c[0]: "model.onnx" for c in candidates}
     if cfg.fp16:
-        name = write_fp16(tmp, cfg.embed_preprocess)
-        more = _ort_candidates(tmp / name, "fp16")
-        files.update({c[0]: name for c in more})
-        candidates += more
+        candidates += _ort_candidates(tmp / write_fp16(tmp, cfg.embed_preprocess), "fp16")
     variants: list[Int8Variant] = []
     if cfg.int8:
         calib = loader(ckpt.path, man, "train", cfg.calib_images)
@@ -296,23 +322,22 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
             judge_x, judge_y = budget_images(ckpt.path, man, loader, cfg, opts.image_size, notes)
         variants = write_int8(tmp, cfg, info.ir_version, calib_x, judge_x, judge_y)
         for v in variants:
-            label = "int8" if v.flavour == "cpu" else f"int8-{v.flavour}"
-            more = _ort_candidates(tmp / v.file, "int8", label)
-            files.update({c[0]: v.file for c in more})
-            candidates += more
+            candidates += _ort_candidates(tmp / v.file, "int8", "int8" if v.flavour == "cpu" else f"int8-{v.flavour}")
             if v.fallback is not None and not v.fallback.met:
                 notes.append(f"{v.file}: {v.fallback.note}.")
 
     status, note, engine_onnx = "not requested", "", ""
-    if trt_cfg is not None:
-        status, note, engine_onnx = _tensorrt_step(tmp, trt_cfg, candidates, build_here=not cfg.remote)
+    if job.trt is not None:
+        status, note, engine_onnx, engine = _tensorrt_step(tmp, job.trt, build_here=not cfg.remote)
+        candidates += [engine] if engine else []
     in_shape = info.input_shape
     ref = TorchRunner(module, input_shape=[d if isinstance(d, int) else -1 for d in in_shape],
                       input_dtype=info.input_dtype, output_names=(info.output_name,))
-    report = check_parity(ref, candidates, inputs, labels, cfg.task, cfg.batch, cfg.dynamic_batch,
-                          cfg.criteria, source, cfg.repeats)
+    report = check_parity(ref, [c[:3] for c in candidates], samples.inputs, samples.labels, cfg.task, cfg.batch,
+                          cfg.dynamic_batch, cfg.criteria, samples.source, cfg.repeats)
+    files = {name: file for name, _, _, file in candidates}
     for row in report.rows:
-        row.file = files.get(row.name, "model.engine" if row.name.startswith("tensorrt") else None)
+        row.file = files.get(row.name)
     write_json_atomic(tmp / "parity.json", report)
     if not report.passed:
         failed = report.failures()
@@ -321,13 +346,14 @@ def _export_into(tmp: Path, out_dir: Path, ckpt: Any, sha: str, cfg: ExportConfi
                           engine_status=status, engine_note=note, engine_onnx=engine_onnx,
                           passed=report.passed, notes=notes)
     write_json_atomic(tmp / EXPORT_MARKER, {"format": EXPORT_FORMAT, "checkpoint": str(ckpt.path),
-                                            "checkpoint_sha256": sha, "config": cfg, "result": result})
+                                            "checkpoint_sha256": job.sha, "config": cfg, "result": result})
     result.files = sorted(p.name for p in tmp.iterdir())
     return result
 
 
-def _tensorrt_step(tmp: Path, trt_cfg: Any, candidates: list, build_here: bool) -> tuple[str, str, str]:
-    """Write build_engine.sh; build in-process when TensorRT and a GPU are here (adds a parity row)."""
+def _tensorrt_step(tmp: Path, trt_cfg: TrtBuildConfig, build_here: bool) -> tuple[str, str, str, Candidate | None]:
+    """Write build_engine.sh; build in-process when TensorRT and a GPU are here: (status, note, the ONNX file
+    the engine is built from, the engine's parity candidate or None)."""
     from export.tensorrt import SCRIPT_NAME, build_engine, static_sidecar, tensorrt_status, write_build_script
 
     t = trt_cfg.target
@@ -336,12 +362,12 @@ def _tensorrt_step(tmp: Path, trt_cfg: Any, candidates: list, build_here: bool) 
                  "int8": INT8_FILES["trt"]}[trt_cfg.precision]
     write_build_script(tmp / SCRIPT_NAME, trt_cfg, onnx_name, static_sidecar(trt_cfg, tmp / onnx_name))
     if not build_here:
-        return "script-only", "to be built on the remote target", onnx_name
+        return "script-only", "to be built on the remote target", onnx_name, None
     ok, why = tensorrt_status()
     if not ok:
-        return "script-only", why, onnx_name
+        return "script-only", why, onnx_name, None
     from runtime.tensorrt_runner import TrtRunner
 
     built = build_engine(tmp / onnx_name, tmp / "model.engine", trt_cfg)
-    candidates.append((f"tensorrt-{trt_cfg.precision}", TrtRunner(built.engine), trt_cfg.precision))
-    return "built", f"TensorRT {built.meta['tensorrt_version']} on {built.meta['gpu_name']}", onnx_name
+    engine = (f"tensorrt-{trt_cfg.precision}", TrtRunner(built.engine), trt_cfg.precision, "model.engine")
+    return "built", f"TensorRT {built.meta['tensorrt_version']} on {built.meta['gpu_name']}", onnx_name, engine

@@ -134,3 +134,24 @@ def test_build_engine_and_run(tmp_path, digits_ckpt, digits_samples):
     with torch.no_grad():
         ref = c.model(torch.from_numpy(x)).numpy()
     assert np.abs(out - ref).max() < 1e-3
+
+
+def test_an_engine_built_here_is_a_parity_candidate_that_names_its_file(tmp_path, monkeypatch):
+    """The TensorRT step hands back the engine's parity candidate (it used to append to its caller's list)."""
+    from types import SimpleNamespace
+
+    import export.tensorrt as trt_mod
+    import runtime.tensorrt_runner as runner_mod
+    from export.chain import _tensorrt_step
+
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    cfg = _cfg("10.3", precision="fp16")
+    assert _tensorrt_step(tmp_path, cfg, build_here=False) == ("script-only", "to be built on the remote target",
+                                                              "model.onnx", None)
+    monkeypatch.setattr(trt_mod, "tensorrt_status", lambda: (True, ""))
+    monkeypatch.setattr(trt_mod, "build_engine", lambda src, dst, c: SimpleNamespace(
+        engine=dst, meta={"tensorrt_version": "10.3.0", "gpu_name": "Orin"}))
+    monkeypatch.setattr(runner_mod, "TrtRunner", lambda engine: ("runner", engine.name))
+    status, note, onnx_name, engine = _tensorrt_step(tmp_path, cfg, build_here=True)
+    assert (status, note, onnx_name) == ("built", "TensorRT 10.3.0 on Orin", "model.onnx")
+    assert engine == ("tensorrt-fp16", ("runner", "model.engine"), "fp16", "model.engine")

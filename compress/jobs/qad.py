@@ -15,13 +15,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compress.engine.config import TrainConfig
 from compress.engine.progress import ProgressSink
 from compress.errors import CheckpointError, UserInputError
 from compress.io import to_jsonable, write_json_atomic
 from compress.jobs.rundir import open_run
+
+if TYPE_CHECKING:
+    from export.verify import ParityCriteria
 
 # AdamW at a small rate: the graph has BatchNorm folded into the weights, which leaves per-layer
 # gradient scales far apart (1x1 expansion convs of EfficientNet-Lite0: |grad|/|w| ≈ 4-9), and SGD
@@ -187,7 +190,7 @@ def _distil(cfg, ckpt, run: Path, exp: Path, template: Path, ptq: Path, flavour,
     return run_stage(spec, data, teacher=teacher, progress=progress)
 
 
-def qad_parity_criteria(self_agreement: float) -> "ParityCriteria":
+def qad_parity_criteria(self_agreement: float) -> ParityCriteria:
     """INT8 parity rule of a QAD file: OA within 0.5 pt, top-1 agreement ≥ 99 % or, when ONNX Runtime agrees
     with itself (as written vs fused) less than that, ``self_agreement`` − ``SELF_AGREEMENT_SLACK``."""
     from export.verify import ParityCriteria

@@ -1,5 +1,4 @@
 """--data-path: which path makes the batches, and that both paths train to the same weights."""
-from pathlib import Path
 
 import numpy as np
 import pytest

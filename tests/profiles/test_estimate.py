@@ -10,10 +10,9 @@ from torch import nn
 
 from compress.errors import UserInputError
 from profiles.counting.analysis import LayerStats, ModelAnalysis
-from profiles.calibration.fit import (FIT_BOUNDS, FIT_F_SCALE, FIT_LOSS, PublishedPoint, fit_efficiency, load_published,
-                                  model_analysis, predict_point)
+from profiles.calibration.fit import (FIT_F_SCALE, FIT_LOSS, PublishedPoint, fit_efficiency, predict_point)
 from profiles.device import list_device_profiles, load_device_profile
-from profiles.estimator.estimate import Efficiency, estimate_latency, load_efficiency
+from profiles.estimator.estimate import Efficiency, estimate_latency
 from profiles.estimator.kernels import kernels_of
 from profiles.counting.torch_count import analyze_torch
 

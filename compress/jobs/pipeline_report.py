@@ -224,7 +224,7 @@ def write_pipeline_report(p: PipelineView) -> dict[str, Path]:
     esc = html.escape
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "<td>" + ", ".join(
         f'<a href="{esc(b)}">{esc(a)}</a>' for a, b in links) + "</td></tr>" for cells, links in table)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Pipeline report</title><style>"
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>Pipeline report</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
             "padding:3px 6px;font-size:13px}</style></head><body><h1>Pipeline report</h1>"
             "<h2>What to ship</h2><ul>" + "".join(f"<li>{esc(x)}</li>" for x in picks) + "</ul>"

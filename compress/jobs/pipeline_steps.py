@@ -157,19 +157,24 @@ def _profile(p: PipelineView, s: Step, folder: Path, resume: bool) -> ProfileOut
         name, mode = target_spec(spec)
         rep = profile_targets(files, ProfileConfig(target=name, power_mode=mode))
         for f, t in zip(files, rep.targets):
-            a, r = t.analysis or {}, rows[f]
             e = next((x for x in t.latency if x.get("kind") == "estimate"), None)
-            est = {**r.estimates, spec: DeviceEstimate(e["latency_ms"], e["low_ms"], e["high_ms"], e["power_mode"])} \
-                if e else r.estimates
-            rows[f] = dataclasses.replace(
-                r, estimates=est, params=r.params if r.params is not None else a.get("params"),
-                macs=r.macs if r.macs is not None else a.get("macs"),
-                file_bytes=r.file_bytes if r.file_bytes is not None else t.file_bytes,
-                peak_act_bytes=r.peak_act_bytes if r.peak_act_bytes is not None else a.get("peak_activation_bytes"))
+            r = _with_counts(rows[f], t)
+            rows[f] = dataclasses.replace(r, estimates={**r.estimates, spec: DeviceEstimate(
+                e["latency_ms"], e["low_ms"], e["high_ms"], e["power_mode"])}) if e else r
     out = ProfileOutputs(rows)
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "profile.json", outputs_json(out)["files"])
     return out
+
+
+def _with_counts(r: ProfileRow, t) -> ProfileRow:
+    """``r`` with the file's parameters, MACs, size and peak activations from a profile ``t`` of it, unless a
+    profile before (the host's) gave them already."""
+    if r.params is not None:
+        return r
+    a = t.analysis or {}
+    return dataclasses.replace(r, params=a.get("params"), macs=a.get("macs"), file_bytes=t.file_bytes,
+                               peak_act_bytes=a.get("peak_activation_bytes"))
 
 
 def _report(p: PipelineView, s: Step, folder: Path, resume: bool) -> ReportOutputs:

@@ -102,3 +102,13 @@ def test_a_step_that_returns_an_untyped_dict_is_refused(tmp_path, monkeypatch):
     with pytest.raises(TypeError, match="step teacher returned dict, not TeacherOutputs"):
         pl.run_pipeline(_recipe(tmp_path))
     assert not (tmp_path / "run" / ".pipeline" / "teacher.json").exists()
+
+
+def test_a_profile_row_takes_its_counts_from_the_first_profile_that_has_them():
+    from compress.jobs.pipeline_steps import _with_counts
+
+    t = SimpleNamespace(analysis={"params": 10, "macs": 20, "peak_activation_bytes": 5}, file_bytes=30)
+    r = _with_counts(po.ProfileRow(), t)  # no host run: the device estimate's profile gives the counts
+    assert (r.params, r.macs, r.file_bytes, r.peak_act_bytes) == (10, 20, 30, 5)
+    host = po.ProfileRow(params=1, macs=2, file_bytes=3, peak_act_bytes=4, host_ms=0.5)
+    assert _with_counts(host, t) is host

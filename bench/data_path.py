@@ -29,7 +29,7 @@ def batches_per_second(data, path: str, batch: int, steps: int, epoch: int) -> f
     """Make ``steps`` training batches on the CPU and return images/s (the pixel file already built)."""
     import torch
 
-    from compress.engine.config import TrainConfig
+    from compress.engine.train_config import TrainConfig
     from compress.engine.epoch import build_loader
     from compress.methods import build_method
     from compress.models import create_model
@@ -47,7 +47,7 @@ def batches_per_second(data, path: str, batch: int, steps: int, epoch: int) -> f
 
 
 def epoch_per_second(data, path: str, batch: int, model: str) -> float:
-    from compress.engine.config import TrainConfig
+    from compress.engine.train_config import TrainConfig
     from compress.engine.stage import StageSpec, run_stage
 
     cfg = TrainConfig(epochs=1, batch_size=batch, lr=0.05, device="cpu", data_path=path)

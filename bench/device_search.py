@@ -35,7 +35,7 @@ def rank_proxy(dj, teacher: Path, target: str, precision: str, share: float, see
     """Print the proxy against full distillation for every candidate within ``share`` × the teacher's latency."""
     from compress.jobs.candidates import DeviceBudget, target_spec
     from compress.jobs.student_search import teacher_latency
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from profiles.estimator.ranking import kendall_tau_b
 
     man = (ck := load_checkpoint(teacher)).manifest

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from export.onnx import export_module
     from export.chain import ExportConfig, default_samples_loader, export_checkpoint
     from export.verify import median_latency_ms, run_batched

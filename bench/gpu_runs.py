@@ -212,7 +212,7 @@ def latency(ctx: Context) -> dict:
     import numpy as np
     import torch
 
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from runtime.latency import measure_latency
     from runtime.torch_runner import TorchRunner
 

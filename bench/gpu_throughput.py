@@ -53,7 +53,7 @@ def _sync(ctx: Context) -> None:
 
 
 def run_compress(ctx: Context, data, batch: int) -> float:
-    from compress.engine.config import TrainConfig
+    from compress.engine.train_config import TrainConfig
     from compress.engine.stage import StageSpec, run_stage
 
     teacher, _ = _models(ctx, data)

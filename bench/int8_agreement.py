@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from compress.data.samples import load_samples
     from compress.hardware import cpu_info
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from compress.models.qdq import QDQGraphModule
     from runtime.onnxrt import OnnxrtRunner
 

@@ -15,19 +15,22 @@ import json
 from pathlib import Path
 
 
-# variant → (--int8-adaround, --int8-bias-correction)
-VARIANTS = {"plain": ("off", "off"), "bias-corrected": ("off", "on"), "adaround": ("on", "off"),
-            "adaround+bc": ("on", "on"), "auto": ("auto", "auto")}
+# variant → (--int8-cle, --int8-adaround, --int8-bias-correction)
+VARIANTS = {"plain": ("off", "off", "off"), "cle": ("on", "off", "off"), "bias-corrected": ("off", "off", "on"),
+            "adaround": ("off", "on", "off"), "adaround+bc": ("off", "on", "on"), "auto": ("auto", "auto", "auto")}
 
 
-def bench_checkpoint(ckpt: str, out: Path, variant: str = "plain") -> list[dict]:
+def bench_checkpoint(ckpt: str, out: Path, variant: str = "plain", flavour: str = "both",
+                     reduce_range: str = "auto") -> list[dict]:
     from export.evaluate import evaluate_onnx
     from export.chain import ExportConfig, export_checkpoint
 
     if not (out / "export.json").is_file():
-        export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_flavour="both", force=True,
-                                                  int8_adaround=VARIANTS[variant][0],
-                                                  int8_bias_correction=VARIANTS[variant][1]))
+        export_checkpoint(ckpt, out, ExportConfig(fp16=True, int8=True, int8_flavour=flavour, force=True,
+                                                  int8_reduce_range=reduce_range,
+                                                  int8_cle=VARIANTS[variant][0],
+                                                  int8_adaround=VARIANTS[variant][1],
+                                                  int8_bias_correction=VARIANTS[variant][2]))
     meta = json.loads((out / "export.json").read_text())["result"]
     parity = json.loads((out / "parity.json").read_text())
     fallback = {v["file"]: v["fallback"] for v in meta["int8"]}
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--variants", nargs="+", default=["plain", "bias-corrected"], choices=list(VARIANTS),
                     help="export each checkpoint with the INT8 fixes off (plain), one or both on, or auto (the default)")
+    ap.add_argument("--flavour", default="both", choices=["both", "cpu", "trt"])
+    ap.add_argument("--reduce-range", default="auto", choices=["auto", "on", "off"],
+                    help="CPU flavour's 7-bit weights: 'on' writes the file an AVX2-only CPU gets (its accuracy is the "
+                         "same on any CPU: 7-bit weights cannot saturate VPMADDUBSW), auto decides from this CPU")
     a = ap.parse_args(argv)
 
     from rich.console import Console
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for i, ck in enumerate(a.checkpoints):
         for v in a.variants:
-            rows += bench_checkpoint(ck, Path(a.out) / f"{i}-{v}", v)
+            rows += bench_checkpoint(ck, Path(a.out) / f"{i}-{v}", v, a.flavour, a.reduce_range)
     t = Table(title="Export checks against the whole test split (budget 1.0)")
     for col in ("checkpoint", "variant", "row", "parity", "agree %", "float", "fallback changed %", "judged drop [95 %]",
                 "test OA %", "test drop pt"):

@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     from compress.data import DataConfig, build_data
-    from compress.engine.config import TrainConfig
+    from compress.engine.train_config import TrainConfig
     from compress.engine.stage import StageSpec, run_stage
-    from compress.jobs.classification import auto_arch, teacher_for
+    from compress.jobs.train_distill import auto_arch, teacher_for
     from compress.methods import METHODS
 
     for m in args.methods:
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = {"bench": vars(args) | {"out": str(args.out), "json": str(args.json)}}
     if args.teacher_checkpoint:
-        from compress.evaluation.classification import evaluate_classifier
+        from compress.evaluation.classifier import evaluate_classifier
         from compress.hardware import resolve_device
 
         teacher = teacher_for(tuple(map(str, args.teacher_checkpoint)), tuple(args.teacher_weight or ()), data)

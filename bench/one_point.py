@@ -5,7 +5,7 @@
 Every published point is predicted by the fit that never saw its module (leave-one-device-out, as the
 estimator ships to a user whose Jetson it never saw). Then, within each *setup* a user measures in (module,
 precision, what was timed, TensorRT, power mode), each point in turn is the user's one measurement: the
-correction measured ÷ estimated (``profiles.calibration.device.fit_scales``) multiplies the estimates of the
+correction measured ÷ estimated (``profiles.calibration.correction.fit_scales``) multiplies the estimates of the
 setup's other points. The table gives, per module and precision, the median |error| before (no
 measurement) and after one (over every anchor/other pair), and the share of pairs within 10 %. The
 pooled 10th–90th percentiles of measured ÷ corrected give the band a one-point calibration prints.
@@ -26,7 +26,7 @@ def setup_of(p) -> tuple:
 def one_point_pairs(errors) -> tuple[dict, list[float]]:
     """``({(module, precision): {"before", "after", "family": [|error|…]}}, measured/corrected ratios of every
     pair, of the same-family pairs)``."""
-    from profiles.calibration.device import fit_scales
+    from profiles.calibration.correction import fit_scales
 
     setups = defaultdict(list)
     for e in errors:

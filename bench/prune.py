@@ -19,7 +19,7 @@ from pathlib import Path
 def _row(ckpt: str, label: str, target: str, mode: str | None) -> dict:
     import copy
 
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from profiles.device import load_device_profile
     from profiles.estimator.estimate import estimate_latency
     from profiles.counting.torch_count import analyze_torch
@@ -38,7 +38,7 @@ def _latencies(rows: list[dict], threads: int, rounds: int, iters: int) -> None:
     import numpy as np
     import torch
 
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from runtime.onnxrt import OnnxrtRunner
 
     runners = []
@@ -89,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     from compress.config import build_config
     from compress.data.bundle import DataConfig
     from compress.data.split import find_split_file
-    from compress.engine.config import TrainConfig
+    from compress.engine.train_config import TrainConfig
     from compress.hardware import cpu_info
-    from compress.jobs.classification import JobConfig, run_distill
+    from compress.jobs.train_distill import JobConfig, run_distill
     from compress.jobs.prune import PruneJobConfig, run_prune
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from compress.models.prune import PruneConfig
 
     teacher = load_checkpoint(args.teacher)

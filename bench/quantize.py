@@ -43,7 +43,7 @@ def _latencies(files: dict[str, Path], size: int, chans: int, threads: int, roun
 
 def bench_checkpoint(ckpt: str, out: Path, args) -> dict:
     from compress.jobs.qad import QAD_TRAIN, QuantizeConfig, run_quantize
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from export.evaluate import evaluate_onnx
     from export.chain import ExportConfig, export_checkpoint
 

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from compress.data.bundle import DataConfig
     from compress.data.simulate import simulate_pan_ms
-    from compress.engine.config import TrainConfig
+    from compress.engine.train_config import TrainConfig
     from compress.jobs.cross_source import CrossSourceConfig, run_cross_source
     from compress.jobs.metric_learning import MetricLearningConfig, run_metric_learning
 

@@ -43,7 +43,7 @@ def _models(classes: int, chans: int):
 
 
 def run_compress(data, batch: int, best: bool) -> float:
-    from compress.engine.config import TrainConfig
+    from compress.engine.train_config import TrainConfig
     from compress.engine.stage import StageSpec, run_stage
 
     teacher, _ = _models(len(data.class_names), data.in_chans)

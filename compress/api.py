@@ -21,15 +21,15 @@ from typing import Any
 
 
 def _job(command: str, config: str | Path | None, settings: dict[str, Any], defaults: dict[str, Any] | None = None):
-    from compress.jobs.classification import JobConfig
-    from compress.jobs.config import load_job_config
+    from compress.jobs.train_distill import JobConfig
+    from compress.jobs.config_merge import load_job_config
 
     return load_job_config(JobConfig, settings, command=command, config_file=config, defaults=defaults)
 
 
 def train(config: str | Path | None = None, progress: Any = None, **settings: Any):
     """``compress train``: one model (a teacher, an ensemble member, a baseline; ``model=NAME``) → ``JobResult``."""
-    from compress.jobs.classification import run_train
+    from compress.jobs.train_distill import run_train
 
     if "model" in settings:  # --model of the command; the config key is `student`
         settings["student"] = settings.pop("model")
@@ -39,7 +39,7 @@ def train(config: str | Path | None = None, progress: Any = None, **settings: An
 def distill(config: str | Path | None = None, progress: Any = None, **settings: Any):
     """``compress distill``: teacher (given or trained) → no-teacher baseline → distilled student → ``JobResult``
     (``rows`` in that order; ``chosen`` says which student was made and why)."""
-    from compress.jobs.classification import run_distill
+    from compress.jobs.train_distill import run_distill
 
     return run_distill(_job("distill", config, settings), progress)
 
@@ -47,7 +47,7 @@ def distill(config: str | Path | None = None, progress: Any = None, **settings: 
 def prune(checkpoint: str | Path, config: str | Path | None = None, progress: Any = None, **settings: Any):
     """``compress prune CKPT``: the teacher cut to a budget (``macs=0.5``, ``params=…`` or ``latency_ms=…`` with
     ``target=…``), recovered by distillation with ``recover=True`` → ``PruneResult``."""
-    from compress.jobs.config import load_job_config
+    from compress.jobs.config_merge import load_job_config
     from compress.jobs.prune import PruneJobConfig, run_prune
 
     cfg = load_job_config(PruneJobConfig, {"checkpoint": str(checkpoint), **settings}, command="prune",
@@ -69,9 +69,9 @@ def profile(*models: str | Path, **settings: Any):
     """``compress profile MODEL…``: parameters, MACs, memory and latency, measured here or ESTIMATED for
     ``target=DEVICE`` (the fields of ``profiles.api.ProfileConfig``) → ``ProfileReport``."""
     from compress.config import build_config
-    from profiles.api import ProfileConfig, profile_targets
+    from profiles.api import ProfileConfig, profile_models
 
-    return profile_targets([str(m) for m in models], build_config(ProfileConfig, settings, section="profile"))
+    return profile_models([str(m) for m in models], build_config(ProfileConfig, settings, section="profile"))
 
 
 def pipeline(recipe: str | Path, redo: tuple[str, ...] = (), progress: Any = None):

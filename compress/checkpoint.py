@@ -1,7 +1,7 @@
 """Checkpoint format (core): a folder with ``model.safetensors`` (weights) and ``manifest.json``.
 
 Every layer may import this module; it imports nothing of ours but the error family and atomic IO.
-Building a model from a checkpoint lives one layer up, in :mod:`compress.models.checkpoint`.
+Building a model from a checkpoint lives one layer up, in :mod:`compress.models.restore`.
 ``torch.load`` of pickles is never used. Writes are atomic.
 """
 from __future__ import annotations

@@ -29,7 +29,7 @@ from runtime.trtexec import resolve_trt_version
 from export.verify import ParityCriteria, ParityReport, check_parity
 
 if TYPE_CHECKING:
-    from compress.models.checkpoint import Checkpoint
+    from compress.models.restore import Checkpoint
     from export.tensorrt import TrtBuildConfig
 
 FAILED_MARKER = "PARITY_FAILED"
@@ -59,7 +59,8 @@ class ExportConfig:
     int8_exclude: tuple[str, ...] = ()
     int8_reduce_range: str = "auto"  # auto (from this CPU's features) | on | off
     int8_max_float: float = 0.5  # at most this share of the weighted layers may stay float
-    int8_adaround: str = "auto"  # auto (tried by the INT8 budget, kept when judged better) | on | off
+    int8_cle: str = "auto"  # cross-layer equalisation: auto (tried by the INT8 budget, kept when judged better) | on | off
+    int8_adaround: str = "auto"  # the same, after CLE
     int8_bias_correction: str = "auto"  # the same, after AdaRound (export/int8_fixes.py)
     fallback_images: int = 1000  # judge the INT8 budget on this many images (validation, then training)
     trt: bool = False
@@ -200,7 +201,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, cfg: ExportCo
                       samples_loader: Callable[..., Any] | None = None) -> ExportResult:
     """Export ``checkpoint`` into ``out_dir``; see the module docstring for the guarantees."""
     from compress.checkpoint import resolve_checkpoint_dir, weights_hash
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
 
     validate_export_config(cfg)
     out_dir = Path(out_dir)

@@ -15,8 +15,8 @@ import torch
 
 from compress.data.sources import checkpoint_dataset
 from compress.errors import DataError, UserInputError
-from compress.evaluation.checkpoint import EvaluationResult
-from compress.evaluation.classification import write_classification_outputs
+from compress.evaluation.saved_model import EvaluationResult
+from compress.evaluation.classifier import write_classification_outputs
 from compress.io import read_json, write_json_atomic
 
 

@@ -1,6 +1,6 @@
 """The cheap INT8 fixes: what ``--int8-budget`` tries on the all-INT8 file before it keeps any layer in float
-(issue 33 item 4), in this order — AdaRound (learned rounding of the weights), then bias correction (the
-output-mean shift the rounding leaves). Each is ``auto`` (tried, kept only when it judges strictly better on
+(issue 33 item 4), in this order — cross-layer equalisation (of the FP32 source, before quantising), AdaRound
+(learned rounding of the weights), then bias correction (the output-mean shift the rounding leaves). Each is ``auto`` (tried, kept only when it judges strictly better on
 the budget's images), ``on`` (always applied) or ``off``. Without a budget (``--no-int8-fallback``) ``auto``
 cannot be judged and means off: a fix is never applied unmeasured unless asked for."""
 from __future__ import annotations
@@ -26,7 +26,8 @@ class Int8Fix:
     field: str
 
 
-INT8_FIXES = (Int8Fix("AdaRound", "adaround", "--int8-adaround", "int8_adaround"),
+INT8_FIXES = (Int8Fix("CLE", "cle", "--int8-cle", "int8_cle"),
+              Int8Fix("AdaRound", "adaround", "--int8-adaround", "int8_adaround"),
               Int8Fix("bias correction", "bias_correction", "--int8-bias-correction", "int8_bias_correction"))
 
 
@@ -44,16 +45,17 @@ def fix_modes(cfg: Any) -> dict[str, str]:
     return {f.name: fix_choice(getattr(cfg, f.field, "auto"), f.flag) for f in INT8_FIXES}
 
 
-def fix_functions(src: Path, calib_x: np.ndarray, batch: int, reduce_range: bool) -> dict[str, Callable[[Path], Any]]:
-    """Fix name → a function applying it in place to a quantised file of ``src``. AdaRound keeps what it
-    learned per weight tensor, so the budget's later trials (a layer more in float each) replay it."""
+def fix_functions(calib_x: np.ndarray, batch: int, reduce_range: bool) -> dict[str, Callable[[Path, Path], Any]]:
+    """Fix name → ``fix(path, source)`` applying it in place to a quantised file of the FP32 ``source`` (CLE,
+    which changes the source itself, is not one of them). AdaRound keeps what it learned per weight tensor, so
+    the budget's later trials (a layer more in float each) replay it."""
     from export.adaround import adaround
     from export.bias_correction import correct_biases
 
     learned: dict[str, tuple[np.ndarray, float, float]] = {}
-    return {"AdaRound": lambda path: adaround(src, path, calib_x, qmax=64 if reduce_range else 127, batch=batch,
-                                              cache=learned),
-            "bias correction": lambda path: correct_biases(src, path, calib_x, batch=batch)}
+    return {"AdaRound": lambda path, src: adaround(src, path, calib_x, qmax=64 if reduce_range else 127, batch=batch,
+                                                   cache=learned),
+            "bias correction": lambda path, src: correct_biases(src, path, calib_x, batch=batch)}
 
 
 def fix_stamps(modes: dict[str, str], applied: dict[str, Any], tried: dict[str, Any]) -> dict[str, str]:

@@ -10,10 +10,10 @@ agreement alone would keep half the network in float and pay its latency for not
 are memorised better than unseen ones, so their flips fall more often on correct predictions and the
 drop measured on them errs on the safe side.
 
-1. Quantise every weighted layer; measure. Then each cheap fix (``fixes``: bias correction today), applied to
-   that file and measured on the same images; a fix is kept when it judges strictly better (fewer changed
-   top-1 predictions, unless labelled and the OA drop differs beyond chance: ``better``), never otherwise.
-   Within budget: done.
+1. Quantise every weighted layer; measure. Then the cross-layer-equalised source (``equalised``), quantised
+   the same way, and each cheap fix (``fixes``: AdaRound, bias correction), applied to that file, measured on
+   the same images; each is kept when it judges strictly better (fewer changed top-1 predictions, unless
+   labelled and the OA drop differs beyond chance: ``better``), never otherwise. Within budget: done.
 2. Sensitivity: for each weighted layer, quantise all but that one and measure the disagreement it removes.
 3. Greedy fallback: keep layers in float in order of sensitivity (ties: graph order, so the choice is
    deterministic), re-measuring after each, with ONNX Runtime CPU latency, until within the budget — or
@@ -67,7 +67,9 @@ class FallbackReport:
     applied: list[str] = field(default_factory=list)  # the fixes kept (judged better than without)
 
 
-Fix = tuple[str, Callable[[Path], Any]]  # (name, applied in place to a quantised file; returns what it did)
+# (name, fix(path, source): applied in place to a quantised file of the FP32 ``source``; returns what it did)
+Fix = tuple[str, Callable[[Path, Path], Any]]
+CLE = "CLE"  # the fix that changes the FP32 source (export/cle.py) rather than the quantised file
 
 
 def better(a: FallbackStep, b: FallbackStep, budget: float, images: int) -> bool:
@@ -137,12 +139,14 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
                        calib: np.ndarray | None, cache: str | Path, images: np.ndarray,
                        labels: np.ndarray | None = None, *, budget: float, batch: int, dynamic: bool,
                        exclude: Sequence[str] = (), max_float: float = 0.5, threads: int | None = None,
-                       fixes: Sequence[Fix] = (), forced: Sequence[str] = (),
+                       fixes: Sequence[Fix] = (), forced: Sequence[str] = (), equalised: tuple[Path, Any] | None = None,
                        progress: Callable[[str], None] | None = None) -> tuple[QuantizeInfo, FallbackReport]:
     """Quantise ``fp32`` into ``out`` keeping the fewest weighted layers float for the budget (points):
     ``images`` ``[N, C, H, W]`` judge agreement, their ``labels`` ``[N]`` (when known) the accuracy drop;
     ``fixes`` are tried on the all-INT8 file first, in order, and kept when they judge better (those named in
-    ``forced`` are kept whatever they judge: the user asked for them)."""
+    ``forced`` are kept whatever they judge: the user asked for them). ``equalised`` (the cross-layer-
+    equalised copy of ``fp32`` and what equalisation did) is tried first, as the fix ``CLE``: kept, every
+    later file is quantised from it, still judged against ``fp32``."""
     out = Path(out)
     trial = out.with_name(out.stem + ".trial.onnx")
     nodes = weighted_nodes(fp32)
@@ -152,16 +156,17 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
     report = FallbackReport(budget=budget, images=len(x), labelled=0 if labels is None else len(labels),
                             reference_accuracy=None if ref_ok is None else float(ref_ok.mean() * 100.0), steps=[],
                             fp32_latency_ms=latency(fp32, latency_feed(x, batch), threads))
+    source, source_cache, source_did = Path(fp32), cache, {}
 
     def run(float_nodes: list[str], path: Path, timed: bool = False,
             apply: Sequence[Fix] = ()) -> tuple[QuantizeInfo, FallbackStep]:
-        info = quantize_int8(fp32, path, calib, method, flavour, batch=batch, float_nodes=float_nodes,
-                             calibration_cache=cache)
-        done = {}
+        info = quantize_int8(source, path, calib, method, flavour, batch=batch, float_nodes=float_nodes,
+                             calibration_cache=source_cache)
+        done = dict(source_did)
         for name, fix in apply:
             if progress:
                 progress(name)
-            done[name] = fix(path)
+            done[name] = fix(path, source)
         pred = top1(path, x, batch, dynamic, threads, scored_as_written(flavour.name))
         step = FallbackStep(list(float_nodes), float((pred != ref).mean() * 100.0),
                             latency_ms=latency(path, latency_feed(x, batch), threads) if timed else None, fixed=done)
@@ -175,6 +180,22 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
     info, step = run(base, out, timed=True)
     report.steps.append(step)
     kept: list[Fix] = []
+    kept_cle = False
+    if equalised is not None:  # the equalised source (its own calibration: its ranges differ per channel)
+        plain = (source, source_cache, source_did)
+        source, source_cache, source_did = equalised[0], Path(cache).with_name("." + Path(cache).stem + "_cle.json"), \
+            {CLE: equalised[1]}
+        e_info, e_step = run(base, trial, timed=True)
+        e_step.added = CLE
+        report.fixes[CLE] = e_step
+        if CLE in forced or better(e_step, step, budget, len(x)):
+            info, step = e_info, e_step
+            trial.replace(out)
+            info.path = out
+            report.steps.append(step)
+            kept_cle = True
+        else:
+            source, source_cache, source_did = plain
     for fix in fixes:
         f_info, f_step = run(base, trial, timed=True, apply=[*kept, fix])
         f_step.added = fix[0]
@@ -185,7 +206,7 @@ def fallback_to_budget(fp32: str | Path, out: str | Path, flavour: Int8Flavour, 
             trial.replace(out)
             info.path = out
             report.steps.append(step)
-    report.applied = [name for name, _ in kept]
+    report.applied = [CLE] * kept_cle + [name for name, _ in kept]
     if within(step, budget):
         trial.unlink(missing_ok=True)
         report.chosen = step

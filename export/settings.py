@@ -27,7 +27,7 @@ from export.int8_fixes import fix_choice
 
 PARITY_KEYS = ("atol", "rtol", "min_top1_agreement", "max_oa_drop")
 RENAMED_KEYS = {"int8_target": "int8_flavour"}  # old key → its name now ("target" is the device profile)
-CHOICE_KEYS = ("int8_adaround", "int8_bias_correction", "int8_reduce_range")  # auto | on | off
+CHOICE_KEYS = ("int8_cle", "int8_adaround", "int8_bias_correction", "int8_reduce_range")  # auto | on | off
 
 
 def tolerances(value: Any, where: str) -> dict[str, float]:

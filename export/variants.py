@@ -11,9 +11,10 @@ import numpy as np
 
 from export.int8 import (INT8_FLAVOURS, QuantizeInfo, match_nodes, pre_process, quantize_int8, reduce_range_choice,
                          weighted_nodes)
+from export.cle import equalise
 from export.int8_fixes import fix_functions, fix_modes, fix_stamps
 from export.onnx import set_metadata
-from export.sensitivity import FallbackReport, fallback_to_budget
+from export.sensitivity import CLE, FallbackReport, fallback_to_budget
 
 INT8_FILES = {"cpu": "model_int8.onnx", "trt": "model_int8_trt.onnx"}
 INT8_FLAVOUR_CHOICES = ("cpu", "trt", "both")
@@ -58,33 +59,44 @@ def write_int8(tmp: Path, cfg: Any, ir_version: int, calib_x: np.ndarray, judge_
     batch = 1 if cfg.dynamic_batch else cfg.batch
     reduce = reduce_range_choice(cfg.int8_reduce_range)
     modes = fix_modes(cfg)
+    judged = judge_x is not None and cfg.int8_budget is not None
+    equalised = None
+    if modes[CLE] == "on" or (modes[CLE] == "auto" and judged):
+        # ReLU6 pairs equalised as ReLU (inexact past 6): the budget judges against the true FP32 file
+        eq = equalise(tmp / "model.onnx", tmp / ".model_cle.onnx", relu6="relu")
+        equalised = (tmp / ".model_cle.onnx", eq) if eq.pairs else None
     out = []
     for name in int8_flavours(cfg.int8_flavour, cfg.trt):
         flavour = INT8_FLAVOURS.get(name)(reduce)
-        src = tmp / "model.onnx"
+        src, cle = tmp / "model.onnx", equalised
         if flavour.pre_process:
             src = pre_process(src, tmp / ".model_pre.onnx")
+            if cle is not None:
+                cle = (pre_process(cle[0], tmp / ".model_cle_pre.onnx"), cle[1])
         exclude = match_nodes(weighted_nodes(src), cfg.int8_exclude)
         dst, cache = tmp / INT8_FILES[name], tmp / f"calibration_{name}.json"
-        functions = fix_functions(src, calib_x, batch, flavour.reduce_range)
-        judged = judge_x is not None and cfg.int8_budget is not None
+        functions = fix_functions(calib_x, batch, flavour.reduce_range)
         applied: dict[str, Any] = {}
         tried: dict[str, Any] = {}
         if judged:
             info, report = fallback_to_budget(src, dst, flavour, cfg.calib_method, calib_x, cache, judge_x, judge_y,
                                               budget=cfg.int8_budget, batch=batch, dynamic=cfg.dynamic_batch,
                                               exclude=exclude, max_float=cfg.int8_max_float,
-                                              fixes=[(n, functions[n]) for n, m in modes.items() if m != "off"],
-                                              forced=[n for n, m in modes.items() if m == "on"], progress=progress)
+                                              fixes=[(n, functions[n]) for n, m in modes.items()
+                                                     if m != "off" and n in functions],
+                                              forced=[n for n, m in modes.items() if m == "on"], equalised=cle,
+                                              progress=progress)
             applied = dict(report.chosen.fixed) if report.chosen else {}
             tried = dict(report.fixes)
         else:
+            if cle is not None:  # asked for (on) with no judge: quantised from the equalised source
+                src, cache, applied[CLE] = cle[0], tmp / f".calibration_{name}_cle.json", cle[1]
             info, report = quantize_int8(src, dst, calib_x, cfg.calib_method, flavour, batch=batch,
                                          float_nodes=exclude, calibration_cache=cache), None
-            for fix in (n for n, m in modes.items() if m == "on"):  # asked for, with no judge: applied in order
+            for fix in (n for n, m in modes.items() if m == "on" and n in functions):  # asked for, no judge: in order
                 if progress:
                     progress(f"{fix} ({name})")
-                applied[fix] = functions[fix](dst)
+                applied[fix] = functions[fix](dst, src)
         q = onnx.load(str(dst))
         q.ir_version = ir_version  # keep the target's IR version
         set_metadata(q, {"precision": "int8", "int8_flavour": name, "int8_scheme": flavour.describe(),
@@ -92,6 +104,6 @@ def write_int8(tmp: Path, cfg: Any, ir_version: int, calib_x: np.ndarray, judge_
                          "float_nodes": ",".join(info.float_nodes), **fix_stamps(modes, applied, tried)})
         onnx.save(q, str(dst))
         out.append(Int8Variant(file=INT8_FILES[name], flavour=name, quantize=info, fallback=report, fixes=applied))
-    for hidden in tmp.glob(".model_pre*"):
+    for hidden in [*tmp.glob(".model_pre*"), *tmp.glob(".model_cle*"), *tmp.glob(".calibration_*_cle.json")]:
         hidden.unlink()
     return out

@@ -1,4 +1,4 @@
-"""``profile_targets``: the one library call behind ``compress profile``.
+"""``profile_models``: the one library call behind ``compress profile``.
 
 For each model: analysis (PyTorch hooks for models, the ONNX graph for .onnx, the sidecar's ONNX for
 engines when present), then latency: MEASURED here (``--device cpu|cuda``), on this Jetson
@@ -67,8 +67,10 @@ class ProfileConfig:
 
 
 @dataclass
-class TargetReport:
-    target: str
+class ModelReport:
+    """One profiled model: ``model`` is the spec as given (a run, checkpoint, .onnx/.engine or zoo name)."""
+
+    model: str
     kind: str
     name: str
     input_shape: list[int]
@@ -82,12 +84,18 @@ class TargetReport:
     precision: str = "fp32"
 
 
+# profile.json's layout; 2: rows under "models", each named by "model" (1 called both "targets"/"target",
+# the word the CLI keeps for a device profile).
+PROFILE_FORMAT = 2
+
+
 @dataclass
 class ProfileReport:
-    targets: list[TargetReport]
+    models: list[ModelReport]
     device: dict[str, Any] | None
     config: dict[str, Any]
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    format: int = PROFILE_FORMAT
 
 
 def _runner_for(t: ProfiledModel, device: str, batch: int, threads: int | None):
@@ -134,7 +142,7 @@ def _remember(res, device: str, spec: str, t: ProfiledModel, precision: str, bat
               estimated_ms: float) -> str:
     """Add a remote measurement (trtexec's GPU compute median, what the estimate models) to ``device``'s
     calibration; the line that says so."""
-    from profiles.calibration.device import add_measurement
+    from profiles.calibration.correction import add_measurement
     from profiles.models import architecture_of
 
     gpu = res.trtexec.gpu_compute
@@ -150,8 +158,8 @@ def _remember(res, device: str, spec: str, t: ProfiledModel, precision: str, bat
             f"({corr.points[precision][row['architecture']]} measurement(s))")
 
 
-def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[str], None] | None = None) -> ProfileReport:
-    """Analyse and time (or estimate) every target; see the module docstring for what runs where."""
+def profile_models(specs: list[str], cfg: ProfileConfig, progress: Callable[[str], None] | None = None) -> ProfileReport:
+    """Analyse and time (or estimate) every model; see the module docstring for what runs where."""
     if not specs:
         raise UserInputError("no MODEL given: pass checkpoints, .onnx/.engine files or model names.")
     device_key = (cfg.device or "cpu").strip()
@@ -174,7 +182,7 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
 
         profile = load_device_profile(cfg.target)
         profile.mode(cfg.power_mode)  # fail early on a bad mode
-        from profiles.calibration.device import stored_correction
+        from profiles.calibration.correction import stored_correction
 
         correction = stored_correction(profile.name, cfg.calibration)
     reports = []
@@ -184,7 +192,7 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
         t = resolve_profiled_model(spec, cfg.num_classes, cfg.image_size, cfg.in_chans)
         analysis = analyze_model(t, cfg.batches[0])
         precision = cfg.precision or t.meta.get("precision") or "fp32"
-        rep = TargetReport(spec, t.kind, t.name, [cfg.batches[0], t.in_chans, t.image_size, t.image_size],
+        rep = ModelReport(spec, t.kind, t.name, [cfg.batches[0], t.in_chans, t.image_size, t.image_size],
                            analysis.to_dict(cfg.per_layer) if analysis else None, t.file_bytes, t.accuracy, t.accuracy_source,
                            precision=precision)
         if analysis is None:
@@ -198,7 +206,7 @@ def profile_targets(specs: list[str], cfg: ProfileConfig, progress: Callable[[st
                 if a_b is None:
                     rep.notes.append(f"no estimate at batch {b}: no graph to estimate from")
                 else:
-                    from profiles.calibration.device import corrected
+                    from profiles.calibration.correction import corrected
                     from profiles.models import architecture_of
 
                     est = estimate_latency(a_b, profile, precision, cfg.power_mode).to_dict(cfg.per_layer)

@@ -115,7 +115,7 @@ def resolve_profiled_model(spec: str, num_classes: int | None = None, input_size
     """Load/inspect one target; CLI overrides (``--input-size`` …) win over what the files say."""
     p = Path(spec)
     if p.is_dir() or p.name in ("manifest.json", "model.safetensors"):
-        from compress.models.checkpoint import load_checkpoint
+        from compress.models.restore import load_checkpoint
 
         ckpt = load_checkpoint(p)
         man = ckpt.manifest

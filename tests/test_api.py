@@ -19,7 +19,7 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     assert [r.role for r in student.rows] == ["teacher (given)", "baseline", "student"]
     assert student.chosen.startswith("student: the teacher (cifar_resnet20) pruned in depth")
     assert {"model.onnx", "model_int8.onnx"} <= set(files.files)
-    est = report.targets[0].latency[0]
+    est = report.models[0].latency[0]
     assert est["kind"] == "estimate" and est["device"] == "jetson-orin-nano-8gb" and est["latency_ms"] > 0
 
 

@@ -122,5 +122,35 @@ def test_the_checker_sees_function_level_imports(tmp_path):
     modules = all_modules()
     probe = ROOT / "compress" / "methods" / "kd.py"
     assert "compress.losses.functional" in imports_of(probe, modules)
-    lazy = ROOT / "compress" / "jobs" / "classification.py"
+    lazy = ROOT / "compress" / "jobs" / "train_distill.py"
     assert "compress.checkpoint" in imports_of(lazy, modules)  # imported inside a function there
+
+
+# A file name may repeat only as one concept seen from several layers (ARCHITECTURE.md "One name per
+# concept"): the command (cli/), its job (jobs/), the model code (models/), … Anything else gets its own name.
+MIRRORS = {
+    "api.py": {"compress/api.py", "profiles/api.py"},  # the library surface; profiles' is the profile command's
+    "base.py": {"compress/methods/base.py", "runtime/base.py"},  # each registry's base class
+    "catalog.py": {"compress/cli/catalog.py", "compress/jobs/catalog.py"},
+    "cross_source.py": {"compress/jobs/cross_source.py", "compress/methods/cross_source.py"},
+    "embedding.py": {"compress/evaluation/embedding.py", "compress/models/embedding.py"},
+    "ensemble.py": {"compress/cli/ensemble.py", "compress/models/ensemble.py"},
+    "evaluate.py": {"compress/cli/evaluate.py", "compress/jobs/evaluate.py", "export/evaluate.py"},
+    "pipeline.py": {"compress/cli/pipeline.py", "compress/jobs/pipeline.py"},
+    "progress.py": {"compress/cli/progress.py", "compress/engine/progress.py"},  # the renderer / the sink
+    "prune.py": {"compress/cli/prune.py", "compress/jobs/prune.py", "compress/models/prune.py"},
+    "registry.py": {"compress/registry.py", "runtime/registry.py"},
+    "remote.py": {"export/remote.py", "runtime/remote.py"},  # a Jetson over SSH: build there / measure there
+    "retrieval.py": {"compress/cli/retrieval.py", "compress/metrics/retrieval.py"},
+    "samples.py": {"compress/data/samples.py", "export/samples.py"},  # a run's images / the export's arrays
+}
+
+
+def test_a_file_name_repeats_only_as_one_concept_across_layers():
+    seen: dict[str, set[str]] = {}
+    for pkg in PACKAGES:
+        for p in (ROOT / pkg).rglob("*.py"):
+            if p.name not in ("__init__.py", "__main__.py"):
+                seen.setdefault(p.name, set()).add(p.relative_to(ROOT).as_posix())
+    bad = {n: sorted(ps) for n, ps in seen.items() if len(ps) > 1 and ps != MIRRORS.get(n)}
+    assert not bad, f"file names used for different things (rename one, or list a per-layer mirror in MIRRORS): {bad}"

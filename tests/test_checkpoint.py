@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from compress.checkpoint import Manifest, read_manifest, save_checkpoint
-from compress.models.checkpoint import load_checkpoint
+from compress.models.restore import load_checkpoint
 from compress.errors import CheckpointError
 from compress.models import create_model
 

@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
     def distill(given: Given) -> None:
         """Distil a compact student from a teacher (trained first if not given) and compare with a baseline."""
         from compress.cli.render import render_job, run_with_progress
-        from compress.jobs.classification import JobConfig, run_distill
-        from compress.jobs.config import load_job_config
+        from compress.jobs.train_distill import JobConfig, run_distill
+        from compress.jobs.config_merge import load_job_config
 
         if given["no_baseline"]:
             given.config["baseline"] = False

@@ -52,6 +52,10 @@ OPTIONS = Group("export", (
         help="Quantise every layer; no sensitivity fallback (a file's int8_budget: null)."),
     opt("int8_exclude", "--int8-exclude", key="int8_exclude", type=Optional[List[str]], show_default=False,
         help="Keep this layer in float (node name or module path, e.g. layer1.0.conv1; repeatable)."),
+    opt("int8_cle", "--int8-cle", key="int8_cle", show_default="auto",
+        help="Cross-layer equalisation of the FP32 graph before quantising (Nagel et al. 2019): weight ranges of "
+             "conv pairs joined by ReLU (ReLU6 made ReLU) evened channel by channel: auto (tried by the INT8 "
+             "budget against the true FP32 file, kept when it judges better), on or off."),
     opt("int8_adaround", "--int8-adaround", key="int8_adaround", show_default="auto",
         help="Learn each INT8 weight's rounding (up or down) on the calibration images (AdaRound, Nagel et al. "
              "2020; the file stays plain Q/DQ): auto (tried by the INT8 budget, kept when it judges better), on "
@@ -137,7 +141,7 @@ def register(app: typer.Typer) -> None:
     def export_cmd(given: Given) -> None:
         """Export a checkpoint to ONNX (FP32, FP16, INT8 QDQ), verify parity, and build TensorRT engines."""
         from compress.config import command_section, load_config_file
-        from compress.jobs.config import merge_config
+        from compress.jobs.config_merge import merge_config
         from export.chain import export_checkpoint
         from export.settings import export_settings
 

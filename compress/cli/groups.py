@@ -24,7 +24,7 @@ def _data(name: str) -> str:
 
 
 def _train(name: str, cfg=None) -> str:
-    from compress.engine.config import AUTO_EPOCHS_TEXT, AUTO_LR_TEXT, AUTO_WARMUP_TEXT, TrainConfig
+    from compress.engine.train_config import AUTO_EPOCHS_TEXT, AUTO_LR_TEXT, AUTO_WARMUP_TEXT, TrainConfig
 
     value = getattr(cfg if cfg is not None else TrainConfig(), name)
     if value is None:

@@ -1,7 +1,7 @@
 """CLI options declared once, in groups that commands subscribe to (as Polygraphy's tools subscribe
 to argument groups). Each option names the config key it fills (``train.batch_size``); a command
 receives the given values as one nested mapping, ready for the single config-file merge
-(:func:`compress.jobs.config.merge_config`). Old spellings stay accepted for a while and print a
+(:func:`compress.jobs.config_merge.merge_config`). Old spellings stay accepted for a while and print a
 one-line deprecation notice.
 """
 from __future__ import annotations

@@ -36,12 +36,12 @@ def _render(report) -> None:
     from rich.table import Table
 
     table = Table(title=f"profile — device {(report.device or {}).get('name')} (MACs: multiply-accumulates; FLOPs = 2×MACs)")
-    for col in ("target", "prec", "params (M)", "MACs (G)", "FLOPs (G)", "peak act. (MB)", "file (MB)", "acc", "batch",
+    for col in ("model", "prec", "params (M)", "MACs (G)", "FLOPs (G)", "peak act. (MB)", "file (MB)", "acc", "batch",
                 "latency ms", "p90 ms", "img/s", "how"):
         table.add_column(col)
-    for t in report.targets:
+    for t in report.models:
         a = t.analysis or {}
-        head = [t.target, t.precision, f"{a['params'] / 1e6:.3f}" if a else "–", f"{a['macs'] / 1e9:.3f}" if a else "–",
+        head = [t.model, t.precision, f"{a['params'] / 1e6:.3f}" if a else "–", f"{a['macs'] / 1e9:.3f}" if a else "–",
                 f"{a['flops'] / 1e9:.3f}" if a else "–", f"{a['peak_activation_bytes'] / 2**20:.2f}" if a else "–",
                 f"{t.file_bytes / 2**20:.2f}" if t.file_bytes else "–", f"{t.accuracy:.4f}" if t.accuracy is not None else "–"]
         for e in t.latency or [{}]:
@@ -56,13 +56,13 @@ def _render(report) -> None:
             table.add_row(*head, str(e.get("batch")), f"{lat:.3f}", "–" if est else f"{e['p90_ms']:.3f}",
                           f"{e['throughput_ips']:.1f}", how)
     show_table(table)
-    for t in report.targets:
+    for t in report.models:
         for note in t.notes:
-            err_console.print(f"{escape(t.target)}: {escape(note)}", soft_wrap=True)
-    for t in report.targets:
+            err_console.print(f"{escape(t.model)}: {escape(note)}", soft_wrap=True)
+    for t in report.models:
         if not (t.analysis and t.analysis.get("layers")):
             continue
-        lt = Table(title=f"per-layer: {t.target}")
+        lt = Table(title=f"per-layer: {t.model}")
         for col in ("name", "op", "output", "params", "MACs", "read B", "written B"):
             lt.add_column(col)
         for la in t.analysis["layers"]:
@@ -76,7 +76,7 @@ def _calibrate(g: dict) -> None:
     from rich.table import Table
 
     from compress.errors import UserInputError
-    from profiles.calibration.device import calibrate_device
+    from profiles.calibration.correction import calibrate_device
 
     if not g["target"]:
         raise UserInputError("--calibrate corrects the estimates of one device profile: add --target NAME (compress "
@@ -152,8 +152,8 @@ def register(app: typer.Typer) -> None:
     def profile(given: Given) -> None:
         """How big, how much compute and how fast: measured here, on a Jetson, or ESTIMATED from a device profile."""
         from compress.config import build_config, command_section, load_config_file
-        from compress.jobs.config import merge_config
-        from profiles.api import ProfileConfig, profile_targets
+        from compress.jobs.config_merge import merge_config
+        from profiles.api import ProfileConfig, profile_models
 
         own = dict(given.own)
         if own["list_devices"]:
@@ -174,7 +174,7 @@ def register(app: typer.Typer) -> None:
                               f"--target {escape(device)} (--device is where to measure).", soft_wrap=True, markup=True)
             values["target"], values["device"] = device, None
         cfg = build_config(ProfileConfig, values, section=own["config"] or "profile")
-        report = profile_targets(models, cfg)
+        report = profile_models(models, cfg)
         if out is not None:
             from profiles.report import write_report
 

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     def prune(given: Given) -> None:
         """A pruned student that inherits the teacher's weights, cut to a MACs, parameter or latency budget."""
         from compress.cli.render import render_job, run_with_progress
-        from compress.jobs.config import load_job_config
+        from compress.jobs.config_merge import load_job_config
         from compress.jobs.prune import PruneJobConfig, run_prune
 
         given.config["checkpoint"] = given["checkpoint"]

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         import dataclasses
 
         from compress.cli.render import run_with_progress
-        from compress.jobs.config import load_job_config
+        from compress.jobs.config_merge import load_job_config
         from compress.jobs.qad import QAD_TRAIN, QuantizeConfig, run_quantize
 
         given.config["checkpoint"] = given["checkpoint"]

@@ -54,7 +54,7 @@ def _table(title: str, rows: list[tuple[str, Any]]) -> None:
 
 def _run(job, cfg_cls, given: Given, command_name: str):
     from compress.cli.render import run_with_progress
-    from compress.jobs.config import load_job_config
+    from compress.jobs.config_merge import load_job_config
 
     cfg = load_job_config(cfg_cls, given.config, command=command_name, config_file=given["config"])
     return run_with_progress(job, cfg, quiet=given["json"])

@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
     def train(given: Given) -> None:
         """Train one model from scratch, from hub weights or from a local weights file."""
         from compress.cli.render import render_job, run_with_progress
-        from compress.jobs.classification import JobConfig, run_train
-        from compress.jobs.config import load_job_config
+        from compress.jobs.train_distill import JobConfig, run_train
+        from compress.jobs.config_merge import load_job_config
 
         cfg = load_job_config(JobConfig, given.config, command="train", config_file=given["config"],
                               defaults={"method": "ce"})

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from compress.data.bundle import DataBundle
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.errors import UserInputError
 from compress.io import write_text_atomic
 from compress.parallel import rank, world_size

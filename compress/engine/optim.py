@@ -6,7 +6,7 @@ from typing import Iterable
 
 import torch
 
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig,

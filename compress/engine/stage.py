@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from compress.checkpoint import Manifest
 from compress.data.bundle import DataBundle
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.loop import FitResult, fit, resumable, seed_everything
 from compress.engine.lr_scale import stage_lr_scale
 from compress.engine.progress import ProgressSink

@@ -38,7 +38,7 @@ def embed_dataset(model: torch.nn.Module, dataset: Dataset, device: torch.device
     device = torch.device(device)
     was = model.training
     model.eval()
-    from compress.evaluation.classification import gathered, sharded
+    from compress.evaluation.classifier import gathered, sharded
 
     embs, labels, logits = [], [], []
     try:

@@ -65,11 +65,11 @@ class Estimator:
     def for_budget(cls, budget: "DeviceBudget", teacher: nn.Module, shape: tuple[int, ...]) -> "Estimator":
         """The budget's estimator for the teacher's architecture: corrected by the teacher's measurement on the
         device when the budget has one, else by a stored calibration of that architecture on it
-        (``compress profile --calibrate``; :mod:`profiles.calibration.device`), else plain."""
+        (``compress profile --calibrate``; :mod:`profiles.calibration.correction`), else plain."""
         plain = cls(budget.target, budget.power_mode)
         scale: dict[str, float] = {}
         if budget.architecture:
-            from profiles.calibration.device import stored_correction
+            from profiles.calibration.correction import stored_correction
 
             corr = stored_correction(plain.profile.name)
             found = {p: corr.find(p, budget.architecture) for p in ESTIMATED_PRECISIONS} if corr else {}
@@ -239,7 +239,7 @@ def _zoo(ctx: Context, architecture: str) -> Built:
     model = create_model(architecture, head.out_features, ctx.shape[1]).eval()
     package = WEIGHT_PACKAGES[resolve_model(architecture)[1]]
     load_weights(model, package)
-    # another architecture: the teacher's correction does not carry over (profiles.calibration.device)
+    # another architecture: the teacher's correction does not carry over (profiles.calibration.correction)
     plain = Context(ctx.model, ctx.shape, ctx.architecture, ctx.budget, ctx.estimate.plain(), ctx.calib)
     return _at_lower_size(plain, model, f"{architecture} from its ImageNet weights ({package})", full=True)
 

@@ -13,7 +13,7 @@ from typing import Any
 from compress.data.bundle import DataBundle, DataConfig, build_data
 from compress.data.paired import PairedData, SourcePrep, build_paired_data
 from compress.data.split import find_split_file, load_split, save_split
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.progress import ProgressSink
 from compress.engine.stage import StageSpec, run_stage
 from compress.errors import CheckpointError, UserInputError
@@ -22,7 +22,7 @@ from compress.io import to_jsonable, write_json_atomic
 from compress.jobs import preflight
 from compress.jobs.metric_learning import EMBEDDING_MODEL
 from compress.jobs.rundir import open_run
-from compress.models.checkpoint import load_checkpoint
+from compress.models.restore import load_checkpoint
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ def pruned_student(budget: StudentBudget, teacher: str, run: Path, resume: bool)
     from compress.checkpoint import read_manifest, save_checkpoint
     from compress.io import read_json, write_json_atomic
     from compress.jobs.prune_budget import calibration_batches, pruned_manifest
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from compress.models.prune import PruneConfig
     from compress.parallel import barrier, is_main
 

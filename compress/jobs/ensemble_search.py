@@ -9,10 +9,10 @@ import torch
 from compress.checkpoint import read_manifest
 from compress.data.sources import checkpoint_dataset
 from compress.errors import CheckpointError, DataError, UserInputError
-from compress.evaluation.classification import predict
+from compress.evaluation.classifier import predict
 from compress.hardware import resolve_device
 from compress.io import to_jsonable
-from compress.models.checkpoint import load_checkpoint
+from compress.models.restore import load_checkpoint
 from compress.models.ensemble import COMBINE, combine_outputs
 from compress.models.teacher import adapt_input
 

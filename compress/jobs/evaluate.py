@@ -59,11 +59,11 @@ def run_evaluate(cfg: EvaluateConfig) -> Any:
 
         return evaluate_onnx(cfg.model, data=cfg.data, split=cfg.split, out=cfg.out)
     if cfg.task == "classification":
-        from compress.evaluation.checkpoint import evaluate_checkpoint
+        from compress.evaluation.saved_model import evaluate_checkpoint
 
         return evaluate_checkpoint(cfg.model, data=cfg.data, split=cfg.split, device=cfg.device, out=cfg.out,
                                    batch_size=cfg.batch_size)
-    from compress.evaluation.checkpoint import evaluate_embeddings
+    from compress.evaluation.saved_model import evaluate_embeddings
     from compress.hardware import resolve_device
 
     return evaluate_embeddings(cfg.model, cfg.task, data=cfg.data, query_split=cfg.split, metric=cfg.metric,

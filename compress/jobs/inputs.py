@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from compress.checkpoint import Manifest
 from compress.data.bundle import DataConfig
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.errors import UserInputError
 from compress.jobs import preflight
 from compress.jobs.default_student import StudentBudget

@@ -16,14 +16,14 @@ from torch import nn
 
 from compress.data.bundle import DataBundle, DataConfig, build_data
 from compress.data.folder import DIGITS
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.progress import ProgressSink
 from compress.engine.stage import StageSpec, run_stage
 from compress.errors import UserInputError
 from compress.evaluation.embedding import EmbeddingEvalResult, embed_dataset, eval_copy, score_embeddings, write_outputs
 from compress.io import to_jsonable
 from compress.jobs import preflight
-from compress.jobs.classification import AUTO_ARCH, teacher_for
+from compress.jobs.train_distill import AUTO_ARCH, teacher_for
 from compress.jobs.rundir import open_run
 
 EMBEDDING_MODEL = {"joc": "embed-bnneck", "joc-softmax": "embed-bnneck", "joc-triplet": "embed-bnneck",

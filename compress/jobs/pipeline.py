@@ -60,9 +60,11 @@ def _settings(s: StudentRecipe) -> dict[str, Any]:
 
 
 def _export_settings(r: Recipe) -> dict[str, Any]:
-    """The export section as its step key hashes it: ``int8_flavour`` under its first name, ``int8_target``, so
-    that runs made before the rename keep their export records."""
-    return {("int8_target" if k == "int8_flavour" else k): v for k, v in to_jsonable(r.export).items()}
+    """The export section as its step key hashes it: ``int8_flavour`` under its first name, ``int8_target``, and
+    ``int8_cle`` only when not at its default, so that runs made before the rename and before CLE keep their
+    export records."""
+    return {("int8_target" if k == "int8_flavour" else k): v for k, v in to_jsonable(r.export).items()
+            if not (k == "int8_cle" and v == "auto")}
 
 
 def _checkpoint(student: str) -> bool:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from compress.engine.progress import ProgressSink
     from compress.jobs.recipe import Recipe
 
-Row = dict[str, Any]  # one training row (``compress.jobs.classification``): checkpoint, method, test_oa, params_m, …
+Row = dict[str, Any]  # one training row (``compress.jobs.train_distill``): checkpoint, method, test_oa, params_m, …
 
 
 @dataclass(frozen=True)

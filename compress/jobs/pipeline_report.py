@@ -16,8 +16,8 @@ from compress.jobs.student_search import SEARCH_COLUMNS, search_table
 
 
 def int8_fix_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """Markdown: what the INT8 budget did to each INT8 file — AdaRound, bias correction, layers kept in float."""
-    names = {"adaround": "AdaRound", "bias_correction": "bias correction"}
+    """Markdown: what the INT8 budget did to each INT8 file — CLE, AdaRound, bias correction, layers in float."""
+    names = {"cle": "CLE", "adaround": "AdaRound", "bias_correction": "bias correction"}
     out = []
     for r in rows:
         fixes = r.get("int8_fixes")

@@ -26,7 +26,7 @@ def _data(p: PipelineView) -> DataConfig:
 
 def _teacher(p: PipelineView, s: Step, folder: Path, resume: bool) -> TeacherOutputs:
     from compress.data.split import find_split_file
-    from compress.jobs.classification import JobConfig, run_train
+    from compress.jobs.train_distill import JobConfig, run_train
 
     t = p.recipe.teacher
     if t.checkpoint:
@@ -40,7 +40,7 @@ def _teacher(p: PipelineView, s: Step, folder: Path, resume: bool) -> TeacherOut
 
 
 def _baseline(p: PipelineView, s: Step, folder: Path, resume: bool) -> BaselineOutputs:
-    from compress.jobs.classification import JobConfig, run_train
+    from compress.jobs.train_distill import JobConfig, run_train
 
     res = run_train(JobConfig(data=_data(p), train=p.recipe.train, student=s.settings["arch"], method="ce",
                               out=str(folder), resume=resume), p.progress)
@@ -68,7 +68,7 @@ def _student(p: PipelineView, s: Step, folder: Path, resume: bool) -> StudentOut
         return StudentOutputs(row["checkpoint"], {**row, "role": f"pruned ({res['budget']})"},
                               baseline_row=next((r for r in rows if r["role"] == "baseline"), None),
                               oa_before_recovery=res["test_oa_before_recovery"])
-    from compress.jobs.classification import JobConfig, run_distill
+    from compress.jobs.train_distill import JobConfig, run_distill
 
     # the first default student (the teacher pruned to half its MACs) trains the pruned network's baseline too
     first_auto = next((x.name for x in p.recipe.students if x.student == "auto" and x.prune is None
@@ -116,7 +116,7 @@ def _scored(files: list[str], failed: dict[str, str] | None = None) -> tuple[Sco
         precision = meta.get("precision", "fp32")
         flavour = meta.get("int8_flavour")
         m = evaluate_onnx(f).metrics
-        fixes = {k: meta[k] for k in ("adaround", "bias_correction", "float_nodes") if meta.get(k)}
+        fixes = {k: meta[k] for k in ("cle", "adaround", "bias_correction", "float_nodes") if meta.get(k)}
         out.append(ScoredFile(str(f), precision, m.get("oa"), m.get("kappa"), m.get("macro_f1"), flavour,
                               fixes if precision == "int8" else None, (failed or {}).get(Path(f).name)))
     return tuple(out)
@@ -137,7 +137,7 @@ def _export(p: PipelineView, s: Step, folder: Path, resume: bool) -> ExportOutpu
 
 
 def _profile(p: PipelineView, s: Step, folder: Path, resume: bool) -> ProfileOutputs:
-    from profiles.api import ProfileConfig, profile_targets
+    from profiles.api import ProfileConfig, profile_models
 
     from compress.io import write_json_atomic
     from compress.jobs.pipeline_outputs import outputs_json
@@ -147,16 +147,16 @@ def _profile(p: PipelineView, s: Step, folder: Path, resume: bool) -> ProfileOut
     rows: dict[str, ProfileRow] = {f: ProfileRow() for f in files}
     if pr.host:
         for f in files:
-            rep = profile_targets([f], ProfileConfig(device="cpu", warmup=pr.warmup, iters=pr.iters, threads=pr.threads))
-            t = rep.targets[0]
+            rep = profile_models([f], ProfileConfig(device="cpu", warmup=pr.warmup, iters=pr.iters, threads=pr.threads))
+            t = rep.models[0]
             a = t.analysis or {}
             lat = t.latency[0] if t.latency else {}
             rows[f] = ProfileRow(a.get("params"), a.get("macs"), t.file_bytes, a.get("peak_activation_bytes"),
                                  lat.get("mean_ms"), lat.get("p90_ms"), (rep.device or {}).get("name"))
     for spec in pr.targets:
         name, mode = target_spec(spec)
-        rep = profile_targets(files, ProfileConfig(target=name, power_mode=mode))
-        for f, t in zip(files, rep.targets):
+        rep = profile_models(files, ProfileConfig(target=name, power_mode=mode))
+        for f, t in zip(files, rep.models):
             e = next((x for x in t.latency if x.get("kind") == "estimate"), None)
             r = _with_counts(rows[f], t)
             rows[f] = dataclasses.replace(r, estimates={**r.estimates, spec: DeviceEstimate(

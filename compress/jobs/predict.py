@@ -86,7 +86,7 @@ def _dataset(files: list[Path], manifest: Any) -> tuple[Any, list[str]]:
 
 def _torch_logits(model_path: str, device: str) -> tuple[Any, Callable[[Any, np.ndarray], np.ndarray]]:
     from compress.hardware import resolve_device
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
 
     dev = resolve_device(device)
     ckpt = load_checkpoint(model_path, dev)

@@ -39,7 +39,7 @@ def run_prune(cfg: PruneJobConfig, progress: ProgressSink | None = None) -> Prun
     """Prune ``cfg.checkpoint`` to the budget into ``cfg.out``; with ``recover`` distil it from the original."""
     from compress.checkpoint import save_checkpoint
     from compress.data.split import find_split_file, load_split, save_split
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
 
     ckpt = load_checkpoint(cfg.checkpoint)
     man = ckpt.manifest
@@ -59,7 +59,7 @@ def run_prune(cfg: PruneJobConfig, progress: ProgressSink | None = None) -> Prun
         result = PruneResult(run_dir=str(run), checkpoint=str(out_ckpt), budget=label, steps=steps,
                              before=base, after=final, margin=margin)
         if split is not None:
-            from compress.evaluation.checkpoint import evaluate_checkpoint
+            from compress.evaluation.saved_model import evaluate_checkpoint
 
             result.test_oa_before_recovery = evaluate_checkpoint(out_ckpt, out=run / "evaluation").metrics["oa"]
         if cfg.recover:
@@ -71,7 +71,7 @@ def run_prune(cfg: PruneJobConfig, progress: ProgressSink | None = None) -> Prun
 def _recover(cfg: PruneJobConfig, ckpt, pruned: Path, run: Path, progress) -> dict[str, Any]:
     """Distil the pruned student from the unpruned checkpoint, on the checkpoint's own data and split."""
     from compress.data.bundle import DataConfig
-    from compress.jobs.classification import JobConfig, run_distill
+    from compress.jobs.train_distill import JobConfig, run_distill
     from compress.jobs.teacher_data import recorded_data
 
     data = recorded_data(ckpt.path, {"image_size": ckpt.manifest.image_size}) or DataConfig(

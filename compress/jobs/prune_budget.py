@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.errors import UserInputError
 from compress.models.prune import PruneConfig, PruneStep
 from runtime.trtexec import PRECISIONS

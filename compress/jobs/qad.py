@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.progress import ProgressSink
 from compress.errors import CheckpointError, UserInputError
 from compress.io import to_jsonable, write_json_atomic
@@ -124,7 +124,7 @@ def _write_weights(template: Path, weights: dict[str, Any], dst: Path) -> Path:
 def run_quantize(cfg: QuantizeConfig, progress: ProgressSink | None = None) -> QuantizeResult:
     """Post-training INT8 of ``cfg.checkpoint`` and, with ``qat``, quantisation-aware distillation."""
     from compress.data.samples import load_samples
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from export.int8 import INT8_FLAVOURS, pre_process, quantize_int8, reduce_range_choice
     from export.onnx import set_metadata
 
@@ -177,7 +177,7 @@ def run_quantize(cfg: QuantizeConfig, progress: ProgressSink | None = None) -> Q
 def _distil(cfg, ckpt, run: Path, exp: Path, template: Path, ptq: Path, flavour, progress):
     from compress.engine.stage import StageSpec, run_stage
     from compress.jobs import preflight
-    from compress.jobs.classification import teacher_for
+    from compress.jobs.train_distill import teacher_for
 
     data = data_for_checkpoint(ckpt, run, cfg.train.seed)
     teacher = teacher_for(cfg.teacher, (), data) if cfg.teacher else ckpt.model

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.data.bundle import DataConfig
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.errors import UserInputError
 
 
@@ -48,6 +48,7 @@ class ExportRecipe:
     calib_images: int = 256
     trt: bool = True  # write the trtexec script (and build the engine where TensorRT is installed)
     teacher: bool = True  # export (and profile) the teacher too: the reference every row is compared with
+    int8_cle: bool | str = "auto"  # cross-layer equalisation: tried by the INT8 budget, kept when judged better
     int8_adaround: bool | str = "auto"  # auto: tried by the INT8 budget, kept when judged better | on | off
     int8_bias_correction: bool | str = "auto"  # the same, after AdaRound
 
@@ -111,6 +112,7 @@ def export_config(e: ExportRecipe):
 
     return ExportConfig(fp16=e.fp16, int8=e.int8, int8_flavour=e.int8_flavour if e.int8 else "auto",
                         int8_budget=e.int8_budget, calib_images=e.calib_images, trt=e.trt, force=True,
+                        int8_cle=fix_choice(e.int8_cle, "export.int8_cle"),
                         int8_adaround=fix_choice(e.int8_adaround, "export.int8_adaround"),
                         int8_bias_correction=fix_choice(e.int8_bias_correction, "export.int8_bias_correction"),
                         criteria=ParityCriteria().for_int8_budget(e.int8_budget))

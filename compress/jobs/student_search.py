@@ -20,7 +20,7 @@ from torch import nn
 
 from compress.data.bundle import DataBundle
 from compress.data.dataset import SubsetDataset
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.errors import UserInputError
 from compress.io import read_json, to_jsonable, write_json_atomic
 from compress.jobs import formats as fmt
@@ -181,7 +181,7 @@ def search_student(teacher_ckpt: str, budget: DeviceBudget, run: Path, data_at: 
     from compress.checkpoint import read_manifest
     from compress.engine.divergence import TrainingDiverged
     from compress.engine.stage import StageSpec, run_stage
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from compress.parallel import barrier, is_main
 
     folder = run / SEARCH_DIR

@@ -145,7 +145,7 @@ class Method(nn.Module, ABC):
         Default: classification of ``self.student`` (score = OA). Embedding methods override it to
         add retrieval metrics; the raw object is passed to confusion-matrix writing when it has one.
         """
-        from compress.evaluation.classification import evaluate_classifier
+        from compress.evaluation.classifier import evaluate_classifier
 
         m = evaluate_classifier(self.student, dataset, class_names, device, amp=amp)
         return m.oa, m.to_dict(), m

@@ -1,8 +1,8 @@
 """Paper schedules as config files (``compress/methods/presets/*.yaml``) for ``--config``.
 
-A file has the sections of :class:`compress.jobs.classification.JobConfig`: ``data:`` (with ``augment:``),
+A file has the sections of :class:`compress.jobs.train_distill.JobConfig`: ``data:`` (with ``augment:``),
 ``train:``, ``method:``, ``method_params:`` and top-level keys (``student``, ``teacher_arch``…); it is
-read by :func:`compress.jobs.config.load_job_config` like any ``--config`` file.
+read by :func:`compress.jobs.config_merge.load_job_config` like any ``--config`` file.
 """
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def adapt_input(model: nn.Module, manifest, mean: Sequence[float], std: Sequence
 def load_teacher(paths: Sequence[str], weights: Sequence[float], *, class_names: Sequence[str], in_chans: int,
                  mean: Sequence[float], std: Sequence[float], image_size: int) -> nn.Module:
     """Teacher checkpoint(s) checked against the data's classes and bands; several form a weighted ensemble."""
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from compress.models.ensemble import WeightedEnsemble
 
     models = []

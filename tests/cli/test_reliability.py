@@ -93,8 +93,8 @@ def cut_run(tmp_path):
 
     data = write_folder(tmp_path / "data", classes=3, per_class=8, size=12)
     out = tmp_path / "run"
-    from compress.jobs.classification import JobConfig, run_train
-    from compress.jobs.config import load_job_config
+    from compress.jobs.train_distill import JobConfig, run_train
+    from compress.jobs.config_merge import load_job_config
 
     cfg = load_job_config(JobConfig, {"data": {"data": str(data), "image_size": 12}, "student": "cifar_resnet8",
                                       "train": {"epochs": 3, "batch_size": 8, "lr": 0.05, "device": "cpu"},

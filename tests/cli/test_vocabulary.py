@@ -25,8 +25,8 @@ def test_an_old_spelling_gives_the_same_report_and_a_notice(old, new):
     fixed = ["--image-size", "32"] if "--device" in old else ["--target", "jetson-nano"]  # an estimate: deterministic
     ref, ref_log = _profile(*fixed, *new)
     got, log = _profile(*fixed, *old)
-    strip = lambda d: json.dumps(d["targets"][0]["latency"][0] | {"wall_s": None}, sort_keys=True)  # noqa: E731
-    assert strip(got) == strip(ref) and got["targets"][0]["input_shape"] == ref["targets"][0]["input_shape"]
+    strip = lambda d: json.dumps(d["models"][0]["latency"][0] | {"wall_s": None}, sort_keys=True)  # noqa: E731
+    assert strip(got) == strip(ref) and got["models"][0]["input_shape"] == ref["models"][0]["input_shape"]
     assert f"{old[0]}" in log and "deprecated" in log and "deprecated" not in ref_log
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from compress.data import DataConfig, build_data
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.loop import fit
 from compress.engine.stage import base_manifest
 from compress.methods import build_method

@@ -1,7 +1,7 @@
 """Automatic epochs on small training sets, and which epoch's checkpoint is kept on a small validation split."""
 import pytest
 
-from compress.engine.config import AUTO_EPOCHS, AUTO_MAX_EPOCHS, TrainConfig, auto_epochs
+from compress.engine.train_config import AUTO_EPOCHS, AUTO_MAX_EPOCHS, TrainConfig, auto_epochs
 from compress.engine.loop import keeps
 from compress.errors import UserInputError
 

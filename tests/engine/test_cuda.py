@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from compress.data import DataConfig, build_data
-from compress.engine.config import TrainConfig
-from compress.engine.device import amp_dtype, channels_last
+from compress.engine.train_config import TrainConfig
+from compress.engine.precision import amp_dtype, channels_last
 from compress.engine.epoch import build_loader
 from compress.engine.loop import fit
 from compress.engine.optim import build_optimizer

@@ -92,7 +92,7 @@ def test_host_syncs_per_epoch_do_not_grow_with_steps(tmp_path, monkeypatch, meth
     import dataclasses
 
     from compress.data import DataConfig, build_data
-    from compress.engine.config import TrainConfig
+    from compress.engine.train_config import TrainConfig
     from compress.engine.loop import fit
     from compress.engine.stage import base_manifest
     from compress.methods import build_method

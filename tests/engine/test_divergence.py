@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from compress.data import DataConfig, build_data
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.divergence import DivergenceMonitor, TrainingDiverged, monitored_loss
 from compress.engine.loop import fit
 from compress.engine.stage import base_manifest

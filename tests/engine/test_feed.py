@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 from compress.data import DataConfig, build_data
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.epoch import build_loader
 from compress.engine.feed import CachedLoader, resolve_data_path
 from compress.engine.stage import StageSpec, run_stage

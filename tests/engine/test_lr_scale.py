@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.lr_scale import MIN_SCALE, RECORD, measure_lr_scale, stage_lr_scale
 from compress.methods import build_method
 from compress.methods.base import Method, StepOutput

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.optim import lr_at
 from compress.errors import UserInputError
 

@@ -10,7 +10,7 @@ import torch
 
 import compress.engine.epoch as epoch_mod
 from compress.data.samplers import PKSampler, SameClassPairSampler
-from compress.engine.config import TrainConfig
+from compress.engine.train_config import TrainConfig
 from compress.engine.epoch import EpochBatches, shard
 from compress.methods import build_method
 from compress.models import create_model

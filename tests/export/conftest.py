@@ -59,7 +59,7 @@ def outlier_ckpt(tmp_path_factory):
     fallback has real work to do.
     """
     from compress.data import DataConfig, build_data
-    from compress.engine.config import TrainConfig
+    from compress.engine.train_config import TrainConfig
     from compress.engine.stage import StageSpec, run_stage
     from compress.models import create_model
 

@@ -125,7 +125,7 @@ def _budget(tmp_path, fixes, budget, forced=()):
 
 
 def test_a_fix_that_judges_worse_is_not_kept_and_the_file_is_the_plain_one(tmp_path):
-    def breaks(path):  # every int32 bias ×50: a "fix" that ruins the layer means
+    def breaks(path, source):  # every int32 bias ×50: a "fix" that ruins the layer means
         q = onnx.load(path)
         for i in q.graph.initializer:
             if i.data_type == onnx.TensorProto.INT32:
@@ -143,7 +143,7 @@ def test_a_fix_that_judges_worse_is_not_kept_and_the_file_is_the_plain_one(tmp_p
 
 
 def test_a_fix_that_judges_better_is_kept_before_any_layer_goes_float(tmp_path):
-    def exact(path):  # the FP32 file in place of the INT8 one: no top-1 changes
+    def exact(path, source):  # the FP32 file in place of the INT8 one: no top-1 changes
         path.write_bytes((tmp_path / "c" / "fp32.onnx").read_bytes())
         return "fp32"
 
@@ -160,7 +160,7 @@ def test_a_kept_fix_is_applied_to_every_float_layer_trial(tmp_path, monkeypatch)
 
     calls = []
 
-    def noop(path):
+    def noop(path, source):
         calls.append(path.name)
         return len(calls)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from compress.errors import ExportError, UserInputError
-from compress.models.checkpoint import load_checkpoint
+from compress.models.restore import load_checkpoint
 from export.onnx import OnnxOptions, export_module, export_onnx, metadata_props, read_metadata
 from runtime.onnxrt import OnnxrtRunner
 

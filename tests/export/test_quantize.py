@@ -6,7 +6,7 @@ import onnx
 import pytest
 import torch
 
-from compress.models.checkpoint import load_checkpoint
+from compress.models.restore import load_checkpoint
 from compress.errors import UserInputError
 from export.onnx import OnnxOptions, export_module, export_onnx, metadata_props
 from export.fp16 import convert_fp16

@@ -115,7 +115,7 @@ def test_build_engine_and_run(tmp_path, digits_ckpt, digits_samples):
     import tensorrt as trt
     import torch
 
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from export.onnx import OnnxOptions, export_module, export_onnx, metadata_props
     from export.tensorrt import build_engine
     from runtime.tensorrt_runner import TrtRunner

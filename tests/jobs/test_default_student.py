@@ -23,7 +23,7 @@ def teacher(tmp_path_factory):
 
 def _macs(ckpt):
     from compress.checkpoint import read_manifest
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
     from profiles.counting.torch_count import analyze_torch
 
     man = read_manifest(ckpt)

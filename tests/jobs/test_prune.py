@@ -46,7 +46,7 @@ def test_every_command_takes_the_pruned_checkpoint(pruned, teacher, tmp_path):
     row = json.loads(ex.stdout)["parity"]["rows"][1]
     assert row["max_abs"] < 1e-4  # ONNX parity of the pruned graph
     prof = json.loads(runner.invoke(app, ["profile", str(ck), "--target", "jetson-orin-nano-8gb", "--json"]).stdout)
-    assert prof["targets"][0]["analysis"]["macs"] > 0
+    assert prof["models"][0]["analysis"]["macs"] > 0
     d = runner.invoke(app, ["distill", "--teacher", str(ck), "--epochs", "1", "--no-baseline", "--batch-size", "256",
                             "--out", str(tmp_path / "t2"), "--json"])
     assert d.exit_code == 0, d.output  # a pruned teacher
@@ -132,5 +132,5 @@ def test_a_reachable_latency_budget_is_met_and_the_estimate_agrees_with_profile(
     assert res["margin"] == pytest.approx(budget - res["after"]["latency_ms"], abs=1e-4)
     prof = runner.invoke(app, ["profile", str(tmp_path / "c" / "checkpoints" / "best"), "--target",
                                "jetson-orin-nano-8gb", "--precision", "fp16", "--json"])
-    est = json.loads(prof.stdout)["targets"][0]["latency"][0]
+    est = json.loads(prof.stdout)["models"][0]["latency"][0]
     assert est["kind"] == "estimate" and est["latency_ms"] == pytest.approx(res["after"]["latency_ms"], abs=1e-4)

@@ -2,8 +2,8 @@
 import pytest
 
 from compress.data.bundle import DataConfig
-from compress.engine.config import TrainConfig
-from compress.evaluation.checkpoint import evaluate_embeddings
+from compress.engine.train_config import TrainConfig
+from compress.evaluation.saved_model import evaluate_embeddings
 from tests.conftest import write_folder
 
 

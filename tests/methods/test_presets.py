@@ -2,7 +2,7 @@ import pytest
 
 from compress.data.vsm import USUAL_DA
 from compress.errors import UserInputError
-from compress.jobs.config import job_config_from_mapping
+from compress.jobs.config_merge import job_config_from_mapping
 from compress.methods.presets import list_presets, load_preset, preset_path
 
 
@@ -42,7 +42,7 @@ def test_bad_config_keys_are_rejected():
 
 
 def test_hr_s2dml_paper_schedule_keeps_eq5_as_printed():
-    from compress.jobs.config import load_job_config
+    from compress.jobs.config_merge import load_job_config
     from compress.jobs.metric_learning import MetricLearningConfig
     from compress.methods.hr_s2dml import HRParams
 

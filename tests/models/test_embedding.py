@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from compress.checkpoint import Manifest, save_checkpoint
-from compress.models.checkpoint import load_checkpoint
+from compress.models.restore import load_checkpoint
 from compress.errors import UserInputError
 from compress.models import create_model
 

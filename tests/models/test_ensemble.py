@@ -101,7 +101,7 @@ def member_run(tmp_path_factory):
 
 
 def test_search_scores_every_candidate_on_the_validation_split(member_run):
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
 
     data, paths = member_run
     result = search_ensemble_weights(paths, vary=1, device="cpu")

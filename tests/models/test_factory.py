@@ -162,7 +162,7 @@ def test_classifier_module_per_family():
 @pytest.mark.parametrize("name,in_chans", [("cifar-wrn-16-1", 4), ("tv:mobilenet_v3_small", 1), ("efficientnet-lite0", 3)])
 def test_checkpoint_round_trip_rebuilds_by_name(tmp_path, name, in_chans):
     from compress.checkpoint import Manifest, save_checkpoint
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
 
     model = create_model(name, 3, in_chans=in_chans).eval()
     d = model_defaults(name, in_chans=in_chans)

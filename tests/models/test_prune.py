@@ -39,7 +39,7 @@ def test_meets_a_macs_budget_keeps_the_output_and_rounds_channels(arch):
 
 def test_pruned_model_rebuilds_from_its_structure(tmp_path):
     from compress.checkpoint import Manifest, save_checkpoint
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
 
     torch.manual_seed(0)
     model = create_model("cifar_resnet8", 4, 3).eval()

@@ -41,7 +41,7 @@ def test_list_devices(app):
 def test_estimate_for_checkpoints_writes_report(app, tmp_path, monkeypatch):
     a, model_a = _ckpt(tmp_path, "a", 8, 0.9)
     b, model_b = _ckpt(tmp_path, "b", 16, 0.95)
-    import compress.models.checkpoint as ck
+    import compress.models.restore as ck
 
     # "tiny" is not a zoo architecture: rebuild it from the manifest's model_kwargs
     monkeypatch.setattr(ck, "build_model", lambda man: _tiny(man.model_kwargs["width"]))
@@ -51,11 +51,12 @@ def test_estimate_for_checkpoints_writes_report(app, tmp_path, monkeypatch):
                                    "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.output)
-    t0 = rep["targets"][0]
+    assert rep["format"] == 2 and [m["model"] for m in rep["models"]] == [str(a), str(b)]
+    t0 = rep["models"][0]
     # conv 3->8, 3x3 on 16x16 -> 14x14 outputs: 8*14*14*27 = 42336 MACs; linear 8*4 = 32
     assert t0["analysis"]["macs"] == 42336 + 32 and t0["accuracy"] == 0.9
     assert [e["batch"] for e in t0["latency"]] == [1, 4] and all(e["kind"] == "estimate" for e in t0["latency"])
-    assert rep["targets"][1]["analysis"]["macs"] == 16 * 14 * 14 * 27 + 64
+    assert rep["models"][1]["analysis"]["macs"] == 16 * 14 * 14 * 27 + 64
     assert (out / "profile.json").is_file() and (out / "accuracy_vs_latency.png").stat().st_size > 1000
     md = (out / "profile.md").read_text()
     assert "ESTIMATE" in md and "FLOPs = 2 × MACs" in md and "7W (4 SMs" in md
@@ -65,7 +66,7 @@ def test_measure_on_cpu_and_errors(app):
     res = CliRunner().invoke(app, ["profile", "resnet18", "--image-size", "32", "--num-classes", "10",
                                    "--iters", "2", "--warmup", "1", "--json", "--per-layer"])
     assert res.exit_code == 0, res.output
-    t = json.loads(res.output)["targets"][0]
+    t = json.loads(res.output)["models"][0]
     e = t["latency"][0]
     assert e["kind"] == "measured" and e["runner"]["backend"] == "torch" and e["h2d_included"]
     assert len(t["analysis"]["layers"]) > 20
@@ -98,8 +99,8 @@ def test_a_config_file_gives_models_and_settings_and_flags_override_it(app, tmp_
                                                 "image_size": 32, "num_classes": 10, "out": str(tmp_path / "o")}}))
     res = CliRunner().invoke(app, ["profile", "--config", str(conf), "--batch-size", "2", "--json"])
     assert res.exit_code == 0, res.output
-    t = json.loads(res.output)["targets"][0]
-    assert t["target"] == "resnet18" and [e["batch"] for e in t["latency"]] == [2]  # the flag won
+    t = json.loads(res.output)["models"][0]
+    assert t["model"] == "resnet18" and [e["batch"] for e in t["latency"]] == [2]  # the flag won
     assert t["latency"][0]["kind"] == "estimate" and t["latency"][0]["power_mode"] == "7W"
     assert (tmp_path / "o" / "profile.json").is_file()
     conf.write_text("targett: jetson-nano\n")

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from compress.cli import app
 from compress.errors import UserInputError
-from profiles.api import ProfileConfig, profile_targets
-from profiles.calibration.device import (ONE_POINT_BAND, MEASUREMENT_COLUMNS, calibrate_device, fit_scales,
+from profiles.api import ProfileConfig, profile_models
+from profiles.calibration.correction import (ONE_POINT_BAND, MEASUREMENT_COLUMNS, calibrate_device, fit_scales,
                                          load_store, stored_correction)
 
 runner = CliRunner()
@@ -19,7 +19,7 @@ HEADER = ",".join(MEASUREMENT_COLUMNS)
 
 def _plain(model="cifar_resnet20", size=32, precision="fp16", device=DEVICE, store=None):
     cfg = ProfileConfig(target=device, image_size=size, precision=precision, in_chans=3, calibration=store)
-    return profile_targets([model], cfg).targets[0].latency[0]
+    return profile_models([model], cfg).models[0].latency[0]
 
 
 def _csv(tmp_path, *rows, name="m.csv"):
@@ -104,7 +104,7 @@ def test_the_cli_calibrates_then_labels_later_estimates(tmp_path):
     assert load_store(store)[DEVICE].scales["fp16"]["cifar-resnet20"] == pytest.approx(3.0, rel=1e-4)
     r = runner.invoke(app, ["profile", "cifar_resnet20", "--image-size", "32", "--in-chans", "3", "--precision", "fp16",
                             "--target", DEVICE, "--calibration", str(store), "--json"])
-    est = json.loads(r.stdout)["targets"][0]["latency"][0]
+    est = json.loads(r.stdout)["models"][0]["latency"][0]
     assert est["latency_ms"] == pytest.approx(3 * plain, rel=1e-4) and "calibrated on 1 measurement" in est["label"]
     r = runner.invoke(app, ["profile", "--calibrate", str(csv), "--calibration", str(store)])
     assert r.exit_code == 1 and "add --target NAME" in r.output and r.exception is None or isinstance(r.exception, SystemExit)
@@ -151,7 +151,7 @@ def test_a_remote_measurement_can_be_added_to_the_device_calibration(tmp_path, m
     r = runner.invoke(app, [*args, "--json"])
     assert r.exit_code == 0, r.output
     assert not store.exists()  # measuring alone changes no calibration
-    plain = json.loads(r.stdout)["targets"][0]["latency"][0]["latency_ms"]
+    plain = json.loads(r.stdout)["models"][0]["latency"][0]["latency_ms"]
     r = runner.invoke(app, [*args, "--save-calibration"], terminal_width=200)
     assert r.exit_code == 0, r.output
     arch = "student"  # a file without the architecture tag is keyed by its name

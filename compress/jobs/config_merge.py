@@ -47,7 +47,7 @@ def job_config_from_mapping(values: Mapping[str, Any]):
     """A ``JobConfig`` from a config-file mapping (e.g. a paper preset); unknown keys in any section and
     ``method_params`` the method does not have are rejected."""
     from compress.config import build_config
-    from compress.jobs.classification import JobConfig
+    from compress.jobs.train_distill import JobConfig
     from compress.methods import build_method_params
 
     job = build_config(JobConfig, merge_config(values, {}), section="config")

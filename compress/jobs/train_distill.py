@@ -84,7 +84,7 @@ def given_teacher_row(paths: tuple[str, ...], mans: tuple[Manifest, ...], teache
                       device: str) -> StageSummary:
     """The table row of a ``--teacher`` checkpoint (or ensemble; ``mans``: their manifests), scored on this run's
     test split."""
-    from compress.evaluation.classification import evaluate_classifier
+    from compress.evaluation.classifier import evaluate_classifier
     from compress.hardware import resolve_device
 
     m = evaluate_classifier(teacher, data.test, data.class_names, resolve_device(device))
@@ -121,7 +121,7 @@ def below_baseline(rows: list[StageSummary], pruned: bool = False) -> str | None
 def _teacher_model(cfg: JobConfig) -> tuple[nn.Module, tuple[int, ...], str]:
     """The given teacher the student is made from: (model, its input shape, its architecture)."""
     from compress.jobs.default_student import teacher_to_prune
-    from compress.models.checkpoint import load_checkpoint
+    from compress.models.restore import load_checkpoint
 
     ck = load_checkpoint(teacher_to_prune(cfg.teacher, cfg.teacher_weights))
     man = ck.manifest

@@ -1,6 +1,6 @@
 """The one-line notes under the distill table: a student that ended below its no-teacher baseline."""
 from compress.engine.stage import StageSummary
-from compress.jobs.classification import below_baseline
+from compress.jobs.train_distill import below_baseline
 
 
 def _row(role, oa, method="kd"):

@@ -10,11 +10,11 @@ from typing import Any, Sequence
 from compress.data.sources import checkpoint_dataset
 from compress.data.split import find_split_file
 from compress.errors import DataError, UserInputError
-from compress.evaluation.classification import evaluate_classifier, write_classification_outputs
+from compress.evaluation.classifier import evaluate_classifier, write_classification_outputs
 from compress.evaluation.embedding import TASKS, EmbeddingEvalResult, embed_dataset, score_embeddings, write_outputs
 from compress.hardware import resolve_device
 from compress.io import to_jsonable, write_json_atomic
-from compress.models.checkpoint import load_checkpoint
+from compress.models.restore import load_checkpoint
 
 
 @dataclass

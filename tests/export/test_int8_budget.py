@@ -68,7 +68,8 @@ def test_the_outlier_checkpoint_is_trained_and_breaks_plain_int8(reference):
 
 def test_the_budget_fallback_keeps_the_outlier_layer_float_and_meets_the_budget(app, outlier_ckpt, tmp_path, reference):
     fp32, _, n = reference
-    (variant,), _ = _export(app, outlier_ckpt, tmp_path / "exp", "--int8-budget", "2")
+    # CLE off: it removes this outlier (the next test), leaving the fallback nothing to do
+    (variant,), _ = _export(app, outlier_ckpt, tmp_path / "exp", "--int8-budget", "2", "--int8-cle", "off")
     fb = variant["fallback"]
     # the validation images, then training images: all labelled, so both agreement and the drop are judged
     assert fb["budget"] == 2.0 and fb["images"] == fb["labelled"] == 1000 and fb["reference_accuracy"] > 90.0
@@ -89,6 +90,17 @@ def test_the_budget_fallback_keeps_the_outlier_layer_float_and_meets_the_budget(
     # the file written is the one the fallback chose: measured here independently of the judge
     acc, _ = _val_accuracy(outlier_ckpt, tmp_path / "exp" / "model_int8.onnx")
     assert fp32 - acc <= 2.0 and n == 143
+
+
+def test_by_default_cross_layer_equalisation_removes_the_outlier_and_no_layer_stays_float(app, outlier_ckpt, tmp_path,
+                                                                                           reference):
+    fp32, int8, n = reference
+    (variant,), _ = _export(app, outlier_ckpt, tmp_path / "exp", "--int8-budget", "2")
+    fb = variant["fallback"]
+    assert fb["steps"][0]["drop"] > 20.0 and fb["fixes"]["CLE"]["drop"] <= 2.0  # plain INT8 vs from the CLE'd graph
+    assert fb["applied"][0] == "CLE" and fb["met"] and fb["chosen"]["float_nodes"] == [] and fb["sensitivity"] == {}
+    acc, _ = _val_accuracy(outlier_ckpt, tmp_path / "exp" / "model_int8.onnx")  # the written file, judged apart
+    assert fp32 - acc <= 2.0 < fp32 - int8 and n == 143
 
 
 def test_an_excluded_outlier_layer_meets_the_budget_in_one_step(app, outlier_ckpt, tmp_path, reference):

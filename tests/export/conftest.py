@@ -22,6 +22,20 @@ def digits_ckpt(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def one_epoch_run(tmp_path_factory):
+    """A cifar_resnet8 run trained by ``compress train`` for one epoch on the digits at 16 px (its folder)."""
+    from typer.testing import CliRunner
+
+    from compress.cli import app
+
+    run = tmp_path_factory.mktemp("one_epoch") / "t"
+    r = CliRunner().invoke(app, ["train", "--model", "cifar_resnet8", "--image-size", "16", "--epochs", "1",
+                                 "--batch-size", "256", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    return run
+
+
+@pytest.fixture(scope="session")
 def digits_samples(digits_ckpt):
     from compress.data.samples import load_samples
     from compress.checkpoint import read_manifest

@@ -85,17 +85,13 @@ def test_a_file_without_int32_biases_is_one_line(tmp_path):
         correct_biases(fp32, fp32, images)
 
 
-def test_export_with_bias_correction_stamps_the_int8_file(tmp_path):
+def test_export_with_bias_correction_stamps_the_int8_file(tmp_path, one_epoch_run):
     from typer.testing import CliRunner
 
     from compress.cli import app
     from export.onnx import read_metadata
 
-    runner = CliRunner()
-    ckpt = tmp_path / "t"
-    r = runner.invoke(app, ["train", "--model", "cifar_resnet8", "--image-size", "16", "--epochs", "1", "--batch-size",
-                            "256", "--out", str(ckpt)])
-    assert r.exit_code == 0, r.output
+    runner, ckpt = CliRunner(), one_epoch_run
     out = tmp_path / "e"
     r = runner.invoke(app, ["export", str(ckpt), "-o", str(out), "--int8", "--int8-flavour", "trt", "--no-int8-fallback",
                             "--int8-bias-correction", "on", "--calib-images", "64", "--samples", "64"])

@@ -147,17 +147,13 @@ def test_the_budget_keeps_the_equalised_source_only_when_it_judges_better_and_ju
     assert not list((tmp_path / "b").glob("*trial*"))
 
 
-def test_export_with_cle_stamps_the_int8_file_and_leaves_no_hidden_files(tmp_path):
+def test_export_with_cle_stamps_the_int8_file_and_leaves_no_hidden_files(tmp_path, one_epoch_run):
     from typer.testing import CliRunner
 
     from compress.cli import app
     from export.onnx import read_metadata
 
-    runner = CliRunner()
-    ckpt = tmp_path / "t"
-    r = runner.invoke(app, ["train", "--model", "cifar_resnet8", "--image-size", "16", "--epochs", "1", "--batch-size",
-                            "256", "--out", str(ckpt)])
-    assert r.exit_code == 0, r.output
+    runner, ckpt = CliRunner(), one_epoch_run
     for mode, flavour in (("on", "cpu"), ("off", "trt")):
         out = tmp_path / mode
         r = runner.invoke(app, ["export", str(ckpt), "-o", str(out), "--int8", "--int8-flavour", flavour,

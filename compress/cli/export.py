@@ -54,8 +54,8 @@ OPTIONS = Group("export", (
         help="Keep this layer in float (node name or module path, e.g. layer1.0.conv1; repeatable)."),
     opt("int8_cle", "--int8-cle", key="int8_cle", show_default="auto",
         help="Cross-layer equalisation of the FP32 graph before quantising (Nagel et al. 2019): weight ranges of "
-             "conv pairs joined by ReLU (ReLU6 made ReLU) evened channel by channel: auto (tried by the INT8 "
-             "budget against the true FP32 file, kept when it judges better), on or off."),
+             "conv pairs joined by ReLU or nothing evened channel by channel, the function unchanged (ReLU6 pairs "
+             "are left alone): auto (tried by the INT8 budget, kept when it judges better), on or off."),
     opt("int8_adaround", "--int8-adaround", key="int8_adaround", show_default="auto",
         help="Learn each INT8 weight's rounding (up or down) on the calibration images (AdaRound, Nagel et al. "
              "2020; the file stays plain Q/DQ): auto (tried by the INT8 budget, kept when it judges better), on "

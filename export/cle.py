@@ -122,7 +122,9 @@ def find_pairs(model: Any, relu6: str = "skip") -> list[tuple[Any, Any | None, A
 def _in_ranges(w: np.ndarray, kind: str) -> np.ndarray:
     """Largest |weight| per INPUT channel of a conv: axis 1 of a dense kernel, the channel of a depthwise one."""
     a = np.abs(w)
-    return a.reshape(a.shape[0], -1).max(1) if kind == "depthwise" else a.transpose(1, 0, 2, 3).reshape(w.shape[1], -1).max(1)
+    if kind == "depthwise":
+        return a.reshape(a.shape[0], -1).max(1)
+    return a.transpose(1, 0, 2, 3).reshape(w.shape[1], -1).max(1)
 
 
 def _out_ranges(w: np.ndarray) -> np.ndarray:
@@ -146,20 +148,19 @@ def equalise(src: str | Path, dst: str | Path, relu6: str = "skip", iterations: 
     model = onnx.load(str(src))
     pairs = find_pairs(model, relu6)
     arrays = _arrays(model)
-    kinds = {n.name: _conv_kind(n, arrays) for n, _, _ in pairs} | {n.name: _conv_kind(n, arrays) for _, _, n in pairs}
     firsts = [c1.input[1] for c1, _, _ in pairs]
     before = float(np.mean([_spread(_out_ranges(arrays[w])) for w in firsts])) if pairs else 1.0
     done = 0
     for done in range(1, iterations + 1):
         biggest = 0.0
         for c1, _, c2 in pairs:
-            w1, w2 = arrays[c1.input[1]], arrays[c2.input[1]]
-            r1, r2 = _out_ranges(w1), _in_ranges(w2, kinds[c2.name])
+            w1, w2, kind = arrays[c1.input[1]], arrays[c2.input[1]], _conv_kind(c2, arrays)  # names may be empty
+            r1, r2 = _out_ranges(w1), _in_ranges(w2, kind)
             s = np.where((r1 > 0) & (r2 > 0), np.sqrt(r1 / np.where(r2 > 0, r2, 1.0)), 1.0).astype(w1.dtype)
             arrays[c1.input[1]] = w1 / s.reshape(-1, 1, 1, 1)
             if len(c1.input) > 2 and c1.input[2] in arrays:
                 arrays[c1.input[2]] = arrays[c1.input[2]] / s
-            if kinds[c2.name] == "depthwise":
+            if kind == "depthwise":
                 arrays[c2.input[1]] = w2 * s.reshape(-1, 1, 1, 1)
             else:
                 arrays[c2.input[1]] = w2 * s.reshape(1, -1, 1, 1)

@@ -1,6 +1,8 @@
-"""INT8 benchmark (issue 12): OA on the test split and ONNX Runtime CPU latency (batch 1, median of
-interleaved rounds, ratio to FP32 in the same run) of FP32, FP16, INT8 CPU-flavour PTQ, PTQ with the
-sensitivity fallback, QAD, and the TensorRT flavour's OA in ONNX Runtime.
+"""INT8 methods compared (issues 12, 33): per method — plain PTQ, CLE, bias correction, AdaRound (each alone,
+no layer in float), the float fallback alone, the export's default (auto: the fixes, then the fallback) and
+QAD — the test-split OA of both flavours (the TensorRT flavour scored in ONNX Runtime), the float layers kept,
+the export's wall time (every export also writes and checks the FP32 file: compare with ptq's), and the CPU
+flavour's ONNX Runtime latency (batch 1, median of interleaved rounds, ratio to FP32 in the same run).
 
     python bench/quantize.py CKPT [CKPT ...] --out bench/out/quantize --json bench/out/quantize.json
     python bench/quantize.py --zoo resnet18 --size 224 --out bench/out/quantize-r18   # latency only
@@ -41,38 +43,75 @@ def _latencies(files: dict[str, Path], size: int, chans: int, threads: int, roun
     return {k: statistics.median(v) for k, v in medians.items()}
 
 
-def bench_checkpoint(ckpt: str, out: Path, args) -> dict:
-    from compress.jobs.qad import QAD_TRAIN, QuantizeConfig, run_quantize
-    from compress.models.restore import load_checkpoint
-    from export.evaluate import evaluate_onnx
+# method → ExportConfig fields: each fix on its own with no float layer (no budget), the float fallback alone,
+# and the export's default (every fix auto, then the fallback: what a user gets)
+OFF = dict(int8_cle="off", int8_adaround="off", int8_bias_correction="off")
+METHODS = {"ptq": dict(OFF, int8_budget=None), "cle": dict(OFF, int8_cle="on", int8_budget=None),
+           "bias-correction": dict(OFF, int8_bias_correction="on", int8_budget=None),
+           "adaround": dict(OFF, int8_adaround="on", int8_budget=None), "fallback": dict(OFF),
+           "auto": {}}
+
+
+def _export_method(ckpt: str, out: Path, method: str, args) -> dict:
+    """One export (both flavours) with ``method``; its wall time in seconds and what each INT8 file carries."""
     from export.chain import ExportConfig, export_checkpoint
 
-    man = load_checkpoint(ckpt).manifest
-    files: dict[str, Path] = {}
-    plain = out / "ptq"
-    if not (plain / "export.json").is_file():
-        export_checkpoint(ckpt, plain, ExportConfig(fp16=True, int8=True, int8_flavour="both", int8_budget=None,
-                                                    calib_images=args.calib_images, parity_samples=64))
-    files.update(fp32=plain / "model.onnx", fp16=plain / "model_fp16.onnx", ptq=plain / "model_int8.onnx",
-                 trt=plain / "model_int8_trt.onnx")
-    fb = out / "fallback"
-    if not (fb / "export.json").is_file():
-        export_checkpoint(ckpt, fb, ExportConfig(int8=True, int8_budget=args.budget, calib_images=args.calib_images,
-                                                 parity_samples=64))
-    files["fallback"] = fb / "model_int8.onnx"
-    fallback = json.loads((fb / "export.json").read_text())["result"]["int8"][0]["fallback"]
-    qad = out / "qad"
-    if not (qad / "result.json").is_file():
-        import dataclasses
+    record = out / "method.json"
+    if not record.is_file():
+        t0 = time.perf_counter()
+        export_checkpoint(ckpt, out, ExportConfig(int8=True, int8_flavour="both", force=True,
+                                                  calib_images=args.calib_images, parity_samples=64,
+                                                  **METHODS[method]))
+        seconds = time.perf_counter() - t0
+        meta = json.loads((out / "export.json").read_text())["result"]["int8"]
+        floats = {v["flavour"]: len(((v.get("fallback") or {}).get("chosen") or {}).get("float_nodes", []))
+                  for v in meta}
+        applied = {v["flavour"]: sorted(v.get("fixes") or {}) for v in meta}
+        record.write_text(json.dumps({"seconds": seconds, "float_layers": floats, "applied": applied}))
+    rec = json.loads(record.read_text())
+    return dict(rec, files={"cpu": out / "model_int8.onnx", "trt": out / "model_int8_trt.onnx"})
 
-        run_quantize(QuantizeConfig(checkpoint=ckpt, out=str(qad), qat=True, calib_images=args.calib_images,
-                                    train=dataclasses.replace(QAD_TRAIN, epochs=args.qad_epochs)))
-    files["qad"] = qad / "export" / "model_int8.onnx"
-    oa = {k: evaluate_onnx(p, out=out / "evaluations" / k).metrics["oa"] for k, p in files.items()}
-    lat = _latencies({k: v for k, v in files.items() if k != "trt"}, man.image_size, man.in_chans, args.threads,
-                     args.rounds, args.iters)
-    return {"checkpoint": ckpt, "image_size": man.image_size, "oa": oa, "latency_ms": lat,
-            "fallback_float_layers": (fallback or {}).get("chosen", {}).get("float_nodes") if fallback else None}
+
+def _qad(ckpt: str, out: Path, args) -> dict:
+    """Quantisation-aware distillation of each flavour (``compress quantize --qat``)."""
+    import dataclasses
+
+    from compress.jobs.qad import QAD_TRAIN, QuantizeConfig, run_quantize
+
+    files, seconds = {}, 0.0
+    for flavour in ("cpu", "trt"):
+        run = out / flavour
+        if not (run / "result.json").is_file():
+            t0 = time.perf_counter()
+            run_quantize(QuantizeConfig(checkpoint=ckpt, out=str(run), qat=True, flavour=flavour,
+                                        calib_images=args.calib_images,
+                                        train=dataclasses.replace(QAD_TRAIN, epochs=args.qad_epochs)))
+            (run / "seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}")
+        seconds += float((run / "seconds.txt").read_text())
+        files[flavour] = run / "export" / "model_int8.onnx"
+    return {"seconds": seconds, "float_layers": {"cpu": 0, "trt": 0}, "applied": {}, "files": files}
+
+
+def bench_checkpoint(ckpt: str, out: Path, args) -> dict:
+    """Per INT8 method: test-split OA of both flavours, the export's time, the CPU flavour's latency."""
+    from compress.models.restore import load_checkpoint
+    from export.evaluate import evaluate_onnx
+
+    man = load_checkpoint(ckpt).manifest
+    rows = {m: _export_method(ckpt, out / m, m, args) for m in args.methods if m in METHODS}
+    if "qad" in args.methods:
+        rows["qad"] = _qad(ckpt, out / "qad", args)
+    fp32 = out / next(iter(rows)) / "model.onnx"
+    oa = {"fp32": evaluate_onnx(fp32, out=out / "evaluations" / "fp32").metrics["oa"] * 100}
+    for m, r in rows.items():
+        r["oa"] = {fl: evaluate_onnx(p, out=out / "evaluations" / f"{m}-{fl}").metrics["oa"] * 100
+                   for fl, p in r["files"].items()}
+    lat = _latencies({"fp32": fp32, **{m: r["files"]["cpu"] for m, r in rows.items()}}, man.image_size,
+                     man.in_chans, args.threads, args.rounds, args.iters)
+    methods = {m: {"seconds": r["seconds"], "float_layers": r["float_layers"], "applied": r["applied"],
+                   "oa": r["oa"], "latency_ms": lat[m]} for m, r in rows.items()}
+    return {"checkpoint": ckpt, "image_size": man.image_size, "fp32_oa": oa["fp32"], "fp32_latency_ms": lat["fp32"],
+            "methods": methods}
 
 
 def bench_zoo(name: str, size: int, out: Path, args) -> dict:
@@ -102,6 +141,25 @@ def bench_zoo(name: str, size: int, out: Path, args) -> dict:
                                                                          args.iters)}
 
 
+def _print(rows: list[dict]) -> None:
+    for r in rows:
+        print(f"\n{r.get('checkpoint') or r['model']} @ {r['image_size']} px")
+        if "methods" not in r:  # zoo: latency only
+            base = r["latency_ms"]["fp32"]
+            for k, ms in r["latency_ms"].items():
+                print(f"{k:10s} {ms:8.3f} ms {base / ms:6.2f}× FP32")
+            continue
+        print(f"FP32: {r['fp32_oa']:.2f} % test OA, {r['fp32_latency_ms']:.3f} ms")
+        print(f"{'method':16s} {'CPU OA %':>8s} {'drop':>6s} {'TRT OA %':>8s} {'drop':>6s} {'float':>7s} "
+              f"{'export s':>8s} {'CPU ms':>7s} {'× FP32':>6s}  fixes kept (cpu | trt)")
+        for m, v in r["methods"].items():
+            oa, fl = v["oa"], v["float_layers"]
+            print(f"{m:16s} {oa['cpu']:8.2f} {r['fp32_oa'] - oa['cpu']:6.2f} {oa['trt']:8.2f} "
+                  f"{r['fp32_oa'] - oa['trt']:6.2f} {fl['cpu']:>3d}|{fl['trt']:<3d} {v['seconds']:8.0f} "
+                  f"{v['latency_ms']:7.3f} {r['fp32_latency_ms'] / v['latency_ms']:6.2f}  "
+                  f"{','.join(v['applied'].get('cpu', [])) or '-'} | {','.join(v['applied'].get('trt', [])) or '-'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="*")
@@ -109,10 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--out", type=Path, default=Path("bench/out/quantize"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--methods", nargs="+", default=[*METHODS, "qad"], choices=[*METHODS, "qad"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--iters", type=int, default=30)
-    ap.add_argument("--budget", type=float, default=1.0)
     ap.add_argument("--calib-images", type=int, default=256)
     ap.add_argument("--qad-epochs", type=int, default=3)
     args = ap.parse_args(argv)
@@ -120,22 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     from compress.hardware import cpu_info
 
     rows = [bench_zoo(args.zoo, args.size, args.out / args.zoo, args)] if args.zoo else []
-    rows += [bench_checkpoint(c, args.out / Path(c).parent.name / Path(c).name, args) for c in args.checkpoints]
-    cpu = cpu_info().describe()
-    print(f"CPU: {cpu}; ONNX Runtime CPU, {args.threads} threads, batch 1, median of {args.rounds} interleaved rounds")
-    for r in rows:
-        base = r["latency_ms"]["fp32"]
-        print(f"\n{r.get('checkpoint') or r['model']} @ {r['image_size']} px")
-        print(f"{'variant':10s} {'OA %':>7s} {'ms':>8s} {'× FP32':>7s}")
-        for k in ("fp32", "fp16", "ptq", "fallback", "qad", "trt", "int8-cpu", "int8-trt"):
-            if k in r["latency_ms"] or k in r.get("oa", {}):
-                oa = r.get("oa", {}).get(k)
-                ms = r["latency_ms"].get(k)
-                print(f"{k:10s} {'' if oa is None else f'{100 * oa:7.2f}'} "
-                      f"{'' if ms is None else f'{ms:8.3f}'} {'' if ms is None else f'{base / ms:7.2f}'}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"cpu": cpu, "threads": args.threads, "rows": rows}, indent=2))
+    for c in args.checkpoints:
+        rows.append(bench_checkpoint(c, args.out / Path(c).parent.name / Path(c).name, args))
+        if args.json:  # after each checkpoint: a long run keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"cpu": cpu_info().describe(), "threads": args.threads, "rows": rows},
+                                            indent=2, default=str))
+    print(f"CPU: {cpu_info().describe()}; ONNX Runtime CPU, {args.threads} threads, batch 1, median of "
+          f"{args.rounds} interleaved rounds; OA on the whole test split, drops in points against FP32")
+    _print(rows)
     return 0
 
 

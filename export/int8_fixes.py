@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from compress.errors import UserInputError
+from export.sensitivity import CLE
 
 FIX_CHOICES = ("auto", "on", "off")
 
@@ -26,7 +27,7 @@ class Int8Fix:
     field: str
 
 
-INT8_FIXES = (Int8Fix("CLE", "cle", "--int8-cle", "int8_cle"),
+INT8_FIXES = (Int8Fix(CLE, "cle", "--int8-cle", "int8_cle"),
               Int8Fix("AdaRound", "adaround", "--int8-adaround", "int8_adaround"),
               Int8Fix("bias correction", "bias_correction", "--int8-bias-correction", "int8_bias_correction"))
 

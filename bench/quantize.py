@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     from compress.hardware import cpu_info
 
     rows = [bench_zoo(args.zoo, args.size, args.out / args.zoo, args)] if args.zoo else []
-    for c in args.checkpoints:
-        rows.append(bench_checkpoint(c, args.out / Path(c).parent.name / Path(c).name, args))
+    for i, c in enumerate(args.checkpoints):
+        name = next((q for q in reversed(Path(c).parts) if q not in ("best", "last", "checkpoints", "student")), "run")
+        rows.append(bench_checkpoint(c, args.out / f"{i}-{name}", args))
         if args.json:  # after each checkpoint: a long run keeps what it measured
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"cpu": cpu_info().describe(), "threads": args.threads, "rows": rows},

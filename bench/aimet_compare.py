@@ -76,11 +76,12 @@ def score(export: Path, ours: Path | None) -> None:
     """Our venv: each AIMET file, given the FP32 file's manifest, scored on the whole test split."""
     import onnx
 
-    from export.evaluate import evaluate_onnx
+    from quantize import TestSplit  # bench/quantize.py: the test split decoded once
 
     meta = {p.key: p.value for p in onnx.load(str(export / "model.onnx")).metadata_props}
     seconds = json.loads((export / "aimet" / "seconds.json").read_text())
-    fp32 = evaluate_onnx(export / "model.onnx", out=export / "aimet" / "eval-fp32").metrics["oa"] * 100
+    test = TestSplit(export / "model.onnx")
+    fp32 = test.oa(export / "model.onnx")
     print(f"{export}: FP32 {fp32:.2f} % test OA; drops in points")
     print(f"{'AIMET variant':16s} {'OA %':>7s} {'drop':>6s} {'seconds':>8s}")
     for v in VARIANTS:
@@ -91,7 +92,7 @@ def score(export: Path, ours: Path | None) -> None:
         onnx.helper.set_model_props(m, dict(meta, precision="int8", int8_flavour="aimet", aimet=v))
         dst = export / f"aimet_{v.replace('+', '_')}.onnx"  # beside export.json: scored on its run's test split
         onnx.save(m, str(dst))
-        oa = evaluate_onnx(dst, out=export / "aimet" / f"eval-{v}").metrics["oa"] * 100
+        oa = test.oa(dst)
         print(f"{v:16s} {oa:7.2f} {fp32 - oa:6.2f} {seconds[v]:8.0f}")
     if ours is not None and ours.is_file():
         for row in json.loads(ours.read_text())["rows"]:

@@ -66,7 +66,7 @@ def _export_method(ckpt: str, out: Path, method: str, args) -> dict:
         meta = json.loads((out / "export.json").read_text())["result"]["int8"]
         floats = {v["flavour"]: len(((v.get("fallback") or {}).get("chosen") or {}).get("float_nodes", []))
                   for v in meta}
-        applied = {v["flavour"]: sorted(v.get("fixes") or {}) for v in meta}
+        applied = {v["flavour"]: list(v.get("fixes") or {}) for v in meta}  # in the order applied
         record.write_text(json.dumps({"seconds": seconds, "float_layers": floats, "applied": applied}))
     rec = json.loads(record.read_text())
     return dict(rec, files={"cpu": out / "model_int8.onnx", "trt": out / "model_int8_trt.onnx"})

@@ -94,8 +94,8 @@ def _qad(ckpt: str, out: Path, args) -> dict:
 
 class TestSplit:
     """The run's test split decoded once (``[N, C, H, W]`` as the FP32 file takes it): each INT8 file is then
-    scored in ONNX Runtime as ``export.evaluate.evaluate_onnx`` scores it (same inputs, same fusion rule),
-    without decoding 8,000 images per file."""
+    scored by ``export.evaluate.predict_classes``, as ``evaluate_onnx`` scores it, without decoding 8,000
+    images per file."""
 
     def __init__(self, fp32: Path) -> None:
         import numpy as np
@@ -112,21 +112,10 @@ class TestSplit:
 
     def oa(self, path: Path) -> float:
         """Overall accuracy of ``path`` on the split, percent."""
-        import numpy as np
+        from export.evaluate import predict_classes
 
-        from export.int8 import runs_as_written
-        from runtime.onnxrt import OnnxrtRunner
-
-        static = self.man.batch if isinstance(self.man.batch, int) and self.man.batch > 0 else None
-        step, preds = static or 64, []
-        with OnnxrtRunner(path, providers="cpu", fuse=not runs_as_written(path)) as runner:
-            for i in range(0, len(self.x), step):
-                x = self.x[i:i + step]
-                n = len(x)
-                if static and n < static:
-                    x = np.concatenate([x, np.repeat(x[-1:], static - n, axis=0)])
-                preds.append(next(iter(runner.infer({"input": x}).values()))[:n].argmax(1))
-        return float((np.concatenate(preds) == self.y).mean() * 100)
+        batches = (self.x[i:i + 64] for i in range(0, len(self.x), 64))
+        return float((predict_classes(path, batches, self.man) == self.y).mean() * 100)
 
 
 def bench_checkpoint(ckpt: str, out: Path, args) -> dict:

@@ -7,6 +7,7 @@ are preprocessed as the file's own metadata says (size, mean/std, NCHW float or 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,8 +16,8 @@ import torch
 
 from compress.data.sources import checkpoint_dataset
 from compress.errors import DataError, UserInputError
-from compress.evaluation.saved_model import EvaluationResult
 from compress.evaluation.classifier import write_classification_outputs
+from compress.evaluation.saved_model import EvaluationResult
 from compress.io import read_json, write_json_atomic
 
 
@@ -58,11 +59,31 @@ def batch_input(ds, idx: np.ndarray, man: SimpleNamespace) -> np.ndarray:
     return torch.stack(raw).mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+def predict_classes(path: Path, batches: Iterable[np.ndarray], man: SimpleNamespace,
+                    threads: int | None = None) -> np.ndarray:
+    """Top-1 class ``[N]`` of an exported classifier over ``batches`` (each as ``batch_input`` makes it), run
+    in ONNX Runtime on the CPU as the file is meant to run (an INT8 file as written, FP32 fused); a batch that
+    does not match a static batch dimension is cut or padded to it."""
+    from export.int8 import runs_as_written
+    from runtime.onnxrt import OnnxrtRunner
+
+    static = man.batch if isinstance(man.batch, int) and man.batch > 0 else None
+    preds = []
+    with OnnxrtRunner(path, providers="cpu", threads=threads, fuse=not runs_as_written(path)) as runner:
+        for batch in batches:
+            for i in range(0, len(batch), static or len(batch) or 1):
+                x = batch[i:i + static] if static else batch
+                n = len(x)
+                if static and n < static:  # a static-batch graph gets its last batch padded
+                    x = np.concatenate([x, np.repeat(x[-1:], static - n, axis=0)])
+                preds.append(next(iter(runner.infer({"input": x}).values()))[:n].argmax(1))
+    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+
 def evaluate_onnx(path: str | Path, data: str | None = None, split: str = "test", out: str | Path | None = None,
                   batch_size: int = 64, threads: int | None = None) -> EvaluationResult:
     """OA, per-class accuracy, macro-F1, kappa and the confusion matrix of an exported classifier."""
     from compress.metrics.classification import classification_report
-    from runtime.onnxrt import OnnxrtRunner
 
     path = Path(path)
     if not path.is_file():
@@ -76,22 +97,11 @@ def evaluate_onnx(path: str | Path, data: str | None = None, split: str = "test"
         raise DataError(f"'{path}' has no export.json naming its run; pass --data DIR to evaluate on a folder.")
     found = checkpoint_dataset(ckpt or path.parent, man, data=data, part=None if data is not None else split)
     ds = found.dataset
-    static = man.batch if isinstance(man.batch, int) and man.batch > 0 else None
-    step = static or batch_size
-    preds, labels = [], []
-    from export.int8 import runs_as_written
-
-    with OnnxrtRunner(path, providers="cpu", threads=threads, fuse=not runs_as_written(path)) as runner:
-        for start in range(0, len(ds), step):
-            idx = np.arange(start, min(start + step, len(ds)))
-            x = batch_input(ds, idx, man)
-            if static and len(x) < static:  # a static-batch graph gets its last batch padded
-                x = np.concatenate([x, np.repeat(x[-1:], static - len(x), axis=0)])
-            logits = next(iter(runner.infer({"input": x}).values()))[:len(idx)]
-            preds.append(logits.argmax(1))
-            labels.append(ds.labels[idx])
+    batches = (batch_input(ds, np.arange(i, min(i + batch_size, len(ds))), man)
+               for i in range(0, len(ds), batch_size))
+    preds = predict_classes(path, batches, man, threads=threads)
     names = list(man.class_names)
-    metrics = classification_report(np.concatenate(labels), np.concatenate(preds), names)
+    metrics = classification_report(np.asarray(ds.labels), preds, names)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(out) if out else path.parent / "evaluations" / f"{path.stem}-{found.part or 'folder'}-{stamp}"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -89,9 +89,13 @@ def data_for_checkpoint(ckpt: Any, run: Path, seed: int) -> Any:
         raise CheckpointError(f"No split.json above '{ckpt.path}'; quantisation-aware training needs the run the "
                               "checkpoint was trained in (its training and validation images).")
     save_split(load_split(split_file), run)
+    from compress.jobs.teacher_data import data_folder
+
     man = ckpt.manifest
     recorded = dict((man.config or {}).get("data") or {})
     recorded.update(image_size=man.image_size, normalize="model")
+    if recorded.get("data"):
+        recorded["data"] = data_folder(recorded["data"], split_file)
     cfg = build_config(DataConfig, recorded, section="data (from the checkpoint's manifest)")
     return build_data(cfg, seed=seed, run_dir=run, reuse_split=True, model_mean_std=(man.mean, man.std))
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from compress.checkpoint import Manifest, read_manifest, resolve_checkpoint_dir
 from compress.config import build_config
 from compress.data.bundle import DataConfig
-from compress.data.split import find_split_file
+from compress.data.folder import DIGITS
+from compress.data.split import find_split_file, load_split
 from compress.io import to_jsonable
 
 
@@ -20,6 +21,16 @@ def explicit_fields(cfg: DataConfig) -> dict:
     default = DataConfig()
     return {f.name: to_jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(DataConfig)
             if getattr(cfg, f.name) != getattr(default, f.name)}
+
+
+def data_folder(recorded: str | None, split_file: Path | None) -> str | None:
+    """The data folder a run recorded, usable from here: a relative ``--data`` was relative to the folder the
+    run was started in, so from any other working folder it is the saved split's absolute root instead (the
+    same images), when that still exists; otherwise as recorded (and a missing folder fails as usual)."""
+    if not recorded or recorded == DIGITS or Path(recorded).exists() or split_file is None:
+        return recorded
+    root = load_split(split_file).root
+    return root if root and Path(root).is_dir() else recorded
 
 
 def recorded_data(checkpoint: str | Path, overrides: dict | None = None,
@@ -35,5 +46,6 @@ def recorded_data(checkpoint: str | Path, overrides: dict | None = None,
         return None
     recorded = dict(man.config["data"])
     split = find_split_file(path)
+    recorded["data"] = data_folder(recorded.get("data"), split)
     merged = {**recorded, "image_size": man.image_size, "split": str(split) if split else None, **(overrides or {})}
     return build_config(DataConfig, merged, section="data")

@@ -40,3 +40,23 @@ def test_flags_given_on_top_of_the_recorded_data_win(tmp_path, tiny_folder):
     cfg = recorded_data(teacher, given)
     assert (cfg.data, cfg.image_size, cfg.normalize) == (str(tiny_folder), 24, "none")
     assert cfg.split == str((teacher / "split.json").resolve())
+
+
+def test_a_relative_data_folder_is_found_from_another_working_folder(tmp_path, tiny_folder, monkeypatch):
+    from compress.models.restore import load_checkpoint
+    from compress.jobs.qad import data_for_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    teacher = _teacher(tmp_path, "data")  # `--data data`: relative to tmp_path
+    assert json.loads((teacher / "config.json").read_text())["data"]["data"] == "data"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where `data` does not exist: the split's absolute root does
+    assert recorded_data(teacher).data == str(tiny_folder.resolve())
+    bundle = data_for_checkpoint(load_checkpoint(teacher / "checkpoints" / "best"), tmp_path / "q", seed=0)
+    assert len(bundle.test) == 9
+    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--student", "cifar_resnet8", "--epochs", "1",
+                            "--no-baseline", "--out", str(tmp_path / "student"), "--json"])
+    assert r.exit_code == 0, r.output
+    tiny_folder.rename(tmp_path / "moved")  # the data gone: the recorded name is kept and fails as usual
+    assert recorded_data(teacher).data == "data"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 
@@ -20,9 +19,9 @@ def _row(ckpt: str, label: str, target: str, mode: str | None) -> dict:
     import copy
 
     from compress.models.restore import load_checkpoint
+    from profiles.counting.torch_count import analyze_torch
     from profiles.device import load_device_profile
     from profiles.estimator.estimate import estimate_latency
-    from profiles.counting.torch_count import analyze_torch
 
     ck = load_checkpoint(ckpt)
     m = ck.manifest
@@ -33,34 +32,31 @@ def _row(ckpt: str, label: str, target: str, mode: str | None) -> dict:
 
 
 def _latencies(rows: list[dict], threads: int, rounds: int, iters: int) -> None:
+    """``cpu_ms`` of each row: median over ``rounds`` interleaved rounds of its p50 in ONNX Runtime, each model
+    in a fresh session used alone (sessions kept alive side by side disturb each other's timings; see
+    bench/quantize.py)."""
     import io
 
     import numpy as np
     import torch
 
     from compress.models.restore import load_checkpoint
+    from runtime.latency import measure_latency
     from runtime.onnxrt import OnnxrtRunner
 
-    runners = []
+    models = []
     for r in rows:
         ck = load_checkpoint(r["checkpoint"])
         shape = (1, ck.manifest.in_chans, r["image_size"], r["image_size"])
         buf = io.BytesIO()
         torch.onnx.export(ck.model, (torch.zeros(shape),), buf, input_names=["input"], output_names=["logits"],
                           opset_version=17, dynamo=False)
-        runners.append((r, OnnxrtRunner(buf.getvalue(), providers="cpu", threads=threads).activate(),
-                        np.random.default_rng(0).standard_normal(shape).astype(np.float32)))
+        models.append((buf.getvalue(), np.random.default_rng(0).standard_normal(shape).astype(np.float32)))
     times: list[list[float]] = [[] for _ in rows]
     for _ in range(rounds):
-        for i, (_, runner, x) in enumerate(runners):
-            for _ in range(5):
-                runner.infer({"input": x}, check_inputs=False)
-            t = []
-            for _ in range(iters):
-                t0 = time.perf_counter()
-                runner.infer({"input": x}, check_inputs=False)
-                t.append((time.perf_counter() - t0) * 1e3)
-            times[i].append(statistics.median(t))
+        for i, (onnx_bytes, x) in enumerate(models):
+            runner = OnnxrtRunner(onnx_bytes, providers="cpu", threads=threads)
+            times[i].append(measure_latency(runner, {"input": x}, 5, iters).p50_ms)
     for r, t in zip(rows, times):
         r["cpu_ms"] = statistics.median(t)
 
@@ -91,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     from compress.data.split import find_split_file
     from compress.engine.train_config import TrainConfig
     from compress.hardware import cpu_info
-    from compress.jobs.train_distill import JobConfig, run_distill
     from compress.jobs.prune import PruneJobConfig, run_prune
-    from compress.models.restore import load_checkpoint
+    from compress.jobs.train_distill import JobConfig, run_distill
     from compress.models.prune import PruneConfig
+    from compress.models.restore import load_checkpoint
 
     teacher = load_checkpoint(args.teacher)
     rows = [_row(str(teacher.path), f"teacher {teacher.manifest.architecture}", args.target, args.power_mode)]

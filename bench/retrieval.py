@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: joc,semi,kd")
+    ap.add_argument("--joc-variants", default="softmax,triplet+softmax,JOC",
+                    help="comma list of the JOC ablation's stage-1 losses to run (softmax, triplet+softmax, JOC)")
+    ap.add_argument("--joc-param", action="append", default=[], metavar="KEY=VALUE",
+                    help="stage-1 hyper-parameter for the JOC part (repeatable), e.g. mining=random")
+    ap.add_argument("--embedding", default="pre-bn", choices=("pre-bn", "post-bn"),
+                    help="the feature the JOC part trains and retrieves with (before or after the BNNeck)")
     ap.add_argument("--hr-param", action="append", default=[], metavar="KEY=VALUE",
                     help="HR-S2DML hyper-parameter for the semi part (repeatable), e.g. hr_normalization=batch")
     args = ap.parse_args(argv)
@@ -60,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     from compress.config import parse_params
 
     hr_params = parse_params(args.hr_param)
+    joc_params = parse_params(args.joc_param)
+    variants = [v for v in JOC_VARIANTS if v[0] in args.joc_variants.split(",")]
+    if not variants:
+        raise SystemExit(f"--joc-variants: none of {args.joc_variants!r} is one of {[v[0] for v in JOC_VARIANTS]}")
     args.out.mkdir(parents=True, exist_ok=True)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer="adamw",
                         weight_decay=5e-4, device=args.device, seed=args.seed)
@@ -72,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             simulate_pan_ms(args.data, sim)
         stage2 = TrainConfig(**{**train.__dict__, "epochs": args.cross_epochs or args.epochs})
         rows = []
-        for label, method in JOC_VARIANTS:
+        for label, method in variants:
             r = run_cross_source(CrossSourceConfig(
                 source1=str(sim / "ms"), source2=str(sim / "pan"), stage1_method=method, backbone=args.backbone,
-                weights=args.weights,
+                weights=args.weights, stage1_params=joc_params, embedding=args.embedding,
                 train=stage2, stage1_train=train, train_ratio=args.train_ratio, image_size2=args.image_size,
                 out=str(args.out / f"cross-{method}"), resume=(args.out / f"cross-{method}").is_dir()))
             results[f"cross/{method}"] = r.to_dict()

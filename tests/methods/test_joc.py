@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from compress.errors import UserInputError
+from compress.losses.functional import triplet_loss
 from compress.methods import build_method
 from compress.methods.joc import pk_batches
 from compress.models import create_model
@@ -36,7 +37,7 @@ def _batch_hard(f, y, margin):
 
 def test_joc_step_equals_softmax_plus_triplet_plus_center():
     torch.manual_seed(0)
-    m = build_method("joc", _model(), None, {}, num_classes=3, image_size=16, in_chans=1)
+    m = build_method("joc", _model(), None, {"mining": "hard"}, num_classes=3, image_size=16, in_chans=1)
     x, y = torch.randn(6, 1, 16, 16), torch.tensor([0, 0, 1, 1, 2, 2])
     out = m.training_step(x, y)
     assert set(out.losses) == {"softmax", "triplet", "center"}
@@ -46,6 +47,20 @@ def test_joc_step_equals_softmax_plus_triplet_plus_center():
     assert torch.allclose(out.losses["softmax"], F.cross_entropy(logits, y), atol=1e-5)
     assert torch.allclose(out.losses["triplet"], _batch_hard(f_t, y, 0.3), atol=1e-4)
     assert torch.allclose(out.losses["center"], 0.0005 * 0.5 * ((f_t - c) ** 2).sum(1).mean(), atol=1e-6)
+
+
+def test_the_default_triplets_are_the_papers_random_ones():
+    """Xiong et al. sample each triplet from two random classes; batch-hard mining lost to it on AID."""
+    torch.manual_seed(0)
+    m = build_method("joc", _model(), None, {}, num_classes=3, image_size=16, in_chans=1)
+    x, y = torch.randn(12, 1, 16, 16), torch.tensor([0, 1, 2] * 4)
+    m.student.train()
+    torch.manual_seed(5)
+    drawn = m.training_step(x, y).losses["triplet"]
+    f_t, _ = m.student.neck_outputs(x)
+    torch.manual_seed(5)
+    assert torch.allclose(drawn, triplet_loss(f_t, y, 0.3, mining="random"), atol=1e-5)
+    assert not torch.allclose(drawn, _batch_hard(f_t, y, 0.3), atol=1e-3)  # random triplets are easier ones
 
 
 def test_center_gradient_is_unscaled_and_centers_learn():

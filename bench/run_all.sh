@@ -150,3 +150,10 @@ for A in 0.4 1.0; do
 done
 step $O/i30/joc-random-postbn/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random-postbn $RET \
   --joc-variants softmax,JOC --joc-param mining=random --embedding post-bn
+reuse_ce $O/i30/pskd-pair0
+step $O/i30/pskd-pair0.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
+  --methods pskd --param pskd.alpha=0 --out $O/i30/pskd-pair0 --json $O/i30/pskd-pair0.json
+reuse_ce $O/i30/erkt-usual
+step $O/i30/erkt-usual.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
+  --methods erkt --param erkt.cutmix_p=0.1 --param erkt.hflip_p=0.5 --param erkt.vflip_p=0.5 \
+  --param erkt.erasing_p=0 --param erkt.resized_crop_p=0 --out $O/i30/erkt-usual --json $O/i30/erkt-usual.json

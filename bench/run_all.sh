@@ -157,3 +157,10 @@ reuse_ce $O/i30/erkt-usual
 step $O/i30/erkt-usual.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
   --methods erkt --param erkt.cutmix_p=0.1 --param erkt.hflip_p=0.5 --param erkt.vflip_p=0.5 \
   --param erkt.erasing_p=0 --param erkt.resized_crop_p=0 --out $O/i30/erkt-usual --json $O/i30/erkt-usual.json
+# JOC's mining on a second data set: the 15 odd-numbered classes of AID (sorted), as a folder of symlinks.
+HALF=$O/i30/aid-half1; mkdir -p $HALF
+i=0; for c in $(ls "$AID" | sort); do [ $((i % 2)) -eq 1 ] && ln -sfn "$(realpath "$AID/$c")" "$HALF/$c"; i=$((i + 1)); done
+for M in random hard; do
+  step $O/i30/joc-half1-$M/results.json python bench/retrieval.py --data $HALF --out $O/i30/joc-half1-$M $RET \
+    --joc-variants JOC --joc-param mining=$M
+done

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: joc,semi,kd")
-    ap.add_argument("--joc-variants", default="softmax,triplet+softmax,JOC",
+    ap.add_argument("--joc-variants", default=",".join(label for label, _ in JOC_VARIANTS),
                     help="comma list of the JOC ablation's stage-1 losses to run (softmax, triplet+softmax, JOC)")
     ap.add_argument("--joc-param", action="append", default=[], metavar="KEY=VALUE",
                     help="stage-1 hyper-parameter for the JOC part (repeatable), e.g. mining=random")

@@ -33,8 +33,8 @@ class JOCParams:
     center_weight: float = 0.0005  # λ of Eq. 4
     distance: str = "euclidean"  # triplet distance (paper: Euclidean)
     # random: the paper's triplets "determined by two classes of images sampled randomly" (the default since
-    # batch-hard lost on AID: cross-source MS→MS mAP 0.115 against 0.183, every direction ~2× lower;
-    # bench/history/diary.md §Issue 30) | hard (batch-hard, Hermans et al.)
+    # batch-hard lost in every retrieval direction on two class-disjoint AID sets: MS→MS mAP 0.115 vs 0.183 on
+    # all 30 classes, 0.222 vs 0.254 on 15; bench/history/diary.md §Issue 30) | hard (batch-hard, Hermans et al.)
     mining: str = "random"
     images_per_class: int = 4  # K of the P×K sampler; P = batch size // K
     balanced_sampler: bool = True

@@ -11,6 +11,8 @@ epochs and the seed — the default student (the teacher pruned to half its MACs
 trains the no-teacher baseline with the first method, the other methods with ``--no-baseline`` on the
 same split. A method given as ``NAME:K=V,K=V`` runs with those parameters (``-p``). The table gives the
 median test OA over seeds and the number of seeds in which the method was at least the baseline.
+``--parts 0 1`` runs only those parts (the class split stays that of ``--sets``). Teachers live under
+``--out/teachers`` and are shared by every ``--student`` kind.
 Finished runs under ``--out`` are reused, so an interrupted bench continues where it stopped.
 """
 from __future__ import annotations
@@ -67,9 +69,11 @@ def _method_args(spec: str) -> tuple[str, list[str]]:
     return name, ["--method", name, *extra]
 
 
-def run_part(args: argparse.Namespace, data: Path, ratio: float, seed: int, out: Path) -> dict:
-    """Teacher, baseline and every method on one part, ratio and seed: ``{role or method: test OA}``."""
-    teacher = out / "teacher"
+def run_part(args: argparse.Namespace, data: Path, ratio: float, seed: int, out: Path, teacher: Path) -> dict:
+    """Teacher, baseline and every method on one part, ratio and seed: ``{role or method: test OA}``.
+
+    ``teacher`` lies outside ``out`` so that students of every kind (``--student``) share one teacher.
+    """
     t = _compress(["train", "--data", str(data), "--train-ratio", str(ratio), "--model", args.teacher_arch,
                    "--weights", args.teacher_init_weights, "--image-size", str(args.image_size),
                    *_epochs(args.teacher_epochs), "--seed", str(seed)], teacher)
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="class-per-folder root")
     ap.add_argument("--sets", type=int, default=3)
     ap.add_argument("--class-seed", type=int, default=28)
+    ap.add_argument("--parts", type=int, nargs="+", help="run only these parts (0 … sets-1); default: all")
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.2])
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=None, help="default: the toolkit's automatic epochs")
@@ -117,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parts = class_sets(args.data, args.sets, args.class_seed, args.out / "data")
     rows = []
     for k, data in enumerate(parts):
+        if args.parts is not None and k not in args.parts:
+            continue
         for ratio in args.ratios:
-            runs = [run_part(args, data, ratio, s, args.out / args.student / f"set{k}-{ratio}" / f"seed{s}")
+            runs = [run_part(args, data, ratio, s, args.out / args.student / f"set{k}-{ratio}" / f"seed{s}",
+                             args.out / "teachers" / f"set{k}-{ratio}" / f"seed{s}" / "teacher")
                     for s in args.seeds]
             ok = [r for r in runs if "error" not in r]
             med = {key: statistics.median(v) if (v := [r[key] for r in ok if r.get(key) is not None]) else None

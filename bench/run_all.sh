@@ -164,3 +164,14 @@ for M in random hard; do
   step $O/i30/joc-half1-$M/results.json python bench/retrieval.py --data $HALF --out $O/i30/joc-half1-$M $RET \
     --joc-variants JOC --joc-param mining=$M
 done
+# Issue 30: PSKD's pair-weight sensitivity (the paper's Table 6: α 0.2 and 0.3 against its 0.1), seed 0.
+for A in 0.2 0.3; do
+  reuse_ce $O/i30/pskd-pair$A
+  step $O/i30/pskd-pair$A.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
+    --methods pskd --param pskd.alpha=$A --out $O/i30/pskd-pair$A --json $O/i30/pskd-pair$A.json
+done
+
+# Issue 28: the default (pruned-teacher) student against its no-teacher baseline, class-disjoint thirds of AID,
+# 10 %, 64 px, automatic epochs, 3 seeds (one teacher per part and seed, shared by every student kind).
+step $O/disjoint28-pruned-0.1-p01.json python bench/disjoint.py --data "$AID" --sets 3 --parts 0 1 --ratios 0.1 \
+  --image-size 64 --seeds 0 1 2 --methods kd dkd dist pskd --out $O/disjoint28 --json $O/disjoint28-pruned-0.1-p01.json

@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out/disjoint"))
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)
+    if args.parts is not None and not set(args.parts) <= set(range(args.sets)):
+        ap.error(f"--parts must be among 0 … {args.sets - 1} (--sets {args.sets}), got {args.parts}")
 
     from rich.console import Console
     from rich.table import Table

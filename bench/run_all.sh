@@ -175,3 +175,7 @@ done
 # 10 %, 64 px, automatic epochs, 3 seeds (one teacher per part and seed, shared by every student kind).
 step $O/disjoint28-pruned-0.1-p01.json python bench/disjoint.py --data "$AID" --sets 3 --parts 0 1 --ratios 0.1 \
   --image-size 64 --seeds 0 1 2 --methods kd dkd dist pskd --out $O/disjoint28 --json $O/disjoint28-pruned-0.1-p01.json
+# Issue 28, the from-scratch half: the zoo student by name on part 0, seed 0 (the teacher above is reused).
+step $O/disjoint28-scratch-0.1-p0.json python bench/disjoint.py --data "$AID" --sets 3 --parts 0 --ratios 0.1 \
+  --image-size 64 --seeds 0 --methods kd dkd dist pskd --student mobilenetv3-small --out $O/disjoint28 \
+  --json $O/disjoint28-scratch-0.1-p0.json

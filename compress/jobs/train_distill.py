@@ -113,9 +113,11 @@ def below_baseline(rows: list[StageSummary], pruned: bool = False) -> str | None
         return None
     start = "" if pruned else ("a student pruned from the teacher (leave out --student, or compress prune TEACHER "
                                "--macs 0.5, then --student PRUNED), ")
+    # KD is the one method above its baseline on every class-disjoint AID part from both starts (bench/RESULTS.md).
+    kd = "" if s.method == "kd" else "--method kd (the default), "
     return (f"the {s.method} student ({s.test_oa:.2%}) ended {100 * (b.test_oa - s.test_oa):.1f} pt below the "
-            f"no-teacher baseline ({b.test_oa:.2%}): distillation did not help here. Try {start}more --epochs, or a "
-            f"smaller distillation weight (compress methods {s.method}).")
+            f"no-teacher baseline ({b.test_oa:.2%}): distillation did not help here. Try {start}{kd}more --epochs, or "
+            f"a smaller distillation weight (compress methods {s.method}).")
 
 
 def _teacher_model(cfg: JobConfig) -> tuple[nn.Module, tuple[int, ...], str]:

@@ -18,6 +18,14 @@ def test_a_student_below_its_baseline_gets_one_line_with_what_to_try():
     assert "Try more --epochs, or a smaller distillation weight" in pruned and "prune" not in pruned
 
 
+def test_a_method_other_than_kd_below_its_baseline_is_pointed_to_kd():
+    note = below_baseline([_row("baseline", 0.5816, "ce"), _row("student", 0.5193, "dkd")], pruned=True)
+    assert note == ("the dkd student (51.93%) ended 6.2 pt below the no-teacher baseline (58.16%): distillation did "
+                    "not help here. Try --method kd (the default), more --epochs, or a smaller distillation weight "
+                    "(compress methods dkd).")
+    assert "--method kd" not in below_baseline([_row("baseline", 0.5, "ce"), _row("student", 0.4)], pruned=True)
+
+
 def test_no_line_at_or_above_the_baseline_or_without_one():
     assert below_baseline([_row("baseline", 0.5, "ce"), _row("student", 0.5)]) is None
     assert below_baseline([_row("baseline", 0.5, "ce"), _row("student", 0.6)]) is None

@@ -270,7 +270,7 @@ def fit(method: Method, data: DataBundle, cfg: TrainConfig, run_dir: str | Path,
         else:
             improved = data.val is None
         run.history.append(row)
-        reason = monitor.check(epoch + 1, monitored_loss(row), row.get("val_score"))
+        reason = monitor.check(epoch + 1, monitored_loss(row), row.get("val_score"), row.get("train_acc"))
         if reason is not None:
             if dist.is_main():
                 write_history(run_dir, run.history)

@@ -47,6 +47,39 @@ def test_a_drop_within_the_noise_of_a_small_val_split_is_not_a_collapse():
     assert "collapsed to 15.00 %" in large.check(2, 2.2, 0.15)
 
 
+def test_a_validation_collapse_the_training_accuracy_does_not_share_is_not_a_divergence():
+    # PSKD from scratch, AID part 1 at 10 %: 31 validation images, val 54.8 % → 9.7 %, training accuracy 46.9 %
+    wobble = DivergenceMonitor(classes=10, val_images=31)
+    assert wobble.check(30, 1.26, 0.548, train_acc=0.473) is None
+    assert wobble.check(33, 1.46, 0.097, train_acc=0.469) is None
+    broken = DivergenceMonitor(classes=10, val_images=31)  # the same fall with the training accuracy gone too
+    broken.check(30, 1.26, 0.548, train_acc=0.473)
+    assert "collapsed to 9.70 %" in broken.check(33, 1.46, 0.097, train_acc=0.21)
+    silent = DivergenceMonitor(classes=10, val_images=31)  # a method that reports no training accuracy
+    silent.check(30, 1.26, 0.548)
+    assert "collapsed to 9.70 %" in silent.check(33, 1.46, 0.097)
+
+
+class EvalWobble(Method):
+    """Plain CE; the validation score it reports drops to chance in epoch 2 while training goes on normally."""
+
+    def training_step(self, images, targets):
+        logits = self.student(images)
+        return StepOutput({"ce": F.cross_entropy(logits, targets)}, logits, targets)
+
+    def evaluate(self, dataset, class_names, device, amp=None):
+        score, metrics, raw = super().evaluate(dataset, class_names, device, amp)
+        return (0.05 if self.epoch == 1 else score), metrics, raw
+
+
+def test_a_run_whose_training_holds_goes_on_through_a_validation_wobble(tmp_path, trained):
+    data, model, man = _copy(trained)
+    cfg = TrainConfig(epochs=3, batch_size=128, lr=0.01, warmup_epochs=0, device="cpu")
+    res = fit(EvalWobble(model, num_classes=10, image_size=8, in_chans=1), data, cfg, tmp_path / "w", man)
+    rows = (tmp_path / "w" / "history.csv").read_text().strip().splitlines()
+    assert len(rows) == 4 and res.best_epoch != 2  # all three epochs ran; the wobble was never kept
+
+
 class Exploding(Method):
     """CE scaled by 10^epoch: the loss of epoch 2 is ten times epoch 1's."""
 

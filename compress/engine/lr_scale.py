@@ -13,11 +13,6 @@ student and vanish as its features align, so scaling the whole run's rate by the
 would starve the rest of training. A method at most as steep as CE keeps CE's rate: the rate was tuned
 for CE and a larger one is never safer. AdamW normalises each step by the gradient's running size, so
 its rate is left as it is; ``--lr`` always wins.
-
-The loss is measured as it stands in the run's last epoch, after any ramp of its own: DKD's term grows
-linearly over 20 epochs, and measured in epoch 0 (at 1/20 of its weight) it looked 1.6× as steep as CE and
-kept 61 % of CE's rate; from scratch on AID its students then fell apart as the ramp neared full weight
-(training accuracy 42 % → 29 % in epochs 12–14, three of six runs stopped or ended at chance).
 """
 from __future__ import annotations
 
@@ -70,11 +65,9 @@ def _first_batches(method, dataset: Dataset, n: int, batches: int, seed: int) ->
     return [torch.randperm(len(dataset), generator=g)[:n].tolist() for _ in range(batches)]
 
 
-def measure_lr_scale(method, dataset: Dataset, seed: int, batches: int = BATCHES, batch: int = BATCH,
-                     epochs: int | None = None) -> LrScale:
+def measure_lr_scale(method, dataset: Dataset, seed: int, batches: int = BATCHES, batch: int = BATCH) -> LrScale:
     """Gradient ratio (over the student's classifier) of ``method``'s loss to CE on the first ``batches``
-    batches of ``dataset``, with the method's schedule at the last of ``epochs`` (None: past any warm-up);
-    weights, BatchNorm statistics, the method's state and its epoch are restored afterwards."""
+    batches of ``dataset`` (weights, BatchNorm statistics and the method's state are restored afterwards)."""
     from compress.models.introspect import classifier_module
 
     student = method.student
@@ -83,9 +76,6 @@ def measure_lr_scale(method, dataset: Dataset, seed: int, batches: int = BATCHES
     device = params[0].device
     n = min(batch, len(dataset))
     ratios = []
-    epoch_was = method.epoch, method.epochs
-    last = max(epochs, 1) if epochs is not None else 10 ** 6
-    method.epoch, method.epochs = last - 1, last
     method.train()
     try:
         for idx in _first_batches(method, dataset, n, batches, seed):
@@ -101,7 +91,6 @@ def measure_lr_scale(method, dataset: Dataset, seed: int, batches: int = BATCHES
             if ce > 0 and torch.isfinite(torch.tensor(steep)):
                 ratios.append(steep / ce)
     finally:
-        method.epoch, method.epochs = epoch_was
         method.load_state_dict(saved)
         for p in student.parameters():
             p.grad = None
@@ -126,7 +115,7 @@ def stage_lr_scale(method, method_name: str, dataset: Dataset, train, run_dir: P
         return LrScale(d["scale"], tuple(d["ratios"]), d["why"])
     from compress.parallel import active, gather_objects, is_main
 
-    s = measure_lr_scale(method, dataset, train.seed, epochs=train.epochs)
+    s = measure_lr_scale(method, dataset, train.seed)
     if active():  # every rank must step at the same rate: rank 0's measurement holds
         s = gather_objects(s)[0]
     if is_main():

@@ -83,20 +83,3 @@ def test_ce_a_given_rate_adamw_and_embeddings_keep_the_rate_and_a_resumed_stage_
     assert first.scale == pytest.approx(0.25, rel=1e-4) and (tmp_path / RECORD).is_file()
     m.c = 1.0  # the weights have moved on by the time a stage resumes: the recorded rate holds
     assert stage_lr_scale(m, "kd", data, sgd, tmp_path, "classification") == first
-
-
-def test_dkd_is_measured_at_its_full_weight_not_at_the_first_step_of_its_warm_up():
-    def dkd():
-        torch.manual_seed(0)
-        s, t = create_model("cifar_resnet8", 3, 1), create_model("cifar_resnet14", 3, 1)
-        return build_method("dkd", s, t, {}, num_classes=3, image_size=16, in_chans=1)
-
-    data = _data(128, 16, seed=1)
-    full, ramp = measure_lr_scale(dkd(), data, seed=0), measure_lr_scale(dkd(), data, seed=0, epochs=1)
-    # epoch 0 of a 1-epoch run is 1/20 of DKD's weight; a run's last epoch past its 20-epoch ramp is all of it
-    assert ramp.scale > full.scale and full.ratios[0] > 5 * ramp.ratios[0]
-    assert measure_lr_scale(dkd(), data, seed=0, epochs=75).ratios == full.ratios
-    m = dkd()
-    m.on_epoch_start(3, 75)
-    measure_lr_scale(m, data, seed=0)
-    assert (m.epoch, m.epochs) == (3, 75)  # the method's own epoch is left as it was

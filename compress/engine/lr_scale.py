@@ -13,6 +13,11 @@ student and vanish as its features align, so scaling the whole run's rate by the
 would starve the rest of training. A method at most as steep as CE keeps CE's rate: the rate was tuned
 for CE and a larger one is never safer. AdamW normalises each step by the gradient's running size, so
 its rate is left as it is; ``--lr`` always wins.
+
+The loss is measured in epoch 0, ramps included: DKD is measured at 1/20 of its weight (1.6× CE's gradient,
+61 % of the rate). Measured at full weight instead (9–13×, the 0.1 floor), DKD lost 1.8–1.9 pt on the
+default pruned student of two class-disjoint AID parts and stayed below its baseline from scratch on two of
+three (bench/history/diary.md §Issue 28, stop 53): the early, larger steps are what DKD's ramp is for.
 """
 from __future__ import annotations
 

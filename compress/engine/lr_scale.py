@@ -15,7 +15,7 @@ for CE and a larger one is never safer. AdamW normalises each step by the gradie
 its rate is left as it is; ``--lr`` always wins.
 
 The loss is measured in epoch 0, ramps included: DKD is measured at 1/20 of its weight (1.6× CE's gradient,
-61 % of the rate). Measured at full weight instead (9–13×, the 0.1 floor), DKD lost 1.8–1.9 pt on the
+61 % of the rate). Measured at full weight instead (10–42× CE, the 0.1 floor), DKD lost 1.8–1.9 pt on the
 default pruned student of two class-disjoint AID parts, and from scratch it ended −2.4 / +0.3 / +7.7 pt
 against its baseline on three parts where KD gained +3.1 / +6.1 / +17.1 (bench/history/diary.md §Issue 28,
 stop 53): the early, larger steps are what DKD's ramp is for.

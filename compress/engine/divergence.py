@@ -11,9 +11,9 @@ A validation collapse counts only when the epoch's training accuracy (where the 
 well above chance too (``< reached_factor / classes``): from scratch on 31 validation images, PSKD's score fell
 from 54.8 % to 9.7 % in one epoch while its training accuracy stayed at 46.9 % (AID, a 10-class part at 10 %),
 an evaluation-mode wobble (BatchNorm statistics of a student still moving fast, a tiny split) like its drop to
-12.9 % in epoch 21, back at 38.7 % two epochs later; the run was stopped and the user left with an error. The best checkpoint is what a run
-keeps, so going on costs only time; a real collapse (a loss that drives every image to one class) takes the
-training accuracy down with it.
+12.9 % in epoch 21, back at 38.7 % two epochs later; the run was stopped and the user left with an error. The
+best checkpoint is what a run keeps, so going on costs only time; a real collapse (a loss that drives every
+image to one class) takes the training accuracy down with it.
 """
 from __future__ import annotations
 

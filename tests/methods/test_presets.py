@@ -9,7 +9,7 @@ from compress.methods.presets import list_presets, load_preset, preset_path
 def test_presets_are_listed_and_found():
     assert {"pskd", "erkt", "erkt-usual-da", "hr-s2dml"} <= set(list_presets())
     assert preset_path("pskd").suffix == ".yaml"
-    with pytest.raises(UserInputError, match="Known: erkt"):
+    with pytest.raises(UserInputError, match="Known: dkd-cifar, erkt"):
         preset_path("psdk")
 
 
@@ -53,3 +53,12 @@ def test_hr_s2dml_paper_schedule_keeps_eq5_as_printed():
     assert cfg.method_params == {"margin": 0.5, "scale_tau": 0.05, "hr_weight": 1.0, "hr_normalization": "none"}
     assert (cfg.backbone, cfg.embedding_dim, cfg.data.image_size) == ("resnet18", 128, 256)
     assert HRParams().hr_normalization == "batch"  # the toolkit's default differs from the preset
+
+
+def test_dkd_cifar_keeps_the_papers_beta_while_the_default_is_2():
+    from compress.methods.dkd import DKDParams
+
+    job = job_config_from_mapping(load_preset("dkd-cifar"))
+    assert job.method == "dkd" and job.method_params == {"alpha": 1.0, "beta": 8.0, "temperature": 4.0,
+                                                         "warmup_epochs": 20}
+    assert DKDParams().beta == 2.0

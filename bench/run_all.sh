@@ -188,3 +188,6 @@ d28 $O/disjoint28-scratch-dkd-beta2.json --methods kd dkd:beta=2 --parts 0 1 2 -
   --student mobilenetv3-small
 d28 $O/disjoint28-scratch-0.1-p0-s012.json --methods $M28 --parts 0 --ratios 0.1 --seeds 0 1 2 --student mobilenetv3-small
 # (DKD's rate measured at full weight, af24b6c, reverted: its runs are in the diary, not re-made by this script.)
+# DKD β 2 against β 8 on the pruned default student (stop 54; β 2 became DKD's default in b884628, so the plain
+# `dkd` spec below now means β 2: pass dkd:beta=8 for the old default).
+d28 $O/disjoint28-pruned-dkd-beta2.json --methods dkd:beta=8 dkd:beta=2 --parts 0 1 2 --ratios 0.1 0.2 --seeds 0

@@ -37,7 +37,9 @@ def test_methods_lists_every_registered_method_and_one_methods_parameters():
     assert next(r for r in rows if r["name"] == "kd")["teacher"] is True
     detail = json.loads(_ok(["methods", "erkt", "--json"]).stdout)
     params = {p["name"]: p for p in detail["params"]}
-    assert params["temperature"]["default"] == 2.0 and params["cutmix_p"]["presets"] == {"erkt-usual-da": 0.1}
+    assert params["temperature"]["default"] == 2.0
+    assert params["cutmix_p"]["presets"] == {"erkt": 1.0, "erkt-usual-da": 0.1}
+    assert params["cutmix_p"]["default"] == 0.1 and params["erasing_p"]["default"] == 0.0  # the usual DA
     text = _ok(["methods", "pskd"]).stdout
     assert "preset pskd" in text
     r = runner.invoke(app, ["methods", "nope"])

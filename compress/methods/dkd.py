@@ -5,10 +5,10 @@ code does: factor ``min((epoch + 1) / warmup_epochs, 1)`` for the 0-based epoch.
 
 β defaults to 2, the authors' own ImageNet setting (mdistiller ``configs/imagenet/r50_mv1``), not the
 paper's CIFAR-100 β 8 (kept as ``--config dkd-cifar``). On class-disjoint thirds of AID (64 px, seed 0;
-bench/RESULTS.md) β 2 scored above β 8 in all six cells with the pruned default student (+0.1 … +1.1 pt)
-and, from scratch, was above the no-teacher baseline on all three parts where β 8 was under it on two (−6.2, −0.2):
-at β 8 the full-weight term's gradient is 10–42× CE's (``engine/lr_scale.py``), which a student that
-has not yet learnt its classes does not survive.
+bench/RESULTS.md) β 2 scored above β 8 in all six cells with the pruned default student (+0.1 … +1.1
+pt) and, from scratch, was above the no-teacher baseline on all three parts, where β 8 was under it on
+two (−6.2, −0.2): at β 8 the full-weight term's gradient is 10–42× CE's (``engine/lr_scale.py``),
+which a student that has not yet learnt its classes does not survive.
 """
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ All VSM units are parameters here too (``jitter_p``, ``hflip_p`` … ``cutmix_p`
 them are at the paper's "usual DA" (§4.6: ``cutmix_p 0.1, hflip_p 0.5, vflip_p 0.5, erasing_p 0,
 resized_crop_p 0``), not the full VSM of Table 1, which ``--config erkt`` keeps: from the toolkit's
 pruned student on class-disjoint thirds of AID (64 px, seed 0; bench/RESULTS.md) the full VSM ended
-3–13 pt under the no-teacher baseline at 10 % and 20 %, the usual DA within 0.2 pt of its teacher or above, and from
-scratch 18 % against 46 %. The paper trains 600 epochs at 256 px, where the VSM pays; we cannot.
+3–13 pt under the no-teacher baseline at 10 % and 20 %, the usual DA within 0.2 pt of its teacher
+or above, and from scratch 18 % against 46 %. The paper trains 600 epochs at 256 px, where the VSM
+pays; we cannot.
 On 1-band and multispectral data the VSM keeps brightness/contrast (any bands) and switches its
 RGB-only saturation and grayscale units off (:mod:`compress.data.vsm`).
 """

@@ -14,11 +14,11 @@ would starve the rest of training. A method at most as steep as CE keeps CE's ra
 for CE and a larger one is never safer. AdamW normalises each step by the gradient's running size, so
 its rate is left as it is; ``--lr`` always wins.
 
-The loss is measured in epoch 0, ramps included: DKD is measured at 1/20 of its weight (1.6× CE's gradient,
-61 % of the rate). Measured at full weight instead (10–42× CE, the 0.1 floor), DKD lost 1.8–1.9 pt on the
-default pruned student of two class-disjoint AID parts, and from scratch it ended −2.4 / +0.3 / +7.7 pt
-against its baseline on three parts where KD gained +3.1 / +6.1 / +17.1 (bench/history/diary.md §Issue 28,
-stop 53): the early, larger steps are what DKD's ramp is for.
+The loss is measured in epoch 0, ramps included: DKD (at its then-default β 8) is measured at 1/20 of its
+weight (1.6× CE's gradient, 61 % of the rate). Measured at full weight instead (10–42× CE, the 0.1 floor), DKD
+lost 1.8–1.9 pt on the default pruned student of two class-disjoint AID parts, and from scratch it ended −2.4
+/ +0.3 / +7.7 pt against its baseline on three parts where KD gained +3.1 / +6.1 / +17.1
+(bench/history/diary.md §Issue 28, stop 53): the early, larger steps are what DKD's ramp is for.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 import pytest
 
-from compress.data.vsm import USUAL_DA
+from compress.data.vsm import USUAL_DA, VSMConfig
 from compress.errors import UserInputError
 from compress.jobs.config_merge import job_config_from_mapping
 from compress.methods.presets import list_presets, load_preset, preset_path
@@ -32,8 +32,7 @@ def test_erkt_paper_schedule():
     assert job.data.image_size == 256 and job.method == "erkt" and job.student == "efficientnet_b0"
     usual = job_config_from_mapping(load_preset("erkt-usual-da"))
     assert {k: usual.method_params[k] for k in USUAL_DA} == USUAL_DA
-    from compress.data.vsm import VSMConfig  # the paper's preset keeps the full VSM the method no longer defaults to
-
+    # the paper's preset keeps the full VSM that the method no longer defaults to
     assert {k: job.method_params[k] for k in USUAL_DA} == {k: getattr(VSMConfig(), k) for k in USUAL_DA} != USUAL_DA
 
 

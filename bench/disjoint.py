@@ -92,9 +92,21 @@ def run_part(args: argparse.Namespace, data: Path, ratio: float, seed: int, out:
             continue
         rows = {r["role"]: r["test_oa"] for r in res["rows"]}
         if i == 0:
-            got["baseline"] = rows.get("baseline")
+            got["baseline"] = rows.get("baseline", cached_baseline(out))
         got[spec] = rows["student"]
     return got
+
+
+def cached_baseline(out: Path) -> float | None:
+    """The baseline's test OA from any finished run under ``out`` (one part, ratio and seed), or None.
+
+    The baseline depends on the teacher, split, seed and student only, not on the method; a first method whose
+    run was cached with ``--no-baseline`` (it ran second in an earlier bench) takes it from a sibling run."""
+    for cached in sorted(out.glob("*.bench.json")):
+        rows = {r["role"]: r["test_oa"] for r in json.loads(cached.read_text()).get("rows", [])}
+        if "baseline" in rows:
+            return rows["baseline"]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

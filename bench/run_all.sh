@@ -214,7 +214,8 @@ step $O/i30/joc-random-ablation/results.json python bench/retrieval.py --data "$
 # then the same two at the issue's budget, 30 epochs in both stages:
 step $O/i30/joc-random-30ep/results.json python bench/retrieval.py --data "$AID" --out $O/i30/joc-random-30ep \
   ${RET/--epochs 5/--epochs 30} --joc-variants softmax,JOC --joc-param mining=random
-# Seed 0 first on every part, then seeds 1-2 (their teachers come from the 3-seed bench above).
+# Seed 0 first on every part (before the JOC runs), then seeds 1-2 (their teachers come from the 3-seed bench
+# above; seed 2 not run yet, stop 55).
 for S in 0 1 2; do for K in 0 1 2; do
   TK=$O/disjoint28/teachers/set$K-0.1/seed$S/teacher; E=$O/erkt30/set$K-0.1; [ $S = 0 ] || E=$E-seed$S
   step_json $E-lite1-teacher.json compress train --data $O/disjoint28/data/set$K --train-ratio 0.1 \
